@@ -1,0 +1,3 @@
+from gitops_edge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The project's one error tree.
+
+Adapters translate library exceptions (docker, git, sqlite, sigstore) into
+these once, at the boundary; the CLI maps them to exit codes (DESIGN.md §5).
+``transient`` says whether retrying later without a change of input can help.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the desired state (or config) a problem was found."""
+
+    file: str
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        out = self.file
+        if self.line is not None:
+            out += f":{self.line}"
+        if self.key:
+            out += f": {self.key}"
+        return out
+
+
+class EdgeError(Exception):
+    """Base of every error gitops-edge reports to a user."""
+
+    exit_code = 2
+    transient = False
+
+    def __init__(self, message: str, location: Location | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        if self.location is not None:
+            return f"{self.location}: {self.message}"
+        return self.message
+
+
+class UsageError(EdgeError):
+    """Bad command-line use."""
+
+    exit_code = 2
+
+
+class ConfigError(EdgeError):
+    """The device-local agent configuration is invalid."""
+
+    exit_code = 2
+
+
+class DesiredStateError(EdgeError):
+    """The desired state in Git is invalid: nothing is changed on the device."""
+
+    exit_code = 2
+
+
+class TrustError(EdgeError):
+    """Refused by the trust or device security policy: nothing is changed."""
+
+    exit_code = 3
+
+
+class SourceError(EdgeError):
+    """The Git source or a registry could not be reached or read."""
+
+    exit_code = 4
+    transient = True
+
+
+class RegistryError(SourceError):
+    """An image could not be resolved or pulled from its registry."""
+
+
+class RuntimeError_(EdgeError):  # noqa: N801 - mirrors DESIGN.md's name
+    """The container runtime (Docker engine) failed or is unreachable."""
+
+    exit_code = 4
+    transient = True
+
+
+class ApplyError(EdgeError):
+    """An update failed after the switch began; the old state was restored."""
+
+    exit_code = 1
+
+
+class StateStoreError(EdgeError):
+    """The local state store could not be read or written."""
+
+    exit_code = 2

@@ -1,0 +1,5 @@
+"""Frozen dataclasses: desired state, observed state, plan, status.
+
+Everything here is immutable and hashable so the pure core can compare,
+hash and order it without surprises.
+"""

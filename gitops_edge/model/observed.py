@@ -1,0 +1,35 @@
+"""Observed state: what the Docker engine runs, as read from labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    id: str
+    name: str
+    stack: str  # com.docker.compose.project
+    service: str  # com.docker.compose.service
+    number: int  # com.docker.compose.container-number
+    status: str  # docker state: created | running | exited | restarting | paused | dead
+    health: str | None = None  # starting | healthy | unhealthy | None (no healthcheck)
+    restart_count: int = 0
+    image: str | None = None  # io.gitops-edge.image: the pinned reference it was created from
+    config_hash: str | None = None  # io.gitops-edge.config-hash
+    revision: str | None = None  # io.gitops-edge.revision
+    managed: bool = False  # carries io.gitops-edge.* labels (else created by compose or a human)
+    kept: bool = False  # io.gitops-edge.kept: an old container held for rollback
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    containers: tuple[ObservedContainer, ...] = ()
+    networks: tuple[str, ...] = ()  # docker network names
+    volumes: tuple[str, ...] = ()  # docker volume names
+
+    def stacks(self) -> tuple[str, ...]:
+        return tuple(sorted({c.stack for c in self.containers}))
+
+    def for_stack(self, stack: str) -> tuple[ObservedContainer, ...]:
+        return tuple(c for c in self.containers if c.stack == stack)

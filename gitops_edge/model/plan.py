@@ -1,0 +1,59 @@
+"""A plan: ordered actions with a reason each, computed by ``core.plan``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from gitops_edge.model.spec import NetworkSpec, ServiceSpec, VolumeSpec
+
+
+class ActionKind(str, Enum):
+    CREATE = "create"
+    RECREATE = "recreate"
+    REMOVE = "remove"
+    START = "start"  # container exists with the right spec but is not running
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    stack: str
+    service: str
+    reason: str
+    spec: ServiceSpec | None = None  # None for REMOVE
+    image: str | None = None  # pinned reference to create from
+    config_hash: str | None = None
+    container_ids: tuple[str, ...] = ()  # existing containers this action replaces/removes
+    wave: int = 0  # dependency wave: all of wave N start before wave N+1
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.stack}/{self.service}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class StackPlan:
+    stack: str
+    revision: str | None  # None when the stack is being removed
+    actions: tuple[Action, ...] = ()
+    networks: tuple[NetworkSpec, ...] = ()  # networks the stack needs (created if missing)
+    volumes: tuple[VolumeSpec, ...] = ()  # volumes the stack needs (created if missing)
+    remove_stack: bool = False  # stack left Git: containers and networks go, volumes stay
+    unchanged: tuple[str, ...] = ()  # services kept as they are
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.actions and not self.remove_stack
+
+
+@dataclass(frozen=True)
+class Plan:
+    revision: str
+    stacks: tuple[StackPlan, ...] = ()
+
+    @property
+    def is_noop(self) -> bool:
+        return all(sp.is_noop for sp in self.stacks)
+
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for sp in self.stacks for a in sp.actions)

@@ -1,0 +1,73 @@
+"""Ports: the small interfaces the reconciler needs from the world.
+
+Adapters in ``gitops_edge.adapters`` implement these; unit tests of the
+reconciler may use in-memory fakes. Every method raises only errors from
+``gitops_edge.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gitops_edge.model.observed import ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A clean work tree of one exact commit."""
+
+    revision: str  # full commit sha
+    root: Path  # work tree root
+    changed: bool  # the remote ref moved since the last sync
+
+
+class GitSource(Protocol):
+    def remote_revision(self) -> str:
+        """Ask the remote where the ref points (ls-remote); no fetch."""
+        ...
+
+    def checkout(self) -> Checkout:
+        """Fetch if the ref moved and check the exact commit out, clean."""
+        ...
+
+
+class ContainerRuntime(Protocol):
+    def observe(self) -> ObservedState:
+        """Every container carrying Compose project labels, plus networks and volumes."""
+        ...
+
+    def resolve_image(self, ref: str, pull_policy: str) -> str:
+        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
+        ...
+
+    def pull_image(self, pinned: str) -> None:
+        """Make ``pinned`` present locally (no-op if it already is)."""
+        ...
+
+    def ensure_network(self, stack: str, net: NetworkSpec) -> None: ...
+
+    def ensure_volume(self, stack: str, vol: VolumeSpec) -> None: ...
+
+    def create_container(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        *,
+        image: str,
+        config_hash: str,
+        revision: str,
+        name: str | None = None,
+    ) -> str:
+        """Create (not start) the service's container with Compose labels; returns its id."""
+        ...
+
+    def start_container(self, container_id: str) -> None: ...
+
+    def stop_container(self, container_id: str, timeout_s: float | None = None) -> None: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def remove_network(self, name: str) -> None: ...

@@ -1,0 +1,47 @@
+"""The device-local agent configuration (DESIGN.md §4), validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    id: str
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    url: str  # https://, http://, ssh://, user@host:path, file:// or a local path
+    ref: str = "main"  # branch, tag or full/abbreviated commit
+    path: str = "."  # directory inside the repository holding the stacks
+    interval_s: float = 60.0
+    jitter_s: float = 10.0
+    token_file: Path | None = None  # https: a file holding a token (never logged)
+    username: str = "git"  # https user that goes with the token
+    ssh_key: Path | None = None  # ssh: private key file
+    known_hosts: Path | None = None  # ssh: known_hosts file (strict checking when set)
+    timeout_s: float = 60.0  # longest a single git network operation may take
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    timeout_s: float = 120.0
+    stable_for_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    listen: str = "127.0.0.1:9469"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    device: DeviceConfig
+    source: SourceConfig
+    state_dir: Path
+    health: HealthConfig = field(default_factory=HealthConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    config_file: str = "<config>"

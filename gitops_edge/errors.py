@@ -79,7 +79,7 @@ class RegistryError(SourceError):
     """An image could not be resolved or pulled from its registry."""
 
 
-class RuntimeError_(EdgeError):  # noqa: N801 - mirrors DESIGN.md's name
+class RuntimeError_(EdgeError):  # mirrors DESIGN.md's name
     """The container runtime (Docker engine) failed or is unreachable."""
 
     exit_code = 4

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, VolumeSpec
 
 
-class ActionKind(str, Enum):
+class ActionKind(StrEnum):
     CREATE = "create"
     RECREATE = "recreate"
     REMOVE = "remove"

@@ -1,0 +1,258 @@
+"""Diff desired against observed state and order the work.
+
+Pure: the reconciler gathers the inputs (pinned images, running containers,
+the specs it last applied) and this module decides, with a reason for each
+action that a person can read in ``gitops-edge plan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from gitops_edge.core.hashing import changed_fields, config_hash
+from gitops_edge.model.observed import ObservedContainer, ObservedState
+from gitops_edge.model.plan import Action, ActionKind, Plan, StackPlan
+from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
+
+RESTARTING_POLICIES = ("always", "unless-stopped")
+
+
+def dependency_waves(stack: StackSpec) -> dict[str, int]:
+    """Wave number per service: a service starts after everything it needs."""
+    needs: dict[str, set[str]] = {s.name: set() for s in stack.services}
+    for s in stack.services:
+        for d in s.depends_on:
+            if d.service in needs:
+                needs[s.name].add(d.service)
+        if s.network_mode and s.network_mode.startswith("service:"):
+            target = s.network_mode.split(":", 1)[1]
+            if target in needs:
+                needs[s.name].add(target)
+    waves: dict[str, int] = {}
+    remaining = dict(needs)
+    wave = 0
+    while remaining:
+        ready = sorted(n for n, deps in remaining.items() if deps <= waves.keys())
+        if not ready:  # a cycle: the loader rejects these, so only defend
+            ready = sorted(remaining)
+        for n in ready:
+            waves[n] = wave
+            del remaining[n]
+        wave += 1
+    return waves
+
+
+def _describe_change(old: ServiceSpec | None, new: ServiceSpec) -> str:
+    if old is None:
+        return "configuration changed"
+    fields = changed_fields(old, new)
+    if not fields:
+        return "configuration changed"
+    return ", ".join(f.replace("_", " ") for f in fields) + " changed"
+
+
+def _short(image: str | None) -> str:
+    if not image:
+        return "?"
+    if "@sha256:" in image:
+        repo, digest = image.split("@", 1)
+        return f"{repo}@{digest[:19]}"
+    return image[:19] if image.startswith("sha256:") else image
+
+
+def _service_action(
+    stack: StackSpec,
+    spec: ServiceSpec,
+    current: list[ObservedContainer],
+    image: str,
+    chash: str,
+    previous: StackSpec | None,
+    wave: int,
+) -> Action | None:
+    def act(kind: ActionKind, reason: str) -> Action:
+        return Action(
+            kind=kind,
+            stack=stack.name,
+            service=spec.name,
+            reason=reason,
+            spec=spec,
+            image=image,
+            config_hash=chash,
+            container_ids=tuple(c.id for c in current),
+            wave=wave,
+        )
+
+    if not current:
+        return act(ActionKind.CREATE, "new service" if previous is None or not _has(previous, spec.name)
+                   else "container missing")
+    if len(current) > 1:
+        return act(ActionKind.RECREATE, f"{len(current)} containers, expected one")
+    c = current[0]
+    if not c.managed:
+        return act(ActionKind.RECREATE, "container not created by gitops-edge")
+    if c.config_hash != chash:
+        old = previous.service(spec.name) if previous and _has(previous, spec.name) else None
+        return act(ActionKind.RECREATE, _describe_change(old, spec))
+    if c.image != image:
+        return act(ActionKind.RECREATE, f"image changed: {_short(c.image)} -> {_short(image)}")
+    if c.status in ("created",) or (c.status in ("exited", "dead") and spec.restart in RESTARTING_POLICIES):
+        return act(ActionKind.START, f"container is {c.status}")
+    return None
+
+
+def _has(stack: StackSpec, service: str) -> bool:
+    return any(s.name == service for s in stack.services)
+
+
+def plan_stack(
+    stack: StackSpec,
+    revision: str,
+    observed: Iterable[ObservedContainer],
+    pinned: Mapping[str, str],
+    previous: StackSpec | None = None,
+) -> StackPlan:
+    """Plan one stack; ``pinned`` maps service name to its pinned image."""
+    live = [c for c in observed if c.stack == stack.name and not c.kept]
+    by_service: dict[str, list[ObservedContainer]] = {}
+    for c in live:
+        by_service.setdefault(c.service, []).append(c)
+    waves = dependency_waves(stack)
+    wanted = {s.name for s in stack.services}
+
+    removes = [
+        Action(
+            kind=ActionKind.REMOVE,
+            stack=stack.name,
+            service=svc,
+            reason="no longer in Git",
+            container_ids=tuple(c.id for c in cs),
+        )
+        for svc, cs in sorted(by_service.items())
+        if svc not in wanted
+    ]
+
+    actions: dict[str, Action] = {}
+    unchanged: list[str] = []
+    for spec in sorted(stack.services, key=lambda s: (waves[s.name], s.name)):
+        chash = config_hash(stack, spec)
+        a = _service_action(
+            stack, spec, by_service.get(spec.name, []), pinned[spec.name], chash, previous, waves[spec.name]
+        )
+        if a is None:
+            # A container that shares another's network namespace, or that asked to
+            # restart with its dependency, follows that dependency.
+            cause = _cascade(spec, actions)
+            if cause is not None:
+                a = Action(
+                    kind=ActionKind.RECREATE,
+                    stack=stack.name,
+                    service=spec.name,
+                    reason=cause,
+                    spec=spec,
+                    image=pinned[spec.name],
+                    config_hash=chash,
+                    container_ids=tuple(c.id for c in by_service.get(spec.name, [])),
+                    wave=waves[spec.name],
+                )
+        if a is None:
+            unchanged.append(spec.name)
+        else:
+            actions[spec.name] = a
+
+    used_nets = {att.network for s in stack.services for att in s.networks}
+    used_vols = {m.source for s in stack.services for m in s.mounts if m.type == "volume"}
+    return StackPlan(
+        stack=stack.name,
+        revision=revision,
+        actions=(*removes, *actions.values()),
+        networks=tuple(n for n in stack.networks if n.key in used_nets),
+        volumes=tuple(v for v in stack.volumes if v.key in used_vols),
+        unchanged=tuple(sorted(unchanged)),
+    )
+
+
+def _cascade(spec: ServiceSpec, actions: Mapping[str, Action]) -> str | None:
+    replaced = {n for n, a in actions.items() if a.kind in (ActionKind.CREATE, ActionKind.RECREATE)}
+    if spec.network_mode and spec.network_mode.startswith("service:"):
+        target = spec.network_mode.split(":", 1)[1]
+        if target in replaced:
+            return f"shares the network of {target}, which is recreated"
+    for d in spec.depends_on:
+        if d.restart and d.service in replaced:
+            return f"depends on {d.service} (restart: true), which is recreated"
+    return None
+
+
+def plan_removal(stack: str, observed: Iterable[ObservedContainer]) -> StackPlan:
+    """A stack that left Git: its containers and networks go; volumes stay."""
+    by_service: dict[str, list[str]] = {}
+    for c in observed:
+        if c.stack == stack:
+            by_service.setdefault(c.service, []).append(c.id)
+    return StackPlan(
+        stack=stack,
+        revision=None,
+        actions=tuple(
+            Action(
+                kind=ActionKind.REMOVE,
+                stack=stack,
+                service=svc,
+                reason="stack no longer in Git",
+                container_ids=tuple(ids),
+            )
+            for svc, ids in sorted(by_service.items())
+        ),
+        remove_stack=True,
+    )
+
+
+def make_plan(
+    desired: DesiredState,
+    observed: ObservedState,
+    pinned: Mapping[tuple[str, str], str],
+    previous: Mapping[str, StackSpec],
+    managed_stacks: Iterable[str] = (),
+    skip: Iterable[str] = (),
+) -> Plan:
+    """The whole device's plan.
+
+    ``managed_stacks``: stacks gitops-edge applied before; only those (or
+    stacks whose containers carry our labels) are removed when they leave
+    Git, so a project someone started by hand with Compose is left alone.
+    ``skip``: stacks not to touch this time (quarantined, automation stopped).
+    """
+    skipped = set(skip)
+    desired_names = {s.name for s in desired.stacks}
+    plans = [
+        plan_stack(
+            st,
+            desired.revision,
+            observed.for_stack(st.name),
+            {svc.name: pinned[(st.name, svc.name)] for svc in st.services},
+            previous.get(st.name),
+        )
+        for st in desired.stacks
+        if st.name not in skipped
+    ]
+    ours = set(managed_stacks) | {c.stack for c in observed.containers if c.managed}
+    for gone in sorted(ours - desired_names - skipped):
+        plans.append(plan_removal(gone, observed.for_stack(gone)))
+    return Plan(revision=desired.revision, stacks=tuple(plans))
+
+
+def format_plan(plan: Plan) -> list[str]:
+    """Human lines for ``gitops-edge plan``."""
+    lines: list[str] = []
+    for sp in plan.stacks:
+        if sp.is_noop:
+            lines.append(f"{sp.stack}: up to date ({len(sp.unchanged)} services)")
+            continue
+        head = f"{sp.stack}: remove stack" if sp.remove_stack else f"{sp.stack}:"
+        lines.append(head)
+        for a in sp.actions:
+            lines.append(f"  {a.kind.value} {a.service}: {a.reason}")
+        for name in sp.unchanged:
+            lines.append(f"  keep {name}")
+    if not plan.stacks:
+        lines.append("no stacks")
+    return lines

@@ -37,7 +37,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
     try:
         client = docker.DockerClient(base_url="unix:///var/run/docker.sock", timeout=DOCKER_TIMEOUT)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no engine
+    except Exception as exc:  # any failure means: no engine
         pytest.fail(f"no Docker engine answers on /var/run/docker.sock ({exc}); run scripts/test-bench start")
     yield client
     client.close()

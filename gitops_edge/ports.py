@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gitops_edge.model.observed import ObservedState
+from gitops_edge.model.observed import ContainerState, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 
@@ -71,3 +71,11 @@ class ContainerRuntime(Protocol):
     def remove_container(self, container_id: str) -> None: ...
 
     def remove_network(self, name: str) -> None: ...
+
+    def rename_container(self, container_id: str, new_name: str) -> None: ...
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``."""
+        ...
+
+    def inspect_state(self, container_id: str) -> ContainerState: ...

@@ -33,3 +33,16 @@ class ObservedState:
 
     def for_stack(self, stack: str) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.stack == stack)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """One inspection of a container, as the health gate needs it."""
+
+    status: str  # created | running | restarting | exited | dead | paused | removing
+    health: str | None = None  # starting | healthy | unhealthy | None (no healthcheck)
+    exit_code: int = 0
+    oom_killed: bool = False
+    restart_count: int = 0
+    running_for_s: float = 0.0  # seconds since it (last) started; 0 when not running
+    health_log: str = ""  # output of the last failing healthcheck probe, trimmed

@@ -1,0 +1,186 @@
+"""Validate the device-local agent configuration (DESIGN.md §4).
+
+Input is plain data (the adapter parsed the YAML and knows the lines);
+output is a frozen ``AgentConfig`` or a ``ConfigError`` naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gitops_edge.core.compose.units import parse_duration as go_duration_ns
+from gitops_edge.errors import ConfigError, Location
+from gitops_edge.model.config import AgentConfig, DeviceConfig, HealthConfig, SourceConfig, StatusConfig
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+KNOWN: dict[str, set[str]] = {
+    "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "log"},
+    "device": {"id", "labels"},
+    "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
+               "timeout"},
+    "health": {"timeout", "stable_for"},
+    "status": {"listen"},
+}
+
+
+def parse_duration(value: object) -> float:
+    """``30s``, ``5m``, ``1m30s``, ``500ms`` or a number of seconds -> seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"invalid duration {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"negative duration {value!r}")
+        return float(value)
+    try:
+        ns = go_duration_ns(value)
+    except ValueError:
+        raise ValueError(f"invalid duration {value!r} (use e.g. 30s, 5m, 1m30s)") from None
+    if ns < 0:
+        raise ValueError(f"negative duration {value!r}")
+    return ns / 1e9
+
+
+def expand_env(text: str, environ: Mapping[str, str], where: Callable[[], Location]) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from the agent's environment."""
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        value = environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise ConfigError(f"environment variable {name} is not set", where())
+            return default
+        return value
+
+    return _VAR.sub(sub, text)
+
+
+class _Reader:
+    def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
+        self.file, self.lines, self.environ = file, lines, environ
+
+    def loc(self, path: tuple[object, ...]) -> Location:
+        line = None
+        for n in range(len(path), -1, -1):
+            if path[:n] in self.lines:
+                line = self.lines[path[:n]]
+                break
+        return Location(self.file, line, ".".join(str(p) for p in path) or None)
+
+    def expand(self, value: Any, path: tuple[object, ...]) -> Any:
+        if isinstance(value, str):
+            return expand_env(value, self.environ, lambda: self.loc(path))
+        if isinstance(value, dict):
+            return {k: self.expand(v, (*path, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.expand(v, (*path, i)) for i, v in enumerate(value)]
+        return value
+
+    def section(self, data: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = data.get(key) or {}
+        if not isinstance(value, dict):
+            raise ConfigError("must be a mapping", self.loc((key,)))
+        allowed = KNOWN.get(key)
+        if allowed is not None:
+            for k in value:
+                if k not in allowed:
+                    raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", self.loc((key, k)))
+        return value
+
+    def string(self, sect: Mapping[str, Any], path: tuple[str, str], default: str | None = None) -> str | None:
+        value = sect.get(path[1], default)
+        if value is None:
+            return None
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise ConfigError("must be a string", self.loc(path))
+        return str(value)
+
+    def duration(self, sect: Mapping[str, Any], path: tuple[str, str], default: float) -> float:
+        if path[1] not in sect:
+            return default
+        try:
+            return parse_duration(sect[path[1]])
+        except ValueError as exc:
+            raise ConfigError(str(exc), self.loc(path)) from None
+
+
+def parse_config(
+    data: object,
+    *,
+    file: str,
+    lines: Mapping[tuple[object, ...], int] | None = None,
+    environ: Mapping[str, str] | None = None,
+    hostname: str = "device",
+) -> AgentConfig:
+    r = _Reader(file, lines or {}, environ or {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("the agent config must be a mapping", Location(file, 1))
+    raw: dict[str, Any] = data
+    for k in raw:
+        if k not in KNOWN[""]:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(KNOWN['']))})", r.loc((k,)))
+    data = dict(r.expand(raw, ()))
+
+    dev = r.section(data, "device")
+    labels = dev.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ConfigError("must be a mapping of label: value", r.loc(("device", "labels")))
+    device = DeviceConfig(
+        id=r.string(dev, ("device", "id")) or hostname,
+        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+    )
+
+    src = r.section(data, "source")
+    url = r.string(src, ("source", "url"))
+    if not url:
+        raise ConfigError("source.url is required", r.loc(("source",)) if "source" in data else Location(file))
+    path = r.string(src, ("source", "path"), ".") or "."
+    if path.startswith("/") or ".." in Path(path).parts:
+        raise ConfigError("must be a relative path inside the repository", r.loc(("source", "path")))
+
+    def opt_path(key: str) -> Path | None:
+        v = r.string(src, ("source", key))
+        return Path(v) if v else None
+
+    source = SourceConfig(
+        url=url,
+        ref=r.string(src, ("source", "ref"), "main") or "main",
+        path=path,
+        interval_s=r.duration(src, ("source", "interval"), 60.0),
+        jitter_s=r.duration(src, ("source", "jitter"), 10.0),
+        token_file=opt_path("token_file"),
+        username=r.string(src, ("source", "username"), "git") or "git",
+        ssh_key=opt_path("ssh_key"),
+        known_hosts=opt_path("known_hosts"),
+        timeout_s=r.duration(src, ("source", "timeout"), 60.0),
+    )
+    if source.interval_s <= 0:
+        raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
+
+    state_dir = data.get("state_dir", "/var/lib/gitops-edge")
+    if not isinstance(state_dir, str) or not state_dir:
+        raise ConfigError("must be a directory path", r.loc(("state_dir",)))
+
+    h = r.section(data, "health")
+    health = HealthConfig(
+        timeout_s=r.duration(h, ("health", "timeout"), 120.0),
+        stable_for_s=r.duration(h, ("health", "stable_for"), 10.0),
+    )
+    st = r.section(data, "status")
+    listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
+    if listen and not re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen):
+        raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
+    return AgentConfig(
+        device=device,
+        source=source,
+        state_dir=Path(state_dir),
+        health=health,
+        status=StatusConfig(listen=listen),
+        config_file=file,
+    )

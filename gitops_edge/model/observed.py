@@ -46,3 +46,5 @@ class ContainerState:
     restart_count: int = 0
     running_for_s: float = 0.0  # seconds since it (last) started; 0 when not running
     health_log: str = ""  # output of the last failing healthcheck probe, trimmed
+    name: str = ""  # without the leading slash
+    restart_policy: str = "no"  # as compose writes it: no | always | unless-stopped | on-failure[:N]

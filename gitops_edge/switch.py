@@ -1,0 +1,228 @@
+"""The transactional part of an update, per stack (DESIGN.md §7).
+
+SWITCH: old containers are stopped, renamed and have their restart policy
+turned off, but are *kept*; new ones are created and started, one
+dependency wave at a time. GATE: every new container must turn healthy (or
+stay up for ``stable_for``) before the timeout. COMMIT drops the kept
+containers; any failure after the switch began rolls the whole stack back
+to them. Every irreversible step is journaled first, so a crash at any
+moment can be finished or undone by ``recover``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
+from gitops_edge.errors import ApplyError, EdgeError
+from gitops_edge.faults import crash_point
+from gitops_edge.model.config import HealthConfig
+from gitops_edge.model.plan import Action, ActionKind, StackPlan
+from gitops_edge.model.spec import ServiceSpec, StackSpec
+from gitops_edge.ports import ContainerRuntime
+
+log = logging.getLogger("gitops_edge.switch")
+KEPT_SUFFIX = "-gitops-edge-kept"
+POLL_S = 0.25
+
+
+class RollbackFailed(ApplyError):
+    """The update failed and so did the way back: automation stops for the stack."""
+
+
+@dataclass
+class Journal:
+    """What a switch in progress has done: enough to undo or finish it."""
+
+    stack: str
+    revision: str
+    kept: list[dict[str, object]] = field(default_factory=list)  # id, name, service, restart, was_running
+    created: list[str] = field(default_factory=list)
+    phase: str = "switching"
+
+    def data(self) -> dict[str, object]:
+        return {"kept": self.kept, "created": self.created}
+
+
+def container_name(stack: str, spec: ServiceSpec) -> str:
+    return spec.container_name or f"{stack}-{spec.name}-1"
+
+
+def _completes(stack: StackSpec, service: str) -> bool:
+    """Some service waits for this one to exit 0: a completed run is success."""
+    return any(
+        d.service == service and d.condition == "service_completed_successfully"
+        for s in stack.services
+        for d in s.depends_on
+    )
+
+
+class StackSwitch:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        journal_write: Callable[[str, str, str, dict[str, object]], None],
+        journal_clear: Callable[[str], None],
+        health: HealthConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rt = runtime
+        self._jwrite = journal_write
+        self._jclear = journal_clear
+        self.health = health
+        self.clock = clock
+        self.sleep = sleep
+
+    # -- journal -------------------------------------------------------------
+    def _save(self, j: Journal) -> None:
+        self._jwrite(j.stack, j.revision, j.phase, j.data())
+
+    # -- the update ------------------------------------------------------------
+    def apply(self, plan: StackPlan, stack: StackSpec, revision: str) -> list[str]:
+        """Switch, gate, commit; on failure roll back and raise ``ApplyError``."""
+        j = Journal(stack.name, revision)
+        done: list[str] = []
+        self._save(j)
+        try:
+            for action in plan.actions:  # removals: kept like replaced containers
+                if action.kind is ActionKind.REMOVE:
+                    self._keep(j, action.container_ids, action.service)
+                    done.append(action.describe())
+            waves = sorted({a.wave for a in plan.actions if a.kind is not ActionKind.REMOVE})
+            for wave in waves:
+                started: list[tuple[Action, str]] = []
+                for action in (a for a in plan.actions if a.wave == wave and a.kind is not ActionKind.REMOVE):
+                    started.append((action, self._switch_one(j, stack, action, revision)))
+                    done.append(action.describe())
+                self._gate(stack, started)
+        except EdgeError as exc:
+            reason = str(exc)
+            log.warning("update of %s to %s failed: %s; rolling back", stack.name, revision[:12], reason)
+            self.rollback(j)
+            raise ApplyError(f"{stack.name}: {reason}; rolled back to the previous containers") from None
+        self.commit(j)
+        return done
+
+    def _keep(self, j: Journal, ids: tuple[str, ...], service: str) -> None:
+        for cid in ids:
+            state = self.rt.inspect_state(cid)
+            name = state.name
+            entry: dict[str, object] = {
+                "id": cid,
+                "name": name,
+                "service": service,
+                "restart": state.restart_policy,
+                "was_running": state.status in ("running", "restarting"),
+            }
+            j.kept.append(entry)
+            self._save(j)
+            crash_point("before-stop")
+            self.rt.set_restart_policy(cid, "no")
+            self.rt.stop_container(cid)
+            crash_point("after-stop")
+            self.rt.rename_container(cid, f"{name}{KEPT_SUFFIX}")
+            crash_point("after-rename")
+
+    def _switch_one(self, j: Journal, stack: StackSpec, action: Action, revision: str) -> str:
+        assert action.spec is not None and action.image is not None and action.config_hash is not None
+        if action.kind is ActionKind.START:
+            cid = action.container_ids[0]
+            self.rt.start_container(cid)
+            return cid
+        self._keep(j, action.container_ids, action.service)
+        cid = self.rt.create_container(
+            stack, action.spec, image=action.image, config_hash=action.config_hash, revision=revision
+        )
+        j.created.append(cid)
+        self._save(j)
+        crash_point("after-create")
+        self.rt.start_container(cid)
+        crash_point("after-start")
+        return cid
+
+    # -- the gate --------------------------------------------------------------
+    def _gate(self, stack: StackSpec, started: list[tuple[Action, str]]) -> None:
+        pending = {cid: a for a, cid in started}
+        baselines = {
+            cid: self.rt.inspect_state(cid).restart_count
+            for cid, a in pending.items()
+            if a.kind is ActionKind.START
+        }
+        deadline = self.clock() + self.health.timeout_s
+        last: dict[str, Verdict] = {}
+        while pending:
+            for cid, action in list(pending.items()):
+                v = verdict(
+                    self.rt.inspect_state(cid),
+                    stable_for_s=self.health.stable_for_s,
+                    baseline_restarts=baselines.get(cid, 0),
+                    exit_zero_ok=_completes(stack, action.service),
+                )
+                last[cid] = v
+                if v.health is Health.FAIL:
+                    raise ApplyError(f"service {action.service} failed the health gate: {v.reason}")
+                if v.health is Health.OK:
+                    log.info("%s/%s: %s", stack.name, action.service, v.reason)
+                    del pending[cid]
+            if not pending:
+                return
+            if self.clock() >= deadline:
+                cid, action = next(iter(pending.items()))
+                raise ApplyError(
+                    f"service {action.service} failed the health gate: "
+                    f"{timeout_reason(last[cid], self.health.timeout_s)}"
+                )
+            self.sleep(POLL_S)
+
+    # -- commit and rollback --------------------------------------------------------
+    def commit(self, j: Journal) -> None:
+        j.phase = "committing"
+        self._save(j)
+        crash_point("committing")
+        for k in j.kept:
+            self.rt.remove_container(str(k["id"]))
+        crash_point("after-commit-remove")
+        self._jclear(j.stack)
+
+    def rollback(self, j: Journal) -> None:
+        """Back to the kept containers; a failure here stops automation (raised)."""
+        j.phase = "rolling-back"
+        self._save(j)
+        try:
+            for cid in reversed(j.created):
+                self.rt.remove_container(cid)
+            crash_point("rollback-after-remove")
+            # the kept ones come back in their original order (dependencies first)
+            restored: list[str] = []
+            for k in j.kept:
+                cid = str(k["id"])
+                self.rt.rename_container(cid, str(k["name"]))
+                self.rt.set_restart_policy(cid, str(k["restart"]))
+                if k.get("was_running"):
+                    self.rt.start_container(cid)
+                    restored.append(cid)
+            self._wait_restored(j, restored)
+        except EdgeError as exc:
+            raise RollbackFailed(f"{j.stack}: rollback failed: {exc}") from None
+        self._jclear(j.stack)
+
+    def _wait_restored(self, j: Journal, ids: list[str]) -> None:
+        deadline = self.clock() + self.health.timeout_s
+        pending = set(ids)
+        while pending:
+            for cid in list(pending):
+                state = self.rt.inspect_state(cid)
+                v = verdict(state, stable_for_s=min(self.health.stable_for_s, 1.0))
+                if v.health is Health.OK:
+                    pending.discard(cid)
+                elif v.health is Health.FAIL:
+                    raise ApplyError(f"restored container {cid[:12]} is not healthy: {v.reason}")
+            if pending and self.clock() >= deadline:
+                raise ApplyError(f"restored containers not healthy after {self.health.timeout_s:.0f}s")
+            if pending:
+                self.sleep(POLL_S)

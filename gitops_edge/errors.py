@@ -96,3 +96,34 @@ class StateStoreError(EdgeError):
     """The local state store could not be read or written."""
 
     exit_code = 2
+
+
+class RefNotFoundError(SourceError):
+    """The configured ref (branch, tag or commit) does not exist on the remote.
+
+    Retrying cannot help until someone pushes the ref or fixes the config.
+    """
+
+    transient = False
+
+
+class RuntimeNotFoundError(RuntimeError_):
+    """A container, network, volume or image the engine was asked about does not exist."""
+
+    transient = False
+
+
+class RuntimeConflictError(RuntimeError_):
+    """The engine refused a request as invalid or conflicting (HTTP 4xx).
+
+    Retrying the same request cannot help: a name is taken, a mount source is
+    missing, a network is still in use.
+    """
+
+    transient = False
+
+
+class ImageNotFoundError(RegistryError):
+    """The image does not exist in its registry (or locally, under ``pull_policy: never``)."""
+
+    transient = False

@@ -1,0 +1,329 @@
+"""Desired state -> Docker Engine API request bodies, the way Compose v2 builds them.
+
+Pure functions, no docker import: the output is the JSON body of
+``POST /containers/create`` (and of network/volume create), so unit tests can
+check every field and the oracle test can compare it with what the real
+``docker compose`` (v2.40, engine API 1.41) creates.
+
+Compose details mirrored on purpose (checked against the oracle):
+
+- named volumes and bind mounts that may create their host path go in
+  ``HostConfig.Binds`` (``src:target:rw|ro``); binds that must not create the
+  path and tmpfs mounts go in ``HostConfig.Mounts``;
+- the service joins its first network (by key, Compose's tie order) at create
+  time with aliases ``[container name, service, *aliases]``; API 1.41 allows
+  one endpoint at create, so the others are connected before start;
+- ``com.docker.compose.depends_on`` is ``svc:condition:restart`` joined by ``,``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_edge.model.spec import (
+    Healthcheck,
+    Mount,
+    NetworkAttachment,
+    NetworkSpec,
+    ServiceSpec,
+    StackSpec,
+    VolumeSpec,
+)
+
+# The Compose release whose container-creation semantics this module mirrors
+# (verified by tests/integration/test_docker_oracle.py); Compose reads it as
+# the "created by" version.
+COMPOSE_VERSION = "2.40.3"
+
+PROJECT = "com.docker.compose.project"
+SERVICE = "com.docker.compose.service"
+NUMBER = "com.docker.compose.container-number"
+ONEOFF = "com.docker.compose.oneoff"
+CONFIG_HASH = "com.docker.compose.config-hash"
+DEPENDS_ON = "com.docker.compose.depends_on"
+IMAGE = "com.docker.compose.image"
+VERSION = "com.docker.compose.version"
+NETWORK = "com.docker.compose.network"
+VOLUME = "com.docker.compose.volume"
+
+EDGE_IMAGE = "io.gitops-edge.image"
+EDGE_CONFIG_HASH = "io.gitops-edge.config-hash"
+EDGE_REVISION = "io.gitops-edge.revision"
+EDGE_KEPT = "io.gitops-edge.kept"
+EDGE_PREFIX = "io.gitops-edge."
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One network a container joins: docker network name and endpoint settings."""
+
+    network: str
+    aliases: tuple[str, ...]
+    ipv4_address: str | None = None
+
+    def settings(self) -> JsonDict:
+        out: JsonDict = {"Aliases": list(self.aliases)}
+        if self.ipv4_address:
+            out["IPAMConfig"] = {"IPv4Address": self.ipv4_address}
+        return out
+
+
+@dataclass(frozen=True)
+class ContainerCreate:
+    """Everything needed to create one container as Compose would."""
+
+    name: str
+    body: JsonDict  # POST /containers/create body (Config + HostConfig + NetworkingConfig)
+    connect: tuple[Endpoint, ...] = ()  # further networks, joined after create and before start
+
+
+def container_name(stack: StackSpec | str, spec: ServiceSpec) -> str:
+    """``container_name`` if set, else Compose's ``<project>-<service>-1``."""
+    project = stack if isinstance(stack, str) else stack.name
+    return spec.container_name or f"{project}-{spec.name}-1"
+
+
+def network_name(stack: StackSpec, key: str) -> str:
+    for net in stack.networks:
+        if net.key == key:
+            return net.name
+    return f"{stack.name}_{key}"
+
+
+def volume_name(stack: StackSpec, key: str) -> str:
+    for vol in stack.volumes:
+        if vol.key == key:
+            return vol.name
+    return f"{stack.name}_{key}"
+
+
+def restart_policy(policy: str) -> JsonDict:
+    """``no | always | unless-stopped | on-failure[:N]`` -> ``HostConfig.RestartPolicy``."""
+    name, _, count = policy.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise ValueError(f"unknown restart policy {policy!r}")
+    retries = int(count) if count and name == "on-failure" else 0
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def depends_on_label(spec: ServiceSpec) -> str:
+    deps = sorted(spec.depends_on, key=lambda d: d.service)
+    return ",".join(f"{d.service}:{d.condition}:{str(d.restart).lower()}" for d in deps)
+
+
+def container_labels(
+    stack: StackSpec, spec: ServiceSpec, *, image: str, image_id: str, config_hash: str, revision: str
+) -> dict[str, str]:
+    """The user's labels, then Compose's and ours (which win on a clash)."""
+    labels = dict(spec.labels)
+    labels.update(
+        {
+            PROJECT: stack.name,
+            SERVICE: spec.name,
+            NUMBER: "1",
+            ONEOFF: "False",
+            CONFIG_HASH: config_hash,
+            DEPENDS_ON: depends_on_label(spec),
+            IMAGE: image_id,
+            VERSION: COMPOSE_VERSION,
+            EDGE_IMAGE: image,
+            EDGE_CONFIG_HASH: config_hash,
+            EDGE_REVISION: revision,
+        }
+    )
+    return labels
+
+
+def _healthcheck(hc: Healthcheck) -> JsonDict:
+    if hc.disable:
+        return {"Test": ["NONE"]}
+    out: JsonDict = {}
+    if hc.test:
+        out["Test"] = list(hc.test)
+    for key, value in (
+        ("Interval", hc.interval_ns),
+        ("Timeout", hc.timeout_ns),
+        ("StartPeriod", hc.start_period_ns),
+        ("Retries", hc.retries),
+    ):
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], list[JsonDict]]:
+    binds: list[str] = []
+    api_mounts: list[JsonDict] = []
+    for m in mounts:
+        mode = "ro" if m.read_only else "rw"
+        if m.type == "volume" and m.source:
+            binds.append(f"{volume_name(stack, m.source)}:{m.target}:{mode}")
+        elif m.type == "volume":  # anonymous
+            api_mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
+        elif m.type == "bind" and m.bind_create_host_path:
+            binds.append(f"{m.source}:{m.target}:{mode}")
+        elif m.type == "bind":
+            api_mounts.append(
+                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            )
+        elif m.type == "tmpfs":
+            tmpfs: JsonDict = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
+            if m.tmpfs_size is not None:
+                tmpfs["TmpfsOptions"] = {"SizeBytes": m.tmpfs_size}
+            api_mounts.append(tmpfs)
+        else:
+            raise ValueError(f"unsupported mount type {m.type!r} at {m.target}")
+    return binds, api_mounts
+
+
+def _device(text: str) -> JsonDict:
+    parts = text.split(":")
+    host = parts[0]
+    inside = parts[1] if len(parts) > 1 and parts[1] else host
+    perms = parts[2] if len(parts) > 2 and parts[2] else "rwm"
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}
+
+
+def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
+    exposed: JsonDict = {}
+    bindings: dict[str, list[JsonDict]] = {}
+    for p in spec.ports:
+        key = f"{p.target}/{p.protocol}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append({"HostIp": p.host_ip or "", "HostPort": p.published or ""})
+    return exposed, bindings
+
+
+def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint, ...]:
+    """The service's networks, primary first (Compose: sorted by key when no priority)."""
+    attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: a.network)
+    has_default = any(n.key == "default" for n in stack.networks)
+    if not attachments and spec.network_mode is None and has_default:
+        attachments = [NetworkAttachment("default")]
+    return tuple(
+        Endpoint(
+            network=network_name(stack, a.network),
+            aliases=(name, spec.name, *a.aliases),
+            ipv4_address=a.ipv4_address,
+        )
+        for a in attachments
+    )
+
+
+def container_create_args(
+    stack: StackSpec,
+    spec: ServiceSpec,
+    *,
+    image: str,
+    image_id: str,
+    config_hash: str,
+    revision: str,
+    name: str | None = None,
+    network_mode_container: str | None = None,
+) -> ContainerCreate:
+    """The create request for ``spec``'s container.
+
+    ``image`` is the pinned reference the container runs; ``image_id`` its
+    local id (for Compose's image label). ``network_mode_container`` is the
+    id of the container a ``network_mode: service:x`` refers to.
+    """
+    name = name or container_name(stack, spec)
+    nets = endpoints(stack, spec, name)
+    exposed, bindings = _ports(spec)
+    binds, mounts = _mounts(stack, spec.mounts)
+
+    host: JsonDict = {
+        "Binds": binds or None,
+        "Mounts": mounts or None,
+        "PortBindings": bindings,
+        "RestartPolicy": restart_policy(spec.restart),
+        "ReadonlyRootfs": spec.read_only,
+        "Privileged": spec.privileged,
+        "CapAdd": list(spec.cap_add) or None,
+        "CapDrop": list(spec.cap_drop) or None,
+        "SecurityOpt": list(spec.security_opt) or None,
+        "Devices": [_device(d) for d in spec.devices] or None,
+        "ExtraHosts": list(spec.extra_hosts) or None,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits] or None,
+        "Sysctls": dict(spec.sysctls) or None,
+        "Memory": spec.mem_limit or 0,
+        "NanoCpus": round(spec.cpus * 1e9) if spec.cpus else 0,
+    }
+    if spec.init is not None:
+        host["Init"] = spec.init
+    if spec.logging is not None:
+        host["LogConfig"] = {"Type": spec.logging.driver or "", "Config": dict(spec.logging.options)}
+
+    networking: JsonDict | None = None
+    mode = spec.network_mode
+    if mode is not None and mode.startswith("service:"):
+        if not network_mode_container:
+            raise ValueError(f"network_mode {mode!r} needs the id of that service's container")
+        host["NetworkMode"] = f"container:{network_mode_container}"
+    elif mode is not None:
+        host["NetworkMode"] = mode
+    elif nets:
+        host["NetworkMode"] = nets[0].network
+        networking = {"EndpointsConfig": {nets[0].network: nets[0].settings()}}
+
+    body: JsonDict = {
+        "Image": image,
+        "Labels": container_labels(
+            stack, spec, image=image, image_id=image_id, config_hash=config_hash, revision=revision
+        ),
+        "Env": [k if v is None else f"{k}={v}" for k, v in spec.environment],
+        "Cmd": list(spec.command) if spec.command is not None else None,
+        "Entrypoint": list(spec.entrypoint) if spec.entrypoint is not None else None,
+        "ExposedPorts": exposed or None,
+        "Tty": spec.tty,
+        "OpenStdin": spec.stdin_open,
+        "AttachStdin": spec.stdin_open,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "HostConfig": host,
+    }
+    for key, value in (
+        ("Hostname", spec.hostname),
+        ("User", spec.user),
+        ("WorkingDir", spec.working_dir),
+        ("StopSignal", spec.stop_signal),
+    ):
+        if value:
+            body[key] = value
+    if spec.stop_grace_period_ns is not None:
+        body["StopTimeout"] = spec.stop_grace_period_ns // 1_000_000_000
+    if spec.healthcheck is not None:
+        body["Healthcheck"] = _healthcheck(spec.healthcheck)
+    if networking is not None:
+        body["NetworkingConfig"] = networking
+    connect = nets[1:] if networking is not None else ()
+    return ContainerCreate(name=name, body=body, connect=connect)
+
+
+def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
+    """Keyword arguments for ``APIClient.create_network``, with Compose's labels."""
+    labels = dict(net.labels)
+    labels.update({PROJECT: stack, NETWORK: net.key, VERSION: COMPOSE_VERSION})
+    return {
+        "name": net.name,
+        "driver": net.driver or "bridge",
+        "options": dict(net.driver_opts) or None,
+        "internal": net.internal,
+        "labels": labels,
+        "check_duplicate": True,
+    }
+
+
+def volume_create_args(stack: str, vol: VolumeSpec) -> JsonDict:
+    """Keyword arguments for ``APIClient.create_volume``, with Compose's labels."""
+    labels = dict(vol.labels)
+    labels.update({PROJECT: stack, VOLUME: vol.key, VERSION: COMPOSE_VERSION})
+    return {
+        "name": vol.name,
+        "driver": vol.driver or "local",
+        "driver_opts": dict(vol.driver_opts) or None,
+        "labels": labels,
+    }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,7 +158,7 @@ class Reconciler:
                 result.outcome = Outcome.SKIPPED if not prep.plan.stacks or all(
                     s.stack in prep.skipped for s in prep.plan.stacks) else Outcome.UNCHANGED
             return result
-        self._stage(prep)
+        self.stage(prep.plan.stacks)
         failures: list[EdgeError] = []
         for sp in prep.plan.stacks:
             if sp.is_noop:
@@ -181,11 +181,12 @@ class Reconciler:
             result.outcome = Outcome.APPLIED
         return result
 
-    def _stage(self, prep: Prepared) -> None:
+    def stage(self, stack_plans: Iterable[StackPlan]) -> None:
         """Pull every image and create networks and volumes before touching a container."""
-        for image in sorted({a.image for a in prep.plan.actions() if a.image}):
+        stack_plans = list(stack_plans)
+        for image in sorted({a.image for sp in stack_plans for a in sp.actions if a.image}):
             self.runtime.pull_image(image)
-        for sp in prep.plan.stacks:
+        for sp in stack_plans:
             for net in sp.networks:
                 self.runtime.ensure_network(sp.stack, net)
             for vol in sp.volumes:

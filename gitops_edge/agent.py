@@ -1,0 +1,103 @@
+"""The daemon: sync on an interval with jitter, one at a time, backoff on errors.
+
+APScheduler drives the schedule; a failed sync reschedules the next one
+with exponential backoff (capped), a good one returns to the interval.
+SIGTERM/SIGINT stop the scheduler; a sync in progress is allowed to finish
+its current step but the process exits within a few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import threading
+from datetime import datetime, timedelta
+from types import FrameType
+
+from gitops_edge.model.config import AgentConfig
+
+log = logging.getLogger("gitops_edge.agent")
+
+BACKOFF_CAP_S = 15 * 60.0
+STOP_GRACE_S = 7.0  # SIGTERM to exit stays under 10 s, as systemd and docker expect
+
+
+def next_delay(interval_s: float, jitter_s: float, failures: int, rng: random.Random) -> float:
+    """Seconds until the next sync: the interval (or backoff) plus jitter."""
+    base = interval_s if failures == 0 else min(interval_s * (2 ** min(failures, 16)), BACKOFF_CAP_S)
+    base = max(base, interval_s)
+    return base + rng.uniform(0, jitter_s)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.config = config
+        self.stop_event = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
+        self.failures = 0
+        self.rng = random.Random()
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+
+    def _sync_once(self) -> None:
+        from gitops_edge.wiring import build_reconciler, open_store, sync_lock
+
+        if self.stop_event.is_set():
+            return
+        self.idle.clear()
+        try:
+            with sync_lock(self.config.state_dir):
+                store = open_store(self.config)
+                try:
+                    result = build_reconciler(self.config, store).sync()
+                finally:
+                    store.close()
+            ok = result.error is None or not result.error.transient
+            self.failures = 0 if ok else self.failures + 1
+        except Exception:  # the daemon must outlive a bug in one sync
+            log.exception("sync crashed")
+            self.failures += 1
+        finally:
+            self.idle.set()
+        self._schedule()
+
+    def _schedule(self, first: bool = False) -> None:
+        if self.stop_event.is_set():
+            return
+        delay = 0.0 if first else next_delay(
+            self.config.source.interval_s, self.config.source.jitter_s, self.failures, self.rng
+        )
+        if self.failures:
+            log.info("next sync in %.0fs (backoff after %d failures)", delay, self.failures)
+        self.scheduler.add_job(
+            self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
+            replace_existing=True, misfire_grace_time=None,
+        )
+
+    def run(self) -> int:
+        def stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.scheduler.start()
+        self._schedule(first=True)
+        log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
+        self.stop_event.wait()
+        self.scheduler.shutdown(wait=False)
+        if not self.idle.wait(STOP_GRACE_S):
+            # The journal makes this safe: the next start finishes or undoes the switch.
+            log.warning("a sync is still running; stopping anyway, the next start recovers it")
+            logging.shutdown()
+            os._exit(0)
+        log.info("stopped")
+        return 0
+
+
+def run_daemon(config: AgentConfig) -> int:
+    return Agent(config).run()

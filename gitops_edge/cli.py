@@ -1,0 +1,261 @@
+"""The command line (DESIGN.md §5): parse, dispatch, map errors to exit codes.
+
+Every error a user can cause ends here as one line on stderr and the exit
+code of its class; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gitops_edge import __version__
+from gitops_edge.errors import EdgeError, UsageError
+from gitops_edge.model.config import AgentConfig
+
+log = logging.getLogger("gitops_edge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gitops-edge", description="Pull-based GitOps for Docker edge devices.")
+    p.add_argument("--config", help="agent config file (default: $GITOPS_EDGE_CONFIG or /etc/gitops-edge/config.yaml)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"gitops-edge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
+    sub.add_parser("sync", help="one full cycle now, then exit")
+    for name, text in (("plan", "what a sync would do, changing nothing"),
+                       ("status", "revision per stack, health per service, last sync"),
+                       ("history", "past syncs")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = sub.add_parser("validate", help="check a desired-state tree offline (for the repo's own CI)")
+    sp.add_argument("path", help="directory holding stack directories")
+    sp = sub.add_parser("rollback", help="go back to the stack's previous good revision")
+    sp.add_argument("stack")
+    sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
+    sp.add_argument("stack")
+    sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
+    sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage line
+        return 0 if exc.code == 0 else 2
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(COMMANDS[args.command](args))
+    except EdgeError as exc:
+        print(f"gitops-edge: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _config(args: argparse.Namespace) -> AgentConfig:
+    from gitops_edge.adapters.config_file import config_path, load_config
+
+    return load_config(config_path(args.config))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import build_reconciler, open_store, sync_lock
+
+    config = _config(args)
+    with sync_lock(config.state_dir):
+        store = open_store(config)
+        result = build_reconciler(config, store).sync()
+    if result.plan is not None:
+        from gitops_edge.core.plan import format_plan
+
+        for line in format_plan(result.plan):
+            print(line)
+    print(f"{result.outcome.value}: {(result.revision or '-')[:12]}" + (f" ({result.reason})" if result.reason else ""))
+    if result.error is not None:
+        print(f"gitops-edge: {result.error}", file=sys.stderr)
+    return result.exit_code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from gitops_edge.core.plan import format_plan
+    from gitops_edge.core.serialize import to_data
+    from gitops_edge.wiring import build_reconciler, open_store, sync_lock
+
+    config = _config(args)
+    with sync_lock(config.state_dir):
+        store = open_store(config)
+        prep = build_reconciler(config, store).prepare()
+    if args.json:
+        out = {
+            "revision": prep.revision,
+            "noop": prep.plan.is_noop,
+            "skipped": dict(prep.skipped),
+            "stacks": [
+                {
+                    "stack": sp.stack,
+                    "remove_stack": sp.remove_stack,
+                    "unchanged": list(sp.unchanged),
+                    "actions": [
+                        {"action": a.kind.value, "service": a.service, "reason": a.reason, "image": a.image,
+                         "wave": a.wave}
+                        for a in sp.actions
+                    ],
+                }
+                for sp in prep.plan.stacks
+            ],
+        }
+        print(json.dumps(to_data(out), indent=2))
+        return 0
+    print(f"revision {prep.revision[:12]}")
+    for line in format_plan(prep.plan):
+        print(line)
+    for stack, why in sorted(prep.skipped.items()):
+        print(f"{stack}: skipped ({why})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gitops_edge.status import device_status
+    from gitops_edge.wiring import open_store
+
+    config = _config(args)
+    runtime = None
+    try:
+        from gitops_edge.adapters.docker_runtime import DockerRuntime
+
+        runtime = DockerRuntime()
+    except EdgeError as exc:
+        log.warning("%s", exc)
+    st = device_status(config, open_store(config), runtime)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"device {st['device']}  source {st['source']['url']} @ {st['source']['ref']}  path {st['source']['path']}")
+    print(f"trust: {st['trust']}")
+    if st["engine_error"]:
+        print(f"engine: {st['engine_error']}")
+    last = st["last_sync"]
+    if last:
+        print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
+              + (f" ({last['reason']})" if last["reason"] else ""))
+    rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
+    for s in st["stacks"]:
+        for svc in s["services"] or [{"service": "-", "status": "-", "health": "-", "revision": None}]:
+            rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
+        if s["quarantined"]:
+            q = s["quarantined"]
+            rows.append((s["stack"], "", "quarantined", q["revision"][:12], q["reason"][:60]))
+        if s["automation_stopped"]:
+            rows.append((s["stack"], "", "STOPPED", "", s["automation_stopped"][:60]))
+    _table(rows)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    config = _config(args)
+    records = open_store(config).history(50)
+    if args.json:
+        print(json.dumps([
+            {"id": r.id, "started_at": r.started_at, "revision": r.revision,
+             "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
+             "reason": r.reason, "actions": list(r.actions)}
+            for r in records], indent=2))
+        return 0
+    rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
+    for r in records:
+        rows.append((
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
+            (r.revision or "-")[:12],
+            r.outcome.value if r.outcome else "running",
+            f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
+            (r.reason or "; ".join(r.actions))[:80],
+        ))
+    _table(rows)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from gitops_edge.adapters.desired_state import validate_tree
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+    problems = validate_tree(path)
+    for p in problems:
+        print(str(p), file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{path}: valid")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from gitops_edge.manual import rollback_stack
+    from gitops_edge.wiring import build_reconciler, open_store, sync_lock
+
+    config = _config(args)
+    with sync_lock(config.state_dir):
+        store = open_store(config)
+        print(rollback_stack(build_reconciler(config, store), args.stack))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    config = _config(args)
+    store = open_store(config)
+    cleared = store.clear_quarantine(args.stack) | store.resume_automation(args.stack)
+    print(f"{args.stack}: {'cleared; the next sync tries again' if cleared else 'nothing to clear'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gitops_edge.agent import run_daemon
+
+    return run_daemon(_config(args))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gitops_edge.demo import run_demo
+
+    return run_demo(Path(args.workdir) if args.workdir else None)
+
+
+def _table(rows: list[tuple[Any, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+COMMANDS = {
+    "sync": cmd_sync,
+    "plan": cmd_plan,
+    "status": cmd_status,
+    "history": cmd_history,
+    "validate": cmd_validate,
+    "rollback": cmd_rollback,
+    "retry": cmd_retry,
+    "run": cmd_run,
+    "demo": cmd_demo,
+}

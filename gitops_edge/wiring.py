@@ -1,0 +1,48 @@
+"""Build a reconciler from the agent config: the one place adapters meet.
+
+Imports are deferred so commands that need no Docker or Git (``validate``,
+``history``) start fast and work on a machine without an engine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gitops_edge.adapters.state_store import StateStore
+from gitops_edge.errors import ConfigError
+from gitops_edge.model.config import AgentConfig
+from gitops_edge.reconciler import Reconciler
+
+
+def open_store(config: AgentConfig) -> StateStore:
+    return StateStore(config.state_dir)
+
+
+def build_reconciler(config: AgentConfig, store: StateStore) -> Reconciler:
+    from gitops_edge.adapters.desired_state import load_desired_state
+    from gitops_edge.adapters.docker_runtime import DockerRuntime
+    from gitops_edge.adapters.git_source import GitRepoSource
+
+    source = GitRepoSource(config.source, config.state_dir / "source")
+    runtime = DockerRuntime()
+    return Reconciler(config, source, runtime, store, loader=load_desired_state)
+
+
+@contextmanager
+def sync_lock(state_dir: Path) -> Iterator[None]:
+    """One sync at a time per device, across the daemon and the command line."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(state_dir / "sync.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot use state_dir {state_dir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

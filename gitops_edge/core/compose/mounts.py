@@ -1,0 +1,190 @@
+"""Service ``volumes`` (short and long syntax) and ``tmpfs``, to Mount.
+
+A short ``SRC:DST[:MODE]`` is a bind when SRC starts with ``.`` or ``/``
+(as in Compose), otherwise a named volume. Relative bind sources resolve
+against the stack directory to an absolute path in the device's checkout
+and may not leave the repository. Options gitops-edge cannot honour
+(SELinux relabel, propagation, ``~``) are refused rather than dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_edge.core.compose.fields import (
+    as_bool,
+    as_mapping,
+    as_size,
+    as_str,
+    as_str_or_list,
+    check_keys,
+    type_name,
+)
+from gitops_edge.core.compose.paths import PathEscapeError, host_path
+from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.units import parse_size
+from gitops_edge.model.spec import Mount
+
+_LONG_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
+_TYPES = ("volume", "bind", "tmpfs")
+
+
+@dataclass(frozen=True)
+class MountContext:
+    root: str  # absolute checkout root on the device
+    stack_dir: str  # repo-relative stack directory
+    volumes: Collection[str]  # keys declared under top-level `volumes:`
+
+
+def parse_volumes(p: Problems, path: KeyPath, value: object, ctx: MountContext) -> list[Mount]:
+    if not isinstance(value, list):
+        p.add(path, f"must be a list, not a {type_name(value)}")
+        return []
+    out: list[Mount] = []
+    for i, item in enumerate(value):
+        where = (*path, i)
+        if isinstance(item, dict):
+            mount = _long(p, where, item, ctx)
+        elif isinstance(item, str):
+            mount = _short(p, where, item, ctx)
+        else:
+            p.add(where, f"must be a string or a mapping, not a {type_name(item)}")
+            mount = None
+        if mount is not None:
+            out.append(mount)
+    return out
+
+
+def parse_tmpfs(p: Problems, path: KeyPath, value: object) -> list[Mount]:
+    """Service-level ``tmpfs: /run`` or ``[/run:size=64k]``."""
+    entries = as_str_or_list(p, path, value)
+    out: list[Mount] = []
+    for i, entry in enumerate(entries or ()):
+        where = (*path, i) if isinstance(value, list) else path
+        target, _, opts = entry.partition(":")
+        size: int | None = None
+        for opt in filter(None, opts.split(",")):
+            name, _, arg = opt.partition("=")
+            if name != "size":
+                p.add(where, f"tmpfs option {name!r} is not supported by gitops-edge")
+                continue
+            try:
+                size = parse_size(arg)
+            except ValueError:
+                p.add(where, f"invalid tmpfs size {arg!r}")
+        if not target.startswith("/"):
+            p.add(where, f"tmpfs target {target!r} must be an absolute path")
+            continue
+        out.append(Mount(type="tmpfs", target=target, tmpfs_size=size))
+    return out
+
+
+def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | None:
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return Mount(type="volume", target=_target(p, path, parts[0]) or parts[0])
+    if len(parts) > 3:
+        p.add(path, f"invalid volume {spec!r}")
+        return None
+    source, target = parts[0], parts[1]
+    read_only = False
+    for opt in filter(None, parts[2].split(",") if len(parts) == 3 else ()):
+        if opt in ("ro", "rw"):
+            read_only = opt == "ro"
+        elif opt == "nocopy":
+            continue
+        else:
+            p.add(path, f"volume option {opt!r} is not supported by gitops-edge")
+    if _target(p, path, target) is None:
+        return None
+    if source.startswith((".", "/", "~")):
+        return _bind(p, path, source, target, read_only, True, ctx)
+    return _named(p, path, source, target, read_only, ctx)
+
+
+def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -> Mount | None:
+    check_keys(p, path, item, _LONG_KEYS)
+    kind = item.get("type")
+    if kind not in _TYPES:
+        p.add((*path, "type"), f"mount type must be one of {', '.join(_TYPES)}, not {kind!r}")
+        return None
+    raw_target = as_str(p, (*path, "target"), item.get("target"))
+    target = _target(p, (*path, "target"), raw_target) if raw_target is not None else None
+    read_only = as_bool(p, (*path, "read_only"), item.get("read_only", False)) or False
+    source = item.get("source")
+    if source is not None:
+        source = as_str(p, (*path, "source"), source)
+    for section in ("bind", "volume", "tmpfs"):
+        if section in item and section != kind:
+            p.add((*path, section), f"{section!r} options do not apply to a {kind} mount")
+    if target is None:
+        return None
+    if kind == "tmpfs":
+        return _long_tmpfs(p, path, item, target)
+    if kind == "bind":
+        create = True
+        if "bind" in item:
+            opts = as_mapping(p, (*path, "bind"), item["bind"]) or {}
+            check_keys(p, (*path, "bind"), opts, ("create_host_path",), ("propagation", "selinux"))
+            if "create_host_path" in opts:
+                create = bool(as_bool(p, (*path, "bind", "create_host_path"),
+                                      opts["create_host_path"]))
+        if not source:
+            p.add((*path, "source"), "a bind mount needs a source")
+            return None
+        return _bind(p, (*path, "source"), source, target, read_only, create, ctx)
+    if "volume" in item:
+        opts = as_mapping(p, (*path, "volume"), item["volume"]) or {}
+        check_keys(p, (*path, "volume"), opts, ("nocopy",), ("subpath",))
+    if not source:
+        return Mount(type="volume", target=target, read_only=read_only)
+    return _named(p, (*path, "source"), source, target, read_only, ctx)
+
+
+def _long_tmpfs(p: Problems, path: KeyPath, item: dict[str, Any], target: str) -> Mount:
+    size: int | None = None
+    if "tmpfs" in item:
+        opts = as_mapping(p, (*path, "tmpfs"), item["tmpfs"]) or {}
+        check_keys(p, (*path, "tmpfs"), opts, ("size",), ("mode",))
+        if "size" in opts:
+            size = as_size(p, (*path, "tmpfs", "size"), opts["size"])
+    return Mount(type="tmpfs", target=target, tmpfs_size=size)
+
+
+def _target(p: Problems, path: KeyPath, target: str) -> str | None:
+    if not target.startswith("/"):
+        p.add(path, f"mount target {target!r} must be an absolute path")
+        return None
+    return target
+
+
+def _bind(
+    p: Problems,
+    path: KeyPath,
+    source: str,
+    target: str,
+    read_only: bool,
+    create: bool,
+    ctx: MountContext,
+) -> Mount | None:
+    if source.startswith("~"):
+        p.add(path, f"bind source {source!r}: '~' is not supported (paths are repo-relative)")
+        return None
+    try:
+        resolved = host_path(ctx.root, ctx.stack_dir, source)
+    except PathEscapeError as exc:
+        p.add(path, f"bind source: {exc}")
+        return None
+    return Mount(type="bind", target=target, source=resolved, read_only=read_only,
+                 bind_create_host_path=create)
+
+
+def _named(
+    p: Problems, path: KeyPath, source: str, target: str, read_only: bool, ctx: MountContext
+) -> Mount | None:
+    if source not in ctx.volumes:
+        p.add(path, f"service refers to undefined volume {source!r}")
+        return None
+    return Mount(type="volume", target=target, source=source, read_only=read_only)

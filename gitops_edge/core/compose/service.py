@@ -1,0 +1,442 @@
+"""One Compose service: validate its keys and normalize it to ServiceSpec."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.fields import (
+    as_bool,
+    as_dict_or_list,
+    as_duration,
+    as_float,
+    as_int,
+    as_mapping,
+    as_size,
+    as_str,
+    as_str_list,
+    check_keys,
+    is_scalar,
+    scalar_text,
+    type_name,
+)
+from gitops_edge.core.compose.mounts import MountContext, parse_tmpfs, parse_volumes
+from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
+from gitops_edge.core.compose.ports import parse_ports
+from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.errors import DesiredStateError, Location
+from gitops_edge.model.spec import (
+    Dependency,
+    Healthcheck,
+    Logging,
+    NetworkAttachment,
+    ServiceSpec,
+    Ulimit,
+)
+
+ReadText = Callable[[str], "str | None"]
+"""Reads a repo-relative file; ``None`` when it does not exist."""
+
+SERVICE_KEYS = frozenset({
+    "image", "command", "entrypoint", "environment", "env_file", "ports", "volumes", "tmpfs",
+    "networks", "network_mode", "depends_on", "healthcheck", "restart", "labels", "user",
+    "working_dir", "read_only", "cap_add", "cap_drop", "devices", "privileged", "security_opt",
+    "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
+    "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
+    "stdin_open",
+})
+UNSUPPORTED_SERVICE_KEYS = frozenset({
+    "build", "deploy", "develop", "secrets", "configs", "extends", "links", "external_links",
+    "expose", "dns", "dns_search", "dns_opt", "domainname", "ipc", "pid", "uts", "userns_mode",
+    "cgroup", "cgroup_parent", "group_add", "mac_address", "mem_reservation", "memswap_limit",
+    "mem_swappiness", "oom_kill_disable", "oom_score_adj", "pids_limit", "platform", "runtime",
+    "scale", "shm_size", "storage_opt", "volumes_from", "cpu_count", "cpu_percent", "cpu_shares",
+    "cpu_quota", "cpu_period", "cpu_rt_period", "cpu_rt_runtime", "cpuset", "blkio_config",
+    "device_cgroup_rules", "isolation", "annotations", "attach", "credential_spec", "gpus",
+    "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
+    "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
+})
+_RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
+_PULL = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
+_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+_CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
+_NETWORK_MODE = re.compile(r"^(host|none|bridge|default|service:.+|container:.+)$")
+
+
+@dataclass(frozen=True)
+class ServiceContext:
+    mounts: MountContext
+    env: Mapping[str, str]  # interpolation variables (.env, explicit environ)
+    read_text: ReadText
+    networks: Collection[str]  # declared top-level network keys (plus implicit default)
+    services: Collection[str]  # every service name in the file
+
+
+def build_service(
+    p: Problems, name: str, raw: object, ctx: ServiceContext
+) -> ServiceSpec | None:
+    """Validate and normalize ``services.<name>``; ``None`` if it has errors."""
+    path: KeyPath = ("services", name)
+    before = len(p.errors)
+    svc = as_mapping(p, path, raw)
+    if svc is None:
+        return None
+    check_keys(p, path, svc, SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS)
+    kw: dict[str, Any] = {}
+
+    def at(key: str) -> KeyPath:
+        return (*path, key)
+
+    image = svc.get("image")
+    if image is None:
+        p.add(path, "'image' is required (gitops-edge does not build images)")
+    elif (img := as_str(p, at("image"), image)) is not None:
+        if not img or any(c.isspace() for c in img):
+            p.add(at("image"), f"invalid image reference {img!r}")
+        kw["image"] = img
+    for key in ("command", "entrypoint"):
+        if key in svc:
+            kw[key] = _command(p, at(key), svc[key])
+    env = _environment(p, path, svc, ctx)
+    kw["environment"] = tuple(sorted(env.items()))
+    if "ports" in svc:
+        kw["ports"] = parse_ports(p, at("ports"), svc["ports"])
+    mounts = []
+    if "volumes" in svc:
+        mounts += parse_volumes(p, at("volumes"), svc["volumes"], ctx.mounts)
+    if "tmpfs" in svc:
+        mounts += parse_tmpfs(p, at("tmpfs"), svc["tmpfs"])
+    kw["mounts"] = tuple(mounts)
+    kw.update(_networking(p, path, svc, ctx))
+    if "depends_on" in svc:
+        kw["depends_on"] = _depends_on(p, at("depends_on"), svc["depends_on"], name, ctx)
+    if "healthcheck" in svc:
+        kw["healthcheck"] = _healthcheck(p, at("healthcheck"), svc["healthcheck"])
+    if "restart" in svc and (restart := as_str(p, at("restart"), svc["restart"])) is not None:
+        if not _RESTART.match(restart):
+            p.add(at("restart"), f"invalid restart policy {restart!r}")
+        kw["restart"] = restart
+    for key in ("labels", "sysctls"):
+        if key in svc and (pairs := as_dict_or_list(p, at(key), svc[key])) is not None:
+            kw[key] = tuple(sorted((k, v or "") for k, v in pairs.items()))
+    for key in ("user", "working_dir", "stop_signal", "hostname"):
+        if key in svc and svc[key] is not None:
+            kw[key] = as_str(p, at(key), svc[key])
+    if "container_name" in svc:
+        cname = as_str(p, at("container_name"), svc["container_name"])
+        if cname is not None and not _CONTAINER_NAME.match(cname):
+            p.add(at("container_name"), f"invalid container name {cname!r}")
+        kw["container_name"] = cname
+    for key in ("read_only", "privileged", "tty", "stdin_open", "init"):
+        if key in svc and svc[key] is not None:
+            kw[key] = as_bool(p, at(key), svc[key])
+    for key in ("cap_add", "cap_drop", "security_opt", "profiles"):
+        if key in svc:
+            kw[key] = as_str_list(p, at(key), svc[key]) or ()
+    if "devices" in svc:
+        kw["devices"] = _devices(p, at("devices"), svc["devices"])
+    if "logging" in svc:
+        kw["logging"] = _logging(p, at("logging"), svc["logging"])
+    if "mem_limit" in svc:
+        kw["mem_limit"] = as_size(p, at("mem_limit"), svc["mem_limit"])
+    if "cpus" in svc:
+        kw["cpus"] = as_float(p, at("cpus"), svc["cpus"])
+    if "stop_grace_period" in svc:
+        kw["stop_grace_period_ns"] = as_duration(p, at("stop_grace_period"),
+                                                 svc["stop_grace_period"])
+    if "extra_hosts" in svc:
+        kw["extra_hosts"] = _extra_hosts(p, at("extra_hosts"), svc["extra_hosts"])
+    if "ulimits" in svc:
+        kw["ulimits"] = _ulimits(p, at("ulimits"), svc["ulimits"])
+    if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
+        if pull not in _PULL:
+            p.add(at("pull_policy"), f"pull_policy must be one of {', '.join(_PULL)}")
+        kw["pull_policy"] = _PULL.get(pull, "missing")
+    if len(p.errors) != before:
+        return None
+    return ServiceSpec(name=name, **kw)
+
+
+def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | None:
+    """String form is shell-split, as Compose does; a list is taken as is."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return tuple(shlex.split(value))
+        except ValueError as exc:
+            p.add(path, f"cannot split command: {exc}")
+            return None
+    return as_str_list(p, path, value)
+
+
+def _environment(
+    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
+) -> dict[str, str | None]:
+    """env_file entries first, ``environment`` on top; bare names come from ``ctx.env``."""
+    result: dict[str, str | None] = {}
+    if "env_file" in svc:
+        for rel, required, where in _env_files(p, (*path, "env_file"), svc["env_file"], ctx):
+            text = ctx.read_text(rel)
+            if text is None:
+                if required:
+                    p.add(where, f"env file {rel!r} not found")
+                continue
+            try:
+                result.update(parse_dotenv(text, ctx.env))
+            except DotenvError as exc:
+                p.extend([DesiredStateError(str(exc), Location(rel, exc.line))])
+    if "environment" in svc:
+        entries = as_dict_or_list(p, (*path, "environment"), svc["environment"])
+        for key, value in (entries or {}).items():
+            result[key] = value if value is not None else ctx.env.get(key)
+    return result
+
+
+def _env_files(
+    p: Problems, path: KeyPath, value: object, ctx: ServiceContext
+) -> list[tuple[str, bool, KeyPath]]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list):
+        p.add(path, f"must be a string or a list, not a {type_name(value)}")
+        return []
+    out = []
+    for i, item in enumerate(items):
+        where = path if isinstance(value, str) else (*path, i)
+        required = True
+        if isinstance(item, dict):
+            check_keys(p, where, item, ("path", "required", "format"))
+            required = bool(as_bool(p, (*where, "required"), item.get("required", True)))
+            if item.get("format") not in (None, "raw") and item.get("format") != "":
+                p.add((*where, "format"), "only the default env_file format is supported")
+            item = item.get("path")
+            where = (*where, "path")
+        raw = as_str(p, where, item)
+        if raw is None:
+            continue
+        try:
+            out.append((repo_relative(ctx.mounts.stack_dir, raw), required, where))
+        except PathEscapeError as exc:
+            p.add(where, f"env_file: {exc}")
+    return out
+
+
+def _networking(
+    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
+) -> dict[str, Any]:
+    mode = svc.get("network_mode")
+    if mode is not None:
+        mode = as_str(p, (*path, "network_mode"), mode)
+        if mode is not None and not _NETWORK_MODE.match(mode):
+            p.add((*path, "network_mode"), f"invalid network_mode {mode!r}")
+        if mode is not None and mode.startswith("service:") and mode[8:] not in ctx.services:
+            p.add((*path, "network_mode"), f"network_mode refers to undefined service {mode[8:]!r}")
+        if "networks" in svc:
+            p.add((*path, "networks"), "'networks' cannot be combined with 'network_mode'")
+        return {"network_mode": mode, "networks": ()}
+    if "networks" not in svc:
+        return {"networks": (NetworkAttachment("default"),)}
+    return {"networks": _networks(p, (*path, "networks"), svc["networks"], ctx)}
+
+
+def _networks(
+    p: Problems, path: KeyPath, value: object, ctx: ServiceContext
+) -> tuple[NetworkAttachment, ...]:
+    out: dict[str, NetworkAttachment] = {}
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            key = as_str(p, (*path, i), item)
+            if key is not None:
+                out[key] = NetworkAttachment(key)
+                _check_network_ref(p, (*path, i), key, ctx)
+    elif isinstance(value, dict):
+        for key, opts in value.items():
+            where = (*path, key)
+            _check_network_ref(p, where, key, ctx)
+            if opts is None:
+                out[key] = NetworkAttachment(key)
+                continue
+            opts = as_mapping(p, where, opts)
+            if opts is None:
+                continue
+            check_keys(p, where, opts, ("aliases", "ipv4_address"),
+                       ("ipv6_address", "priority", "link_local_ips", "mac_address",
+                        "driver_opts", "gw_priority", "interface_name"))
+            aliases = as_str_list(p, (*where, "aliases"), opts.get("aliases", [])) or ()
+            ipv4 = opts.get("ipv4_address")
+            if ipv4 is not None:
+                ipv4 = as_str(p, (*where, "ipv4_address"), ipv4)
+            out[key] = NetworkAttachment(key, tuple(aliases), ipv4)
+    else:
+        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
+    return tuple(out[k] for k in sorted(out))
+
+
+def _check_network_ref(p: Problems, path: KeyPath, key: str, ctx: ServiceContext) -> None:
+    if key not in ctx.networks:
+        p.add(path, f"service refers to undefined network {key!r}")
+
+
+def _depends_on(
+    p: Problems, path: KeyPath, value: object, name: str, ctx: ServiceContext
+) -> tuple[Dependency, ...]:
+    deps: dict[str, Dependency] = {}
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            dep = as_str(p, (*path, i), item)
+            if dep is not None:
+                deps[dep] = Dependency(dep)
+                _check_service_ref(p, (*path, i), dep, name, ctx)
+    elif isinstance(value, dict):
+        for dep, opts in value.items():
+            where = (*path, dep)
+            _check_service_ref(p, where, dep, name, ctx)
+            opts = as_mapping(p, where, opts if opts is not None else {})
+            if opts is None:
+                continue
+            check_keys(p, where, opts, ("condition", "restart", "required"))
+            cond = opts.get("condition", "service_started")
+            if cond not in _CONDITIONS:
+                p.add((*where, "condition"), f"condition must be one of {', '.join(_CONDITIONS)}")
+            restart = as_bool(p, (*where, "restart"), opts.get("restart", False))
+            required = as_bool(p, (*where, "required"), opts.get("required", True))
+            deps[dep] = Dependency(dep, str(cond), bool(restart), required is not False)
+    else:
+        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
+    return tuple(deps[k] for k in sorted(deps))
+
+
+def _check_service_ref(
+    p: Problems, path: KeyPath, dep: str, name: str, ctx: ServiceContext
+) -> None:
+    if dep == name:
+        p.add(path, f"service {name!r} depends on itself")
+    elif dep not in ctx.services:
+        p.add(path, f"depends on undefined service {dep!r}")
+
+
+def _healthcheck(p: Problems, path: KeyPath, value: object) -> Healthcheck | None:
+    hc = as_mapping(p, path, value)
+    if hc is None:
+        return None
+    check_keys(p, path, hc, _HEALTH_KEYS, ("start_interval",))
+    if hc.get("disable") is not None and as_bool(p, (*path, "disable"), hc["disable"]):
+        return Healthcheck(test=("NONE",), disable=True)
+    test: tuple[str, ...] = ()
+    raw = hc.get("test")
+    if isinstance(raw, str):
+        test = ("CMD-SHELL", raw)
+    elif raw is not None:
+        test = as_str_list(p, (*path, "test"), raw) or ()
+        if test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            p.add((*path, "test"), "a test list must start with CMD, CMD-SHELL or NONE")
+    if test == ("NONE",):
+        return Healthcheck(test=test, disable=True)
+    durations: dict[str, int | None] = {}
+    for key in ("interval", "timeout", "start_period"):
+        if hc.get(key) is not None:
+            durations[key] = as_duration(p, (*path, key), hc[key])
+    retries = None
+    if hc.get("retries") is not None:
+        retries = as_int(p, (*path, "retries"), hc["retries"], minimum=0)
+    return Healthcheck(
+        test=test,
+        interval_ns=durations.get("interval"),
+        timeout_ns=durations.get("timeout"),
+        retries=retries,
+        start_period_ns=durations.get("start_period"),
+    )
+
+
+def _devices(p: Problems, path: KeyPath, value: object) -> tuple[str, ...]:
+    """Normalize to ``host:container:perms`` (perms default ``rwm``, as Compose)."""
+    if not isinstance(value, list):
+        p.add(path, f"must be a list, not a {type_name(value)}")
+        return ()
+    out = []
+    for i, item in enumerate(value):
+        where = (*path, i)
+        if isinstance(item, dict):
+            check_keys(p, where, item, ("source", "target", "permissions"))
+            src = as_str(p, (*where, "source"), item.get("source"))
+            dst = item.get("target", src)
+            perms = item.get("permissions", "rwm")
+        else:
+            spec = as_str(p, where, item)
+            if spec is None:
+                continue
+            parts = spec.split(":")
+            if len(parts) > 3:
+                p.add(where, f"invalid device {spec!r}")
+                continue
+            src = parts[0]
+            dst = parts[1] if len(parts) > 1 else src
+            perms = parts[2] if len(parts) > 2 else "rwm"
+        if not src or not isinstance(dst, str) or not isinstance(perms, str):
+            p.add(where, "invalid device")
+            continue
+        if not perms or set(perms) - set("rwm"):
+            p.add(where, f"invalid device permissions {perms!r}")
+            continue
+        out.append(f"{src}:{dst}:{perms}")
+    return tuple(out)
+
+
+def _logging(p: Problems, path: KeyPath, value: object) -> Logging | None:
+    cfg = as_mapping(p, path, value)
+    if cfg is None:
+        return None
+    check_keys(p, path, cfg, ("driver", "options"))
+    driver = cfg.get("driver")
+    if driver is not None:
+        driver = as_str(p, (*path, "driver"), driver)
+    options = as_dict_or_list(p, (*path, "options"), cfg.get("options") or {}) or {}
+    return Logging(driver, tuple(sorted((k, v or "") for k, v in options.items())))
+
+
+def _extra_hosts(p: Problems, path: KeyPath, value: object) -> tuple[str, ...]:
+    """``host=ip``, ``host:ip`` or ``{host: ip}`` to docker's ``host:ip``."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        for host, ips in value.items():
+            for ip in [ips] if is_scalar(ips) else (ips if isinstance(ips, list) else [None]):
+                if not is_scalar(ip):
+                    p.add((*path, host), "must be an IP address or a list of them")
+                    continue
+                out.append(f"{host}:{scalar_text(ip)}")
+        return tuple(out)
+    for i, entry in enumerate(as_str_list(p, path, value) or ()):
+        sep = "=" if "=" in entry else ":"
+        host, found, ip = entry.partition(sep)
+        if not found or not host or not ip:
+            p.add((*path, i), f"invalid extra host {entry!r} (use host=ip)")
+            continue
+        if ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        out.append(f"{host}:{ip}")
+    return tuple(out)
+
+
+def _ulimits(p: Problems, path: KeyPath, value: object) -> tuple[Ulimit, ...]:
+    limits = as_mapping(p, path, value) or {}
+    out = []
+    for name, spec in sorted(limits.items()):
+        where = (*path, name)
+        if isinstance(spec, dict):
+            check_keys(p, where, spec, ("soft", "hard"))
+            soft = as_int(p, (*where, "soft"), spec.get("soft"))
+            hard = as_int(p, (*where, "hard"), spec.get("hard"))
+        else:
+            soft = hard = as_int(p, where, spec)
+        if soft is not None and hard is not None:
+            if soft > hard and hard >= 0:
+                p.add(where, f"soft limit {soft} exceeds hard limit {hard}")
+            out.append(Ulimit(name, soft, hard))
+    return tuple(out)
+
+

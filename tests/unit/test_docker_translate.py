@@ -1,0 +1,287 @@
+"""ServiceSpec -> Docker Engine create body, without Docker (Compose v2 semantics)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_edge.adapters import docker_translate as t
+from gitops_edge.model.spec import (
+    Dependency,
+    Healthcheck,
+    Logging,
+    Mount,
+    NetworkAttachment,
+    NetworkSpec,
+    PortMapping,
+    ServiceSpec,
+    StackSpec,
+    Ulimit,
+    VolumeSpec,
+)
+
+STACK = StackSpec(
+    name="demo",
+    path="stacks/demo",
+    compose_file="stacks/demo/compose.yaml",
+    networks=(
+        NetworkSpec("default", "demo_default"),
+        NetworkSpec("front", "demo_front"),
+        NetworkSpec("back", "shared-back", external=True),
+    ),
+    volumes=(VolumeSpec("data", "demo_data"), VolumeSpec("ext", "outside", external=True)),
+)
+
+
+def create(spec: ServiceSpec, **kw: object) -> t.ContainerCreate:
+    args: dict[str, object] = {
+        "image": "reg/app@sha256:abc",
+        "image_id": "sha256:1d",
+        "config_hash": "h1",
+        "revision": "r1",
+    }
+    args.update(kw)
+    return t.container_create_args(STACK, spec, **args)  # type: ignore[arg-type]
+
+
+def test_minimal_service_joins_default_network_with_compose_aliases() -> None:
+    req = create(ServiceSpec(name="web", image="reg/app:v1"))
+    assert req.name == "demo-web-1"
+    assert req.body["Image"] == "reg/app@sha256:abc"
+    assert req.body["Cmd"] is None and req.body["Entrypoint"] is None
+    assert req.body["HostConfig"]["NetworkMode"] == "demo_default"
+    assert req.body["NetworkingConfig"] == {
+        "EndpointsConfig": {"demo_default": {"Aliases": ["demo-web-1", "web"]}}
+    }
+    assert req.body["HostConfig"]["RestartPolicy"] == {"Name": "no", "MaximumRetryCount": 0}
+    assert req.connect == ()
+
+
+def test_labels_compose_and_ours_win_over_user_labels() -> None:
+    spec = ServiceSpec(
+        name="web",
+        image="reg/app:v1",
+        labels=(("com.docker.compose.project", "evil"), ("team", "edge")),
+        depends_on=(Dependency("db", "service_healthy", restart=True), Dependency("cache")),
+    )
+    labels = create(spec).body["Labels"]
+    assert labels == {
+        "team": "edge",
+        "com.docker.compose.project": "demo",
+        "com.docker.compose.service": "web",
+        "com.docker.compose.container-number": "1",
+        "com.docker.compose.oneoff": "False",
+        "com.docker.compose.config-hash": "h1",
+        "com.docker.compose.depends_on": "cache:service_started:false,db:service_healthy:true",
+        "com.docker.compose.image": "sha256:1d",
+        "com.docker.compose.version": t.COMPOSE_VERSION,
+        "io.gitops-edge.image": "reg/app@sha256:abc",
+        "io.gitops-edge.config-hash": "h1",
+        "io.gitops-edge.revision": "r1",
+    }
+
+
+def test_name_override_and_container_name() -> None:
+    assert create(ServiceSpec(name="web", image="x", container_name="my-web")).name == "my-web"
+    renamed = create(ServiceSpec(name="web", image="x"), name="demo-web-1-new")
+    assert renamed.name == "demo-web-1-new"
+    aliases = renamed.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Aliases"]
+    assert aliases[0] == "demo-web-1-new"
+
+
+def test_networks_primary_by_key_others_connected_later() -> None:
+    spec = ServiceSpec(
+        name="web",
+        image="x",
+        networks=(
+            NetworkAttachment("front", aliases=("www",), ipv4_address="172.30.0.5"),
+            NetworkAttachment("back"),
+        ),
+    )
+    req = create(spec)
+    assert req.body["HostConfig"]["NetworkMode"] == "shared-back"
+    assert req.body["NetworkingConfig"]["EndpointsConfig"] == {
+        "shared-back": {"Aliases": ["demo-web-1", "web"]}
+    }
+    assert req.connect == (
+        t.Endpoint("demo_front", ("demo-web-1", "web", "www"), "172.30.0.5"),
+    )
+    assert req.connect[0].settings() == {
+        "Aliases": ["demo-web-1", "web", "www"],
+        "IPAMConfig": {"IPv4Address": "172.30.0.5"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [("host", "host"), ("none", "none"), ("container:abc", "container:abc"), ("service:db", "container:c1d")],
+)
+def test_network_modes(mode: str, expected: str) -> None:
+    req = create(ServiceSpec(name="web", image="x", network_mode=mode), network_mode_container="c1d")
+    assert req.body["HostConfig"]["NetworkMode"] == expected
+    assert "NetworkingConfig" not in req.body
+    assert req.connect == ()
+
+
+def test_service_network_mode_needs_the_container() -> None:
+    with pytest.raises(ValueError, match="service:db"):
+        create(ServiceSpec(name="web", image="x", network_mode="service:db"))
+
+
+def test_ports_short_long_ranges_udp_ephemeral() -> None:
+    spec = ServiceSpec(
+        name="web",
+        image="x",
+        ports=(
+            PortMapping(8080, "18080", "127.0.0.1"),
+            PortMapping(53, "5353", None, "udp"),
+            PortMapping(80, "8000-8010"),
+            PortMapping(9999),
+            PortMapping(8080, "18081", "127.0.0.2"),
+        ),
+    )
+    body = create(spec).body
+    assert body["ExposedPorts"] == {"8080/tcp": {}, "53/udp": {}, "80/tcp": {}, "9999/tcp": {}}
+    assert body["HostConfig"]["PortBindings"] == {
+        "8080/tcp": [
+            {"HostIp": "127.0.0.1", "HostPort": "18080"},
+            {"HostIp": "127.0.0.2", "HostPort": "18081"},
+        ],
+        "53/udp": [{"HostIp": "", "HostPort": "5353"}],
+        "80/tcp": [{"HostIp": "", "HostPort": "8000-8010"}],
+        "9999/tcp": [{"HostIp": "", "HostPort": ""}],
+    }
+
+
+def test_mounts_binds_like_compose() -> None:
+    spec = ServiceSpec(
+        name="web",
+        image="x",
+        mounts=(
+            Mount("volume", "/data", "data"),
+            Mount("volume", "/ext", "ext", read_only=True),
+            Mount("bind", "/cfg", "/srv/cfg", read_only=True),
+            Mount("bind", "/strict", "/srv/strict", bind_create_host_path=False),
+            Mount("tmpfs", "/cache", tmpfs_size=1048576),
+            Mount("volume", "/anon"),
+        ),
+    )
+    host = create(spec).body["HostConfig"]
+    assert host["Binds"] == ["demo_data:/data:rw", "outside:/ext:ro", "/srv/cfg:/cfg:ro"]
+    assert host["Mounts"] == [
+        {"Type": "bind", "Source": "/srv/strict", "Target": "/strict", "ReadOnly": False},
+        {"Type": "tmpfs", "Target": "/cache", "ReadOnly": False, "TmpfsOptions": {"SizeBytes": 1048576}},
+        {"Type": "volume", "Target": "/anon", "ReadOnly": False},
+    ]
+
+
+def test_every_other_field() -> None:
+    spec = ServiceSpec(
+        name="web",
+        image="x",
+        command=("httpd", "-f"),
+        entrypoint=("/bin/sh", "-c"),
+        environment=(("A", "1"), ("EMPTY", ""), ("UNSET", None)),
+        healthcheck=Healthcheck(("CMD", "true"), 2_000_000_000, 3_000_000_000, 4, 5_000_000_000),
+        restart="on-failure:3",
+        user="nobody",
+        working_dir="/www",
+        read_only=True,
+        cap_add=("NET_ADMIN",),
+        cap_drop=("MKNOD",),
+        devices=("/dev/null", "/dev/zero:/dev/z", "/dev/full:/dev/f:r"),
+        privileged=True,
+        security_opt=("no-new-privileges:true",),
+        logging=Logging("json-file", (("max-size", "1m"),)),
+        mem_limit=67108864,
+        cpus=0.5,
+        stop_grace_period_ns=7_500_000_000,
+        stop_signal="SIGINT",
+        hostname="webhost",
+        extra_hosts=("myhost:10.0.0.5",),
+        ulimits=(Ulimit("nofile", 1024, 2048),),
+        sysctls=(("net.core.somaxconn", "1024"),),
+        init=True,
+        tty=True,
+        stdin_open=True,
+    )
+    body = create(spec).body
+    host = body["HostConfig"]
+    assert body["Cmd"] == ["httpd", "-f"]
+    assert body["Entrypoint"] == ["/bin/sh", "-c"]
+    assert body["Env"] == ["A=1", "EMPTY=", "UNSET"]
+    assert body["Healthcheck"] == {
+        "Test": ["CMD", "true"],
+        "Interval": 2_000_000_000,
+        "Timeout": 3_000_000_000,
+        "StartPeriod": 5_000_000_000,
+        "Retries": 4,
+    }
+    assert (body["User"], body["WorkingDir"], body["Hostname"]) == ("nobody", "/www", "webhost")
+    assert (body["StopSignal"], body["StopTimeout"]) == ("SIGINT", 7)
+    assert (body["Tty"], body["OpenStdin"], body["AttachStdin"]) == (True, True, True)
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    assert host["ReadonlyRootfs"] is True and host["Privileged"] is True and host["Init"] is True
+    assert (host["CapAdd"], host["CapDrop"]) == (["NET_ADMIN"], ["MKNOD"])
+    assert host["Devices"] == [
+        {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"},
+        {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "rwm"},
+        {"PathOnHost": "/dev/full", "PathInContainer": "/dev/f", "CgroupPermissions": "r"},
+    ]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"]
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+    assert (host["Memory"], host["NanoCpus"]) == (67108864, 500_000_000)
+    assert host["ExtraHosts"] == ["myhost:10.0.0.5"]
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert host["Sysctls"] == {"net.core.somaxconn": "1024"}
+
+
+def test_healthcheck_disable_is_none() -> None:
+    spec = ServiceSpec(name="w", image="x", healthcheck=Healthcheck((), disable=True))
+    assert create(spec).body["Healthcheck"] == {"Test": ["NONE"]}
+
+
+def test_unset_fields_leave_image_defaults() -> None:
+    body = create(ServiceSpec(name="w", image="x")).body
+    for key in ("Healthcheck", "User", "WorkingDir", "StopSignal", "StopTimeout", "Hostname"):
+        assert key not in body
+    assert "Init" not in body["HostConfig"] and "LogConfig" not in body["HostConfig"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("no", {"Name": "no", "MaximumRetryCount": 0}),
+        ("always", {"Name": "always", "MaximumRetryCount": 0}),
+        ("unless-stopped", {"Name": "unless-stopped", "MaximumRetryCount": 0}),
+        ("on-failure", {"Name": "on-failure", "MaximumRetryCount": 0}),
+        ("on-failure:5", {"Name": "on-failure", "MaximumRetryCount": 5}),
+    ],
+)
+def test_restart_policy(policy: str, expected: dict[str, object]) -> None:
+    assert t.restart_policy(policy) == expected
+
+
+def test_restart_policy_rejects_unknown() -> None:
+    with pytest.raises(ValueError):
+        t.restart_policy("sometimes")
+
+
+def test_network_and_volume_create_carry_compose_labels() -> None:
+    net = NetworkSpec("front", "demo_front", driver_opts=(("mtu", "1400"),), internal=True, labels=(("a", "b"),))
+    assert t.network_create_args("demo", net) == {
+        "name": "demo_front",
+        "driver": "bridge",
+        "options": {"mtu": "1400"},
+        "internal": True,
+        "labels": {
+            "a": "b",
+            "com.docker.compose.project": "demo",
+            "com.docker.compose.network": "front",
+            "com.docker.compose.version": t.COMPOSE_VERSION,
+        },
+        "check_duplicate": True,
+    }
+    vol = t.volume_create_args("demo", VolumeSpec("data", "demo_data"))
+    assert vol["name"] == "demo_data" and vol["driver"] == "local"
+    assert vol["labels"]["com.docker.compose.volume"] == "data"
+    assert vol["labels"]["com.docker.compose.project"] == "demo"

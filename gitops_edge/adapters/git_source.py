@@ -1,0 +1,364 @@
+"""The Git source adapter: a self-healing, shallow cache clone of one ref.
+
+Implements ``gitops_edge.ports.GitSource`` with GitPython's command runner.
+A poll where nothing moved costs one ``ls-remote`` and a ``git status``; a
+moved ref costs one depth-1 fetch. The local clone is a cache, never a source
+of truth: when anything about it looks wrong it is deleted and fetched again.
+Every git failure leaves this module as a ``SourceError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from git.cmd import Git
+from git.exc import GitError
+
+from gitops_edge.adapters.git_transport import Transport, normalise_url, transport_for
+from gitops_edge.errors import RefNotFoundError, SourceError
+from gitops_edge.model.config import SourceConfig
+from gitops_edge.ports import Checkout
+
+log = logging.getLogger(__name__)
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_ABBREV_SHA = re.compile(r"[0-9a-f]{7,63}")
+_FETCHED = "refs/gitops-edge/fetched"  # keeps a fetched commit alive until checkout
+_LOCAL_TIMEOUT_S = 300.0  # local commands: only a hung disk should ever hit this
+
+
+@dataclass(frozen=True)
+class _Result:
+    rc: int
+    out: str
+    err: str
+    timed_out: bool
+
+
+class _CorruptClone(Exception):
+    """The local clone cannot be trusted; delete it and start over."""
+
+
+class GitRepoSource:
+    """A ``GitSource`` over https, ssh, git://, file:// or a local path.
+
+    ``cache_dir`` is owned by this object: the clone lives in ``cache_dir/repo``
+    and the last checked-out revision in ``cache_dir/revision``. One sync at a
+    time; no locking is done.
+    """
+
+    def __init__(self, config: SourceConfig, cache_dir: Path) -> None:
+        self._config = config
+        self._url = normalise_url(config.url)
+        self._cache_dir = cache_dir
+        self._repo_dir = cache_dir / "repo"
+        self._git_dir = self._repo_dir / ".git"
+        self._revision_file = cache_dir / "revision"
+
+    # -- the port -------------------------------------------------------------
+
+    def remote_revision(self) -> str:
+        """Where the ref points now, per the remote.
+
+        A full sha is its own answer (no network). An abbreviated sha cannot be
+        answered by ``ls-remote``, so it is resolved in the cache clone, fetching
+        the remote's history when the cache does not know it yet.
+        """
+        transport = transport_for(self._config, self._url)
+        target = self._target(transport)
+        if target is not None:
+            return target
+        return self._healing(lambda: self._resolve_abbreviated(transport))
+
+    def checkout(self) -> Checkout:
+        """Make the cache clone's work tree exactly the ref's commit, clean."""
+        transport = transport_for(self._config, self._url)
+        target = self._target(transport)
+        previous = self._read_previous()
+        revision = self._healing(lambda: self._sync_tree(transport, target))
+        self._write_previous(revision)
+        return Checkout(revision=revision, root=self._repo_dir, changed=revision != previous)
+
+    # -- resolving the ref ------------------------------------------------------
+
+    def _target(self, transport: Transport) -> str | None:
+        """The commit the ref names, or None for an abbreviated sha (resolve locally)."""
+        ref = self._config.ref
+        if _FULL_SHA.fullmatch(ref):
+            return ref
+        found = self._ls_remote(transport)
+        if found is not None:
+            return found
+        if _ABBREV_SHA.fullmatch(ref):
+            return None
+        raise RefNotFoundError(f"ref {ref!r} not found in {transport.redact(self._url)}")
+
+    def _ref_patterns(self) -> list[str]:
+        """Candidate full ref names, in git's order of precedence (branch over tag)."""
+        ref = self._config.ref
+        if ref == "HEAD":
+            return ["HEAD"]
+        if ref.startswith("refs/"):
+            return [f"{ref}^{{}}", ref]
+        return [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+
+    def _ls_remote(self, transport: Transport) -> str | None:
+        patterns = self._ref_patterns()
+        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        result = self._run(
+            ["ls-remote", "--", self._url, *patterns],
+            transport,
+            cwd=self._cache_dir,
+            timeout=self._config.timeout_s,
+            in_repo=False,
+        )
+        if result.rc != 0:
+            raise self._network_error("ls-remote", result, transport)
+        refs: dict[str, str] = {}
+        for line in result.out.splitlines():
+            sha, _, name = line.partition("\t")
+            refs[name.strip()] = sha.strip()
+        # A peeled entry ("^{}") exists only for annotated tags and wins over the tag object.
+        return next((refs[p] for p in patterns if p in refs), None)
+
+    def _resolve_abbreviated(self, transport: Transport) -> str:
+        self._open_or_init()
+        sha = self._local_commit(self._config.ref)
+        if sha is None:
+            self._fetch_everything(transport)
+            sha = self._local_commit(self._config.ref)
+        if sha is None:
+            raise RefNotFoundError(
+                f"ref {self._config.ref!r} names no branch, tag or commit "
+                f"in {transport.redact(self._url)}"
+            )
+        return sha
+
+    # -- the cache clone --------------------------------------------------------
+
+    def _healing(self, work: Callable[[], str]) -> str:
+        """Run ``work``; if the clone proves corrupt, delete it and run once more."""
+        try:
+            return work()
+        except _CorruptClone as exc:
+            log.warning("git cache clone %s is damaged (%s); re-cloning", self._repo_dir, exc)
+            self._wipe()
+        try:
+            return work()
+        except _CorruptClone as exc:
+            raise SourceError(f"git cache clone {self._repo_dir} unusable: {exc}") from None
+
+    def _sync_tree(self, transport: Transport, target: str | None) -> str:
+        head = self._open_or_init()
+        if target is not None and head == target and self._is_clean():
+            return target
+        if target is None:
+            target = self._resolve_abbreviated(transport)
+        if self._local_commit(target) != target:
+            target = self._fetch(transport, target)
+        self._switch_to(target)
+        return target
+
+    def _open_or_init(self) -> str | None:
+        """Validate the clone (or create it); returns the commit HEAD is detached at.
+
+        HEAD is symbolic only in a fresh clone (we always detach), so anything
+        else that is not a readable commit with its tree present means damage.
+        """
+        if not self._git_dir.is_dir():
+            self._wipe()
+            self._repo_dir.mkdir(parents=True)
+            self._local(["init", "-q"])
+            # No reflog: old revisions become unreachable and gc can drop them.
+            self._local(["config", "core.logAllRefUpdates", "false"])
+            self._local(["config", "gc.autoDetach", "false"])
+            return None
+        symbolic = self._run_local(["symbolic-ref", "-q", "HEAD"])
+        if symbolic.rc == 0:
+            return None
+        if symbolic.rc != 1:
+            raise _CorruptClone(_first_error(symbolic.err))
+        head = self._local(["rev-parse", "--verify", "HEAD^{commit}"]).strip()
+        self._local(["cat-file", "-e", "HEAD^{tree}"])
+        return head
+
+    def _local_commit(self, name: str) -> str | None:
+        """The full sha of commit ``name`` if the clone has it."""
+        result = self._run_local(["rev-parse", "--verify", "-q", "--end-of-options", f"{name}^{{commit}}"])
+        if result.rc != 0:
+            return None
+        sha = result.out.strip()
+        return sha if self._run_local(["cat-file", "-e", f"{sha}^{{tree}}"]).rc == 0 else None
+
+    def _is_clean(self) -> bool:
+        status = self._local(["status", "--porcelain", "--ignored", "--untracked-files=all"])
+        return status.strip() == ""
+
+    def _switch_to(self, sha: str) -> None:
+        """Detach at ``sha``; nothing untracked, ignored or edited survives."""
+        self._local(["clean", "-ffdxq"])
+        self._local(["-c", "advice.detachedHead=false", "checkout", "-q", "-f", "--detach", sha])
+        self._local(["reset", "-q", "--hard", sha])
+        self._local(["clean", "-ffdxq"])
+        self._drop_fetch_refs()
+
+    def _drop_fetch_refs(self) -> None:
+        refs = self._local(["for-each-ref", "--format=%(refname)", "refs/gitops-edge/"])
+        for ref in refs.split():
+            self._local(["update-ref", "-d", ref])
+
+    def _wipe(self) -> None:
+        if self._repo_dir.exists() or self._repo_dir.is_symlink():
+            try:
+                shutil.rmtree(self._repo_dir)
+            except OSError as exc:
+                raise SourceError(f"cannot remove git cache clone {self._repo_dir}: {exc.strerror}") from None
+
+    # -- fetching ---------------------------------------------------------------
+
+    def _fetch(self, transport: Transport, target: str) -> str:
+        """Bring ``target`` into the clone, as cheaply as the server allows.
+
+        Depth 1 by sha first (exact); then depth 1 by ref name, for servers that
+        refuse unadvertised shas (if the ref moved meanwhile, its new commit is
+        taken); then the whole history. Returns the commit to check out.
+        """
+        errors: list[_Result] = []
+        refspecs = [f"+{target}:{_FETCHED}"]
+        if not _FULL_SHA.fullmatch(self._config.ref):
+            refspecs.append(f"+{self._ref_patterns()[-1]}:{_FETCHED}")
+        for refspec in refspecs:
+            result = self._run_fetch(transport, ["--depth", "1"], [refspec])
+            if result.rc == 0:
+                fetched = self._local_commit(_FETCHED)
+                if fetched is not None:
+                    return target if self._local_commit(target) == target else fetched
+            else:
+                errors.append(result)
+            if result.timed_out:
+                raise self._network_error("fetch", result, transport)
+        try:
+            self._fetch_everything(transport)
+        except SourceError:
+            if errors:
+                raise self._network_error("fetch", errors[0], transport) from None
+            raise
+        if self._local_commit(target) == target:
+            return target
+        raise RefNotFoundError(f"commit {target} not found in {transport.redact(self._url)}")
+
+    def _fetch_everything(self, transport: Transport) -> None:
+        options = ["--unshallow"] if (self._git_dir / "shallow").exists() else []
+        refspecs = ["+refs/heads/*:refs/gitops-edge/heads/*", "+refs/tags/*:refs/gitops-edge/tags/*"]
+        result = self._run_fetch(transport, options, refspecs)
+        if result.rc != 0:
+            raise self._network_error("fetch", result, transport)
+
+    def _run_fetch(self, transport: Transport, options: list[str], refspecs: list[str]) -> _Result:
+        result = self._run(
+            ["fetch", "-q", "--no-tags", "--no-recurse-submodules", *options,
+             "--", self._url, *refspecs],
+            transport,
+            cwd=self._repo_dir,
+            timeout=self._config.timeout_s,
+            in_repo=True,
+        )  # fmt: skip
+        if result.rc != 0 and not result.timed_out and self._clone_is_damaged():
+            raise _CorruptClone(_first_error(result.err))
+        return result
+
+    def _clone_is_damaged(self) -> bool:
+        """After a failed fetch: was it the clone (heal) rather than the remote (report)?"""
+        fsck = self._run_local(["fsck", "--connectivity-only", "--no-dangling", "--no-progress"])
+        return fsck.rc != 0
+
+    def _network_error(self, op: str, result: _Result, transport: Transport) -> SourceError:
+        url = transport.redact(self._url)
+        if result.timed_out:
+            return SourceError(f"git {op} {url}: timed out after {self._config.timeout_s:g}s")
+        return SourceError(f"git {op} {url}: {transport.redact(_first_error(result.err))}")
+
+    # -- running git ------------------------------------------------------------
+
+    def _local(self, args: list[str]) -> str:
+        """A local git command that must succeed; failure means a damaged clone."""
+        result = self._run_local(args)
+        if result.rc != 0:
+            raise _CorruptClone(f"git {args[0]}: {_first_error(result.err)}")
+        return result.out
+
+    def _run_local(self, args: list[str]) -> _Result:
+        return self._run(args, None, cwd=self._repo_dir, timeout=_LOCAL_TIMEOUT_S, in_repo=True)
+
+    def _run(
+        self,
+        args: list[str],
+        transport: Transport | None,
+        *,
+        cwd: Path,
+        timeout: float,
+        in_repo: bool,
+    ) -> _Result:
+        env = dict(transport.env) if transport is not None else {}
+        # Never pick up a repository above the cache (e.g. the agent's own checkout).
+        env["GIT_CEILING_DIRECTORIES"] = str(self._cache_dir.resolve().parent)
+        if in_repo:
+            env["GIT_DIR"] = str(self._git_dir)
+            env["GIT_WORK_TREE"] = str(self._repo_dir)
+        started = time.monotonic()
+        try:
+            rc, out, err = Git(str(cwd)).execute(
+                ["git", *args],
+                with_extended_output=True,
+                with_exceptions=False,
+                kill_after_timeout=timeout,
+                env=env,
+            )
+        except (GitError, OSError) as exc:
+            raise SourceError(f"cannot run git: {type(exc).__name__}") from None
+        timed_out = time.monotonic() - started >= timeout and rc != 0
+        return _Result(rc=rc, out=str(out), err=str(err), timed_out=timed_out)
+
+    # -- remembering the previous checkout --------------------------------------
+
+    def _read_previous(self) -> str | None:
+        try:
+            text = self._revision_file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _FULL_SHA.fullmatch(text) else None
+
+    def _write_previous(self, revision: str) -> None:
+        tmp = self._revision_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(revision + "\n", encoding="ascii")
+            os.replace(tmp, self._revision_file)
+        except OSError as exc:
+            raise SourceError(f"cannot write {self._revision_file}: {exc.strerror}") from None
+
+
+_BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")
+
+
+def _first_error(stderr: str) -> str:
+    """git's stderr as one bounded line: the last two lines that say something.
+
+    git often splits a cause over two lines ("unable to connect to HOST:" then
+    the errno; ssh's reason then "Could not read from remote repository").
+    """
+    lines = [
+        line.strip().removeprefix("fatal: ").removeprefix("error: ")
+        for line in stderr.splitlines()
+        if line.strip() and not line.strip().startswith(_BOILERPLATE)
+    ]
+    text = ""
+    for line in lines[-2:]:
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
+    return (text or "git failed without a message")[:300]

@@ -1,0 +1,136 @@
+"""How the agent talks to a Git remote: environment, credentials, redaction.
+
+Everything here exists so that a git subprocess run by the agent never waits
+for a human (no prompts, bounded time), never writes a secret anywhere on disk
+or into argv, and never reports a secret in an error message.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_edge.errors import SourceError
+from gitops_edge.model.config import SourceConfig
+
+# Transfer slower than this many bytes/s for ``timeout_s`` aborts an HTTP transfer,
+# a second line of defence next to the hard process timeout.
+_LOW_SPEED_BYTES = 1000
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_USERINFO_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^/@\s]*@")
+
+
+def normalise_url(url: str) -> str:
+    """A URL git can use from any working directory.
+
+    Plain local paths are made absolute because git runs in the cache clone,
+    not where the agent was started; URLs and scp-like ``host:path`` stay as
+    they are (git's own rule: a ``:`` before the first ``/`` means ssh).
+    """
+    if _SCHEME.match(url):
+        return url
+    head = url.split("/", 1)[0]
+    if ":" in head and not Path(url).exists():
+        return url
+    return str(Path(url).expanduser().resolve())
+
+
+def is_http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
+
+
+def display_url(url: str) -> str:
+    """``url`` with any password in its userinfo replaced: safe for messages."""
+    return _USERINFO_PASSWORD.sub(r"\g<scheme>\g<user>:***@", url)
+
+
+def ssh_command(config: SourceConfig) -> str:
+    """The ``GIT_SSH_COMMAND`` for ``config``: non-interactive, bounded, pinned.
+
+    ``BatchMode`` makes ssh fail instead of asking for a passphrase or host-key
+    confirmation; with ``known_hosts`` set, only keys listed there are accepted.
+    """
+    args = [
+        "ssh",
+        "-o", "BatchMode=yes",
+        "-o", f"ConnectTimeout={max(1, round(config.timeout_s))}",
+        "-o", "ServerAliveInterval=15",
+        "-o", "ServerAliveCountMax=3",
+    ]  # fmt: skip
+    if config.ssh_key is not None:
+        args += ["-i", str(config.ssh_key), "-o", "IdentitiesOnly=yes"]
+    if config.known_hosts is not None:
+        args += [
+            "-o", f"UserKnownHostsFile={config.known_hosts}",
+            "-o", "StrictHostKeyChecking=yes",
+        ]  # fmt: skip
+    return shlex.join(args)
+
+
+def read_token(config: SourceConfig) -> str | None:
+    """The https token, read fresh on every call so a rotated file takes effect."""
+    if config.token_file is None:
+        return None
+    try:
+        token = config.token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise SourceError(f"cannot read token file {config.token_file}: {reason}") from None
+    if not token:
+        raise SourceError(f"token file {config.token_file} is empty")
+    return token
+
+
+@dataclass(frozen=True)
+class Transport:
+    """The environment for git subprocesses plus the secrets to redact from output."""
+
+    env: dict[str, str]
+    secrets: tuple[str, ...]
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return display_url(text)
+
+
+def transport_for(config: SourceConfig, url: str) -> Transport:
+    """Build the git environment for one sync.
+
+    Configuration goes through ``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` rather than
+    ``-c`` so the token never shows in argv (``ps``, GitPython's debug log) and
+    never lands in ``.git/config``. System and global git config are ignored so
+    a device behaves the same whatever ``~/.gitconfig`` holds.
+    """
+    settings: list[tuple[str, str]] = [
+        ("credential.helper", ""),  # empty resets the list: no stored credentials
+        ("protocol.ext.allow", "never"),  # ext:: runs arbitrary commands
+        ("core.askPass", ""),
+    ]
+    secrets: list[str] = []
+    token = read_token(config) if is_http(url) else None
+    if token is not None:
+        basic = base64.b64encode(f"{config.username}:{token}".encode()).decode("ascii")
+        settings.append(("http.extraHeader", f"Authorization: Basic {basic}"))
+        secrets += [token, basic]
+    env = {
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "",  # set but empty: git skips askpass helpers entirely
+        "SSH_ASKPASS": "",
+        "GCM_INTERACTIVE": "never",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_SSH_COMMAND": ssh_command(config),
+        "GIT_HTTP_LOW_SPEED_LIMIT": str(_LOW_SPEED_BYTES),
+        "GIT_HTTP_LOW_SPEED_TIME": str(max(1, round(config.timeout_s))),
+        "GIT_CONFIG_COUNT": str(len(settings)),
+    }
+    for i, (key, value) in enumerate(settings):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return Transport(env=env, secrets=tuple(secrets))

@@ -124,7 +124,7 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
     if kind == "tmpfs":
         return _long_tmpfs(p, path, item, target)
     if kind == "bind":
-        create = True
+        create = False  # long syntax: Compose only creates the host path when asked
         if "bind" in item:
             opts = as_mapping(p, (*path, "bind"), item["bind"]) or {}
             check_keys(p, (*path, "bind"), opts, ("create_host_path",), ("propagation", "selinux"))

@@ -400,7 +400,7 @@ def _logging(p: Problems, path: KeyPath, value: object) -> Logging | None:
 
 
 def _extra_hosts(p: Problems, path: KeyPath, value: object) -> tuple[str, ...]:
-    """``host=ip``, ``host:ip`` or ``{host: ip}`` to docker's ``host:ip``."""
+    """``host=ip``, ``host:ip`` or ``{host: ip}`` to docker's ``host:ip``, sorted as Compose."""
     out: list[str] = []
     if isinstance(value, dict):
         for host, ips in value.items():
@@ -409,7 +409,7 @@ def _extra_hosts(p: Problems, path: KeyPath, value: object) -> tuple[str, ...]:
                     p.add((*path, host), "must be an IP address or a list of them")
                     continue
                 out.append(f"{host}:{scalar_text(ip)}")
-        return tuple(out)
+        return tuple(sorted(out))
     for i, entry in enumerate(as_str_list(p, path, value) or ()):
         sep = "=" if "=" in entry else ":"
         host, found, ip = entry.partition(sep)
@@ -419,7 +419,7 @@ def _extra_hosts(p: Problems, path: KeyPath, value: object) -> tuple[str, ...]:
         if ip.startswith("[") and ip.endswith("]"):
             ip = ip[1:-1]
         out.append(f"{host}:{ip}")
-    return tuple(out)
+    return tuple(sorted(out))
 
 
 def _ulimits(p: Problems, path: KeyPath, value: object) -> tuple[Ulimit, ...]:

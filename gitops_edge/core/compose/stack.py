@@ -4,7 +4,9 @@ The directory name is the Compose project name. A top-level ``name:`` is
 accepted only when it equals it: ``docker compose`` run by hand in that
 directory would otherwise manage a different project than the agent does.
 Services with ``profiles`` are validated but not active, as
-``docker compose config`` without ``--profile`` treats them.
+``docker compose config`` without ``--profile`` treats them; like Compose,
+the stack keeps only the networks and volumes its active services use
+(unused ones are still validated).
 """
 
 from __future__ import annotations
@@ -82,8 +84,9 @@ def build_stack(
     _check_cycles(p, built)
     active = {n: s for n, s in built.items() if not s.profiles}
     _check_inactive_refs(p, built, active)
-    uses_default = any(a.network == "default" for s in active.values() for a in s.networks)
-    networks = build_networks(p, name, data.get("networks"), include_default=uses_default)
+    used_nets = {a.network for s in active.values() for a in s.networks}
+    used_vols = {m.source for s in active.values() for m in s.mounts if m.type == "volume"}
+    networks = build_networks(p, name, data.get("networks"), "default" in used_nets)
     volumes = build_volumes(p, name, data.get("volumes"))
     p.raise_if_any()
     return StackSpec(
@@ -91,8 +94,8 @@ def build_stack(
         path=stack_dir,
         compose_file=compose_file,
         services=tuple(active[k] for k in sorted(active)),
-        networks=networks,
-        volumes=volumes,
+        networks=tuple(n for n in networks if n.key in used_nets),
+        volumes=tuple(v for v in volumes if v.key in used_vols),
     )
 
 

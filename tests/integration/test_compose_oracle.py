@@ -1,0 +1,237 @@
+"""Our Compose loader against the real ``docker compose config`` (the oracle).
+
+Every case under tests/data/compose/<case>/ is loaded both ways and compared
+field by field after normalizing each side to one plain shape. The negative
+cases check that bad input gives a one-line DesiredStateError naming file,
+line and key, and, where Compose also has an opinion, that it refuses too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gitops_edge.adapters.desired_state import load_desired_state, load_stack
+from gitops_edge.core.compose.units import parse_duration, parse_size
+from gitops_edge.model.spec import ServiceSpec, StackSpec
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+CORPUS = DATA / "compose"
+CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "compose.yaml").exists())
+
+
+def run_compose(compose_bin: str, case_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``docker compose config`` with no host environment leaking in."""
+    return subprocess.run(
+        [compose_bin, "-p", case_dir.name, "config", "--format", "json"],
+        cwd=case_dir,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def oracle(compose_bin: str, case_dir: Path) -> dict[str, Any]:
+    out = run_compose(compose_bin, case_dir)
+    assert out.returncode == 0, out.stderr
+    return unescape(json.loads(out.stdout))
+
+
+def unescape(value: Any) -> Any:
+    """``config`` re-escapes ``$`` as ``$$`` in its output; undo that."""
+    if isinstance(value, str):
+        return value.replace("$$", "$")
+    if isinstance(value, dict):
+        return {k: unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unescape(v) for v in value]
+    return value
+
+
+# ---- one plain shape for both sides -------------------------------------------------
+
+
+def _dur(value: str | None) -> int | None:
+    return None if value is None else parse_duration(value)
+
+
+def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
+    hc = svc.get("healthcheck")
+    health: Any = None
+    if hc is not None:
+        if hc.get("disable") or hc.get("test") == ["NONE"]:
+            health = "disabled"
+        else:
+            health = (tuple(hc.get("test") or ()), _dur(hc.get("interval")),
+                      _dur(hc.get("timeout")), hc.get("retries"), _dur(hc.get("start_period")))
+    mounts = []
+    for v in svc.get("volumes", []):
+        size = (v.get("tmpfs") or {}).get("size")
+        mounts.append((v["type"], v["target"], v.get("source"), bool(v.get("read_only")),
+                       None if size is None else int(size),
+                       bool((v.get("bind") or {}).get("create_host_path"))))
+    for t in svc.get("tmpfs", []):
+        target, _, opts = t.partition(":")
+        size = parse_size(opts.partition("size=")[2]) if "size=" in opts else None
+        mounts.append(("tmpfs", target, None, False, size, False))
+    ulimits = {}
+    for name, lim in (svc.get("ulimits") or {}).items():
+        ulimits[name] = (lim, lim) if isinstance(lim, int) else (lim["soft"], lim["hard"])
+    logging = svc.get("logging")
+    return {
+        "image": svc["image"],
+        "command": None if svc.get("command") is None else tuple(svc["command"]),
+        "entrypoint": None if svc.get("entrypoint") is None else tuple(svc["entrypoint"]),
+        "environment": dict(svc.get("environment") or {}),
+        "ports": [(p["target"], p.get("published"), p.get("host_ip"), p.get("protocol", "tcp"))
+                  for p in svc.get("ports", [])],
+        "mounts": mounts,
+        "networks": {k: (tuple((v or {}).get("aliases", ())), (v or {}).get("ipv4_address"))
+                     for k, v in (svc.get("networks") or {}).items()},
+        "network_mode": svc.get("network_mode"),
+        "depends_on": {k: (v["condition"], bool(v.get("restart")), v.get("required", True))
+                       for k, v in (svc.get("depends_on") or {}).items()},
+        "healthcheck": health,
+        "restart": svc.get("restart", "no"),
+        "labels": dict(svc.get("labels") or {}),
+        "user": svc.get("user"),
+        "working_dir": svc.get("working_dir"),
+        "hostname": svc.get("hostname"),
+        "container_name": svc.get("container_name"),
+        "read_only": bool(svc.get("read_only")),
+        "privileged": bool(svc.get("privileged")),
+        "init": svc.get("init"),
+        "tty": bool(svc.get("tty")),
+        "stdin_open": bool(svc.get("stdin_open")),
+        "cap_add": list(svc.get("cap_add", [])),
+        "cap_drop": list(svc.get("cap_drop", [])),
+        "security_opt": list(svc.get("security_opt", [])),
+        "devices": [f"{d['source']}:{d['target']}:{d['permissions']}"
+                    for d in svc.get("devices", [])],
+        "logging": None if logging is None else (logging.get("driver"),
+                                                 dict(logging.get("options") or {})),
+        "mem_limit": None if svc.get("mem_limit") is None else int(svc["mem_limit"]),
+        "cpus": svc.get("cpus"),
+        "stop_grace_period": _dur(svc.get("stop_grace_period")),
+        "stop_signal": svc.get("stop_signal"),
+        "extra_hosts": [h.replace("=", ":", 1) for h in svc.get("extra_hosts", [])],
+        "ulimits": ulimits,
+        "sysctls": dict(svc.get("sysctls") or {}),
+        "pull_policy": {"if_not_present": "missing", None: "missing"}.get(
+            svc.get("pull_policy"), svc.get("pull_policy")),
+    }
+
+
+def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
+    hc = svc.healthcheck
+    health: Any = None
+    if hc is not None:
+        health = "disabled" if hc.disable else (
+            hc.test, hc.interval_ns, hc.timeout_ns, hc.retries, hc.start_period_ns)
+    return {
+        "image": svc.image,
+        "command": svc.command,
+        "entrypoint": svc.entrypoint,
+        "environment": dict(svc.environment),
+        "ports": [(p.target, p.published, p.host_ip, p.protocol) for p in svc.ports],
+        "mounts": [(m.type, m.target, m.source, m.read_only, m.tmpfs_size,
+                    m.type == "bind" and m.bind_create_host_path) for m in svc.mounts],
+        "networks": {n.network: (n.aliases, n.ipv4_address) for n in svc.networks},
+        "network_mode": svc.network_mode,
+        "depends_on": {d.service: (d.condition, d.restart, d.required) for d in svc.depends_on},
+        "healthcheck": health,
+        "restart": svc.restart,
+        "labels": dict(svc.labels),
+        "user": svc.user,
+        "working_dir": svc.working_dir,
+        "hostname": svc.hostname,
+        "container_name": svc.container_name,
+        "read_only": svc.read_only,
+        "privileged": svc.privileged,
+        "init": svc.init,
+        "tty": svc.tty,
+        "stdin_open": svc.stdin_open,
+        "cap_add": list(svc.cap_add),
+        "cap_drop": list(svc.cap_drop),
+        "security_opt": list(svc.security_opt),
+        "devices": list(svc.devices),
+        "logging": None if svc.logging is None else (svc.logging.driver,
+                                                     dict(svc.logging.options)),
+        "mem_limit": svc.mem_limit,
+        "cpus": svc.cpus,
+        "stop_grace_period": svc.stop_grace_period_ns,
+        "stop_signal": svc.stop_signal,
+        "extra_hosts": list(svc.extra_hosts),
+        "ulimits": {u.name: (u.soft, u.hard) for u in svc.ulimits},
+        "sysctls": dict(svc.sysctls),
+        "pull_policy": svc.pull_policy,
+    }
+
+
+def compose_resources(cfg: dict[str, Any], section: str) -> dict[str, Any]:
+    out = {}
+    for key, r in (cfg.get(section) or {}).items():
+        out[key] = (r["name"], bool(r.get("external")), r.get("driver"),
+                    {k: str(v) for k, v in (r.get("driver_opts") or {}).items()},
+                    bool(r.get("internal")), dict(r.get("labels") or {}))
+    return out
+
+
+def spec_resources(stack: StackSpec, section: str) -> dict[str, Any]:
+    if section == "networks":
+        return {n.key: (n.name, n.external, n.driver, dict(n.driver_opts), n.internal,
+                        dict(n.labels)) for n in stack.networks}
+    return {v.key: (v.name, v.external, v.driver, dict(v.driver_opts), False, dict(v.labels))
+            for v in stack.volumes}
+
+
+# ---- the positive corpus ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the corpus as a checkout: bind paths then resolve into it."""
+    root = tmp_path_factory.mktemp("checkout")
+    shutil.copytree(CORPUS, root / "stacks")
+    return root
+
+
+def test_corpus_is_broad() -> None:
+    assert len(CASES) >= 12
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_compose_config(case: str, compose_bin: str, corpus_root: Path) -> None:
+    case_dir = corpus_root / "stacks" / case
+    expected = oracle(compose_bin, case_dir)
+    ours = load_stack(corpus_root, case_dir)
+    assert ours.name == case
+    assert ours.compose_file == f"stacks/{case}/compose.yaml"
+    assert sorted(s.name for s in ours.services) == sorted(expected["services"])
+    for name, svc in expected["services"].items():
+        want = from_compose_service(svc)
+        got = from_spec_service(ours.service(name))
+        for key in want:
+            assert got[key] == want[key], f"{case}/{name}.{key}"
+    assert spec_resources(ours, "networks") == compose_resources(expected, "networks")
+    assert spec_resources(ours, "volumes") == compose_resources(expected, "volumes")
+
+
+def test_whole_tree_loads(corpus_root: Path) -> None:
+    state = load_desired_state(corpus_root, "stacks", revision="abc123")
+    assert state.revision == "abc123"
+    assert [s.name for s in state.stacks] == CASES
+
+
+def test_bind_sources_resolve_into_the_checkout(corpus_root: Path) -> None:
+    db = load_stack(corpus_root, Path("stacks/volumes")).service("db")
+    binds = [m.source for m in db.mounts if m.type == "bind"]
+    assert str(corpus_root / "stacks/volumes/data") in binds
+    assert "/var/run/docker.sock" in binds

@@ -380,3 +380,23 @@ def test_password_in_url_never_reaches_a_message(cache: Path) -> None:
     with pytest.raises(SourceError) as info:
         src.remote_revision()
     assert "hunter2" not in str(info.value)
+
+
+def test_server_refusing_unadvertised_sha_falls_back_to_a_full_fetch(
+    bare: Path, git_repo: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Protocol v0 upload-pack refuses a sha no ref points at: depth-1 by sha fails."""
+    old = git(bare, "rev-parse", "main")
+    commit_files(git_repo, {"f": "new"})
+    git(git_repo, "push", "-q", "origin", "main")
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'protocol.version'='0'")
+    with git_daemon(bare.parent) as base:
+        url = f"{base}/fleet.git"
+        tip = make_source(url, cache).checkout()
+        assert (tip.root / ".git/shallow").exists()
+
+        co = make_source(url, cache, ref=old).checkout()
+        assert (co.revision, co.changed) == (old, True)
+        assert (co.root / "stacks/app/compose.yaml").exists()
+        assert not (co.root / "f").exists()
+        assert not (co.root / ".git/shallow").exists()  # it took the --unshallow path

@@ -1,0 +1,239 @@
+"""Bad desired state: one clear, located error each; Compose agrees where it can judge.
+
+Each case is a small tree written to a temporary repository. The error must
+be a DesiredStateError whose one-line text names the repo-relative file, the
+line and the key path. Where ``docker compose config`` has an opinion on the
+same file, it must refuse it too (we are never more lenient than the oracle).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from gitops_edge.adapters.desired_state import load_desired_state, validate_tree
+from gitops_edge.errors import DesiredStateError
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    compose: str
+    expect: str  # substring of the message
+    line: int | None
+    key: str | None
+    oracle_rejects: bool  # does `docker compose config` refuse it too?
+    extra: tuple[tuple[str, str], ...] = ()  # other files, relative to the stack dir
+
+
+CASES = [
+    Bad("unknown-key", "services:\n  web:\n    image: nginx\n    imagee: typo\n",
+        "unknown key 'imagee'", 4, "services.web.imagee", True),
+    Bad("unknown-top-level", "services:\n  web:\n    image: nginx\nservice: {}\n",
+        "unknown key 'service'", 4, "service", True),
+    Bad("wrong-type", "services:\n  web:\n    image: nginx\n    ports: \"80:80\"\n",
+        "must be a list", 4, "services.web.ports", True),
+    Bad("bad-port", "services:\n  web:\n    image: nginx\n    ports:\n      - \"80x\"\n",
+        "invalid port '80x'", 5, "services.web.ports[0]", True),
+    Bad("cycle",
+        "services:\n  a:\n    image: x\n    depends_on: [b]\n"
+        "  b:\n    image: x\n    depends_on: [c]\n  c:\n    image: x\n    depends_on: [a]\n",
+        "dependency cycle: a -> b -> c -> a", 4, "services.a.depends_on", True),
+    Bad("undefined-network",
+        "services:\n  web:\n    image: nginx\n    networks: [front]\n",
+        "undefined network 'front'", 4, "services.web.networks[0]", True),
+    Bad("undefined-volume",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - data:/data\n",
+        "undefined volume 'data'", 5, "services.web.volumes[0]", True),
+    Bad("undefined-dependency",
+        "services:\n  web:\n    image: nginx\n    depends_on: [db]\n",
+        "undefined service 'db'", 4, "services.web.depends_on[0]", True),
+    Bad("required-variable",
+        "services:\n  web:\n    image: \"nginx:${X:?need X}\"\n",
+        "required variable X is missing a value: need X", 3, "services.web.image", True),
+    Bad("bad-interpolation", "services:\n  web:\n    image: \"nginx:${X\"\n",
+        "invalid interpolation format", 3, "services.web.image", True),
+    Bad("duplicate-key", "services:\n  web:\n    image: nginx\n    image: httpd\n",
+        "duplicate key 'image'", 4, "services.web.image", True),
+    Bad("bind-escape",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - ../../../etc:/host-etc\n",
+        "leaves the repository", 5, "services.web.volumes[0]", False),
+    Bad("long-bind-escape",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n"
+        "        source: ../../../etc\n        target: /x\n",
+        "leaves the repository", 6, "services.web.volumes[0].source", False),
+    Bad("env-file-escape",
+        "services:\n  web:\n    image: nginx\n    env_file: ../../../secret.env\n",
+        "leaves the repository", 4, "services.web.env_file", False),
+    Bad("env-file-missing",
+        "services:\n  web:\n    image: nginx\n    env_file: [app.env]\n",
+        "env file 'stacks/case/app.env' not found", 4, "services.web.env_file[0]", True),
+    Bad("build-unsupported",
+        "services:\n  web:\n    build: .\n",
+        "'build' is not supported", 3, "services.web.build", False),
+    Bad("name-mismatch", "name: other\nservices:\n  web:\n    image: nginx\n",
+        "differs from the stack directory name", 1, "name", False),
+    Bad("bad-duration",
+        "services:\n  web:\n    image: nginx\n    healthcheck:\n      test: [CMD, 'true']\n"
+        "      interval: 10\n",
+        "must be a duration string", 6, "services.web.healthcheck.interval", True),
+    Bad("bad-size", "services:\n  web:\n    image: nginx\n    mem_limit: lots\n",
+        "invalid size 'lots'", 4, "services.web.mem_limit", True),
+    Bad("bad-restart", "services:\n  web:\n    image: nginx\n    restart: sometimes\n",
+        "invalid restart policy", 4, "services.web.restart", False),
+    Bad("multi-document", "services:\n  web:\n    image: nginx\n---\nservices: {}\n",
+        "several YAML documents", 4, None, False),
+    Bad("syntax-error", "services:\n  web:\n    image: [nginx\n",
+        "YAML syntax error", 4, None, True),
+    Bad("top-level-list", "- services\n", "top level must be a mapping", 1, None, True),
+    Bad("network-mode-and-networks",
+        "services:\n  web:\n    image: nginx\n    network_mode: host\n    networks: [default]\n",
+        "cannot be combined", 5, "services.web.networks", True),
+    Bad("bad-dotenv", "services:\n  web:\n    image: \"nginx:${TAG}\"\n",
+        "unterminated quoted value", 2, None, True,
+        extra=((".env", "OK=1\nTAG=\"oops\n"),)),
+]
+
+
+def write_case(root: Path, case: Bad) -> Path:
+    stack = root / "stacks" / "case"
+    stack.mkdir(parents=True)
+    (stack / "compose.yaml").write_text(case.compose)
+    for rel, text in case.extra:
+        (stack / rel).write_text(text)
+    return stack
+
+
+def load_error(root: Path) -> DesiredStateError:
+    with pytest.raises(DesiredStateError) as info:
+        load_desired_state(root, "stacks", revision="r1")
+    return info.value
+
+
+def assert_located(err: DesiredStateError, file: str, line: int | None, key: str | None) -> None:
+    text = str(err)
+    assert "\n" not in text
+    assert err.location is not None
+    assert err.location.file == file, text
+    if line is not None:
+        assert err.location.line == line, text
+        assert text.startswith(f"{file}:{line}:"), text
+    if key is not None:
+        assert err.location.key == key, text
+        assert f": {key}: " in text, text
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_located(case: Bad, tmp_path: Path, compose_bin: str) -> None:
+    stack = write_case(tmp_path, case)
+    err = load_error(tmp_path)
+    assert case.expect in err.message, str(err)
+    file = "stacks/case/.env" if case.id == "bad-dotenv" else "stacks/case/compose.yaml"
+    assert_located(err, file, case.line, case.key)
+    if case.oracle_rejects:
+        out = subprocess.run([compose_bin, "-p", "case", "config", "--format", "json"],
+                             cwd=stack, env={"PATH": os.environ.get("PATH", "/usr/bin")},
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode != 0, f"compose accepted {case.id}: {out.stdout[:200]}"
+
+
+def test_billion_laughs_is_refused(tmp_path: Path) -> None:
+    lines = ['x-a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    prev = "a"
+    for name in "bcdefghij":
+        lines.append(f"x-{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+        prev = name
+    lines.append("services:\n  web:\n    image: nginx")
+    write_case(tmp_path, Bad("bomb", "\n".join(lines) + "\n", "", None, None, False))
+    err = load_error(tmp_path)
+    assert "alias bomb" in err.message
+    assert err.location is not None and err.location.file == "stacks/case/compose.yaml"
+    assert err.location.line is not None
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    body = "services:\n  web:\n    image: nginx\n" + "# padding\n" * 120_000
+    write_case(tmp_path, Bad("big", body, "", None, None, False))
+    err = load_error(tmp_path)
+    assert "limit" in err.message
+    assert str(err).startswith("stacks/case/compose.yaml: ")
+
+
+def test_two_compose_files_in_one_stack(tmp_path: Path) -> None:
+    stack = write_case(tmp_path, Bad("two", "services: {}\n", "", None, None, False))
+    (stack / "docker-compose.yml").write_text("services: {}\n")
+    err = load_error(tmp_path)
+    assert "several compose files" in err.message
+
+
+def test_invalid_stack_directory_name(tmp_path: Path) -> None:
+    (tmp_path / "stacks" / "Bad Name").mkdir(parents=True)
+    (tmp_path / "stacks" / "Bad Name" / "compose.yaml").write_text("services: {}\n")
+    err = load_error(tmp_path)
+    assert "not a valid Compose project name" in err.message
+
+
+def test_subpath_may_not_escape(tmp_path: Path) -> None:
+    with pytest.raises(DesiredStateError, match="leaves the repository"):
+        load_desired_state(tmp_path, "../elsewhere", revision="r1")
+
+
+def test_symlinked_env_file_may_not_leave_repo(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    outside = tmp_path / "secret.env"
+    outside.write_text("TOKEN=stolen\n")
+    stack = write_case(root, Bad("ln", "services:\n  web:\n    image: nginx\n"
+                                 "    env_file: app.env\n", "", None, None, False))
+    (stack / "app.env").symlink_to(outside)
+    err = load_error(root)
+    assert "symlink that leads out of the repository" in err.message
+    assert err.location is not None and err.location.file == "stacks/case/app.env"
+
+
+def test_symlinked_bind_source_may_not_leave_repo(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    stack = write_case(root, Bad("ln", "services:\n  web:\n    image: nginx\n"
+                                 "    volumes: [./etc:/x]\n", "", None, None, False))
+    (stack / "etc").symlink_to("/etc")
+    err = load_error(root)
+    assert "symlink that leads out" in err.message
+    assert str(err).startswith("stacks/case/compose.yaml: services.web.volumes[0]: ")
+
+
+def test_symlinked_stack_dir_may_not_leave_repo(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "stacks").mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
+    (root / "stacks" / "evil").symlink_to(elsewhere)
+    err = load_error(root)
+    assert "leads out of the repository" in err.message
+
+
+def test_validate_tree_collects_every_error(tmp_path: Path) -> None:
+    write_case(tmp_path, Bad("many", "services:\n  web:\n    image: nginx\n    imagee: x\n"
+                             "    ports: [\"80x\"]\n  db:\n    restart: sometimes\n",
+                             "", None, None, False))
+    other = tmp_path / "stacks" / "other"
+    other.mkdir()
+    (other / "compose.yaml").write_text("services:\n  a:\n    image: x\n    networks: [nope]\n")
+    errors = validate_tree(tmp_path, "stacks")
+    texts = [str(e) for e in errors]
+    assert len(errors) == 5, texts
+    assert any(t.startswith("stacks/case/compose.yaml:4: services.web.imagee") for t in texts)
+    assert any(t.startswith("stacks/case/compose.yaml:5: services.web.ports[0]") for t in texts)
+    assert any("'image' is required" in t for t in texts)
+    assert any(t.startswith("stacks/other/compose.yaml:4:") for t in texts)
+
+
+def test_good_tree_validates_clean(tmp_path: Path) -> None:
+    stack = tmp_path / "stacks" / "ok"
+    stack.mkdir(parents=True)
+    (stack / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
+    (tmp_path / "stacks" / "not-a-stack").mkdir()
+    assert validate_tree(tmp_path, "stacks") == []

@@ -1,0 +1,193 @@
+"""Unit tests of the pure Compose core: interpolation, dotenv, units, ports, graph, stack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gitops_edge.core.compose import StackErrors, build_stack
+from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.graph import find_cycle
+from gitops_edge.core.compose.interpolate import InterpolationError, interpolate
+from gitops_edge.core.compose.paths import PathEscapeError, host_path, repo_relative
+from gitops_edge.core.compose.ports import PortError, parse_short_port
+from gitops_edge.core.compose.problems import format_path, line_of
+from gitops_edge.core.compose.units import parse_duration, parse_size
+from gitops_edge.model.spec import PortMapping
+
+ENV = {"SET": "v", "EMPTY": "", "TAG": "1.2"}
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("plain", "plain"),
+    ("$SET-$TAG", "v-1.2"),
+    ("${SET}x", "vx"),
+    ("${UNSET}", ""),
+    ("${UNSET:-d}|${EMPTY:-d}|${SET:-d}", "d|d|v"),
+    ("${UNSET-d}|${EMPTY-d}", "d|"),
+    ("${SET:+a}|${EMPTY:+a}|${EMPTY+a}|${UNSET+a}", "a||a|"),
+    ("${UNSET:-${ALSO:-${TAG}}}", "1.2"),
+    ("${UNSET:-{json}}", "{json}"),
+    ("$$SET $${SET}", "$SET ${SET}"),
+    ("100%$", "100%$"),
+    ("$1x", "$1x"),
+    ("${SET?e}${SET:?e}", "vv"),
+])
+def test_interpolation(text: str, want: str) -> None:
+    assert interpolate(text, ENV) == want
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("${UNSET:?need it}", "required variable UNSET is missing a value: need it"),
+    ("${EMPTY:?}", "required variable EMPTY is missing a value"),
+    ("${UNSET?x}", "missing a value: x"),
+    ("${}", "invalid interpolation format"),
+    ("${A", "unclosed"),
+    ("${A:x}", "invalid interpolation format"),
+    ("${-x}", "invalid interpolation format"),
+])
+def test_interpolation_errors(text: str, message: str) -> None:
+    with pytest.raises(InterpolationError, match=message.replace("(", r"\(")):
+        interpolate(text, ENV)
+
+
+def test_dotenv_rules() -> None:
+    text = (
+        "# comment\n\nexport A=1\nB = spaced # comment\nC='lit $A # x'\n"
+        'D="x ${A}\\ty\\n\\$A"\nE="multi\nline" # c\nF=a#b\nG\nH\n'
+    )
+    got = parse_dotenv(text, {"G": "from-lookup"})
+    assert got == {"A": "1", "B": "spaced", "C": "lit $A # x", "D": "x 1\ty\n$A",
+                   "E": "multi\nline", "F": "a#b", "G": "from-lookup"}
+
+
+@pytest.mark.parametrize(("text", "line"), [("A=1\nB=\"open\n", 2), ("=x", 1), ("A 1", 1),
+                                            ("A='x' junk", 1)])
+def test_dotenv_errors_name_line(text: str, line: int) -> None:
+    with pytest.raises(DotenvError) as info:
+        parse_dotenv(text)
+    assert info.value.line == line
+
+
+@pytest.mark.parametrize(("text", "ns"), [("10s", 10 * 10**9), ("1m30s", 90 * 10**9),
+                                          ("500ms", 5 * 10**8), ("1.5h", 5400 * 10**9),
+                                          ("0", 0), ("2us", 2000)])
+def test_durations(text: str, ns: int) -> None:
+    assert parse_duration(text) == ns
+
+
+@pytest.mark.parametrize("text", ["", "10", "1x", "s", "1m 30s"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("value", "size"), [("512m", 512 << 20), ("1g", 1 << 30),
+                                             ("100k", 102400), ("2MB", 2 << 20), (1000, 1000),
+                                             ("1000", 1000), ("1.5g", 3 << 29)])
+def test_sizes(value: str | int, size: int) -> None:
+    assert parse_size(value) == size
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "1x", -5])
+def test_bad_sizes(value: str | int) -> None:
+    with pytest.raises(ValueError):
+        parse_size(value)
+
+
+@pytest.mark.parametrize(("spec", "want"), [
+    ("80", [PortMapping(80)]),
+    ("8080:80", [PortMapping(80, "8080")]),
+    ("127.0.0.1:53:53/udp", [PortMapping(53, "53", "127.0.0.1", "udp")]),
+    ("[::1]:80:80", [PortMapping(80, "80", "::1")]),
+    ("127.0.0.1::80", [PortMapping(80, None, "127.0.0.1")]),
+    ("8000-8001:80-81", [PortMapping(80, "8000"), PortMapping(81, "8001")]),
+    ("8000-8010:80", [PortMapping(80, "8000-8010")]),
+    ("5000-5001", [PortMapping(5000), PortMapping(5001)]),
+])
+def test_short_ports(spec: str, want: list[PortMapping]) -> None:
+    assert parse_short_port(spec) == want
+
+
+@pytest.mark.parametrize("spec", ["80x", "70000", "80/icmp", "1-2:3-5", "0", "a:b:c:d"])
+def test_bad_short_ports(spec: str) -> None:
+    with pytest.raises(PortError):
+        parse_short_port(spec)
+
+
+def test_find_cycle() -> None:
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
+    assert find_cycle({"a": ["b"], "b": ["a"]}) == ["a", "b", "a"]
+    assert find_cycle({"x": [], "b": ["c"], "c": ["b"]}) == ["b", "c", "b"]
+
+
+def test_paths() -> None:
+    assert repo_relative("st/web", "./conf/../app.env") == "st/web/app.env"
+    assert host_path("/co", "st/web", "./data") == "/co/st/web/data"
+    assert host_path("/co", "st/web", "/dev/ttyUSB0") == "/dev/ttyUSB0"
+    for bad in ("../../../x", "/abs.env"):
+        with pytest.raises(PathEscapeError):
+            repo_relative("st/web", bad)
+
+
+def test_format_path_and_line_lookup() -> None:
+    assert format_path(("services", "web", "ports", 0)) == "services.web.ports[0]"
+    lines = {(): 1, ("services",): 1, ("services", "web"): 2}
+    assert line_of(lines, ("services", "web", "ports", 3)) == 2
+
+
+def build(doc: dict[str, Any], env: dict[str, str] | None = None,
+          files: dict[str, str] | None = None) -> Any:
+    return build_stack(doc, {(): 1}, name="st", stack_dir="stacks/st",
+                       compose_file="stacks/st/compose.yaml", root="/co",
+                       env=env or {}, read_text=lambda rel: (files or {}).get(rel))
+
+
+def test_build_stack_normalizes() -> None:
+    spec = build({
+        "version": "3", "x-top": 1,
+        "services": {
+            "web": {"image": "nginx:${TAG}", "x-meta": {}, "command": "sh -c 'a b'",
+                    "environment": ["A=1", "B"], "env_file": "web.env",
+                    "volumes": ["./d:/d:ro", "v:/v"], "labels": {"b": 2, "a": None},
+                    "depends_on": ["db"], "stop_grace_period": "1m"},
+            "db": {"image": "pg", "networks": {"back": {"aliases": ["d"]}}},
+            "dbg": {"image": "x", "profiles": ["debug"]},
+        },
+        "volumes": {"v": None},
+        "networks": {"back": {}, "unused": {}},
+    }, env={"TAG": "1", "B": "b"}, files={"stacks/st/web.env": "A=0\nC=3\n"})
+    assert [s.name for s in spec.services] == ["db", "web"]
+    web = spec.service("web")
+    assert web.image == "nginx:1"
+    assert web.command == ("sh", "-c", "a b")
+    assert web.environment == (("A", "1"), ("B", "b"), ("C", "3"))
+    assert web.mounts[0].source == "/co/stacks/st/d" and web.mounts[0].read_only
+    assert web.mounts[1].source == "v"
+    assert web.labels == (("a", ""), ("b", "2"))
+    assert web.stop_grace_period_ns == 60 * 10**9
+    assert [n.network for n in web.networks] == ["default"]
+    assert [(n.key, n.name) for n in spec.networks] == [("back", "st_back"),
+                                                        ("default", "st_default")]
+    assert [(v.key, v.name) for v in spec.volumes] == [("v", "st_v")]
+
+
+def test_build_stack_collects_all_errors() -> None:
+    with pytest.raises(StackErrors) as info:
+        build({"services": {"a": {"image": 3, "bogus": 1}, "b": {"cpus": "many"}}})
+    messages = sorted(e.message for e in info.value.errors)
+    assert messages == ["'image' is required (gitops-edge does not build images)",
+                        "must be a number, not 'many'", "must be a string, not a number",
+                        "unknown key 'bogus'"]
+    assert str(info.value) == str(info.value.errors[0])
+
+
+def test_inactive_dependency_is_an_error() -> None:
+    with pytest.raises(StackErrors, match="inactive"):
+        build({"services": {"a": {"image": "x", "depends_on": ["b"]},
+                            "b": {"image": "x", "profiles": ["p"]}}})
+    spec = build({"services": {"a": {"image": "x",
+                                     "depends_on": {"b": {"required": False}}},
+                               "b": {"image": "x", "profiles": ["p"]}}})
+    assert [s.name for s in spec.services] == ["a"]

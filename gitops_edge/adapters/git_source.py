@@ -61,6 +61,7 @@ class GitRepoSource:
         self._repo_dir = cache_dir / "repo"
         self._git_dir = self._repo_dir / ".git"
         self._revision_file = cache_dir / "revision"
+        self._remote_ref: str | None = None  # the full ref name ls-remote matched last
 
     # -- the port -------------------------------------------------------------
 
@@ -111,7 +112,7 @@ class GitRepoSource:
 
     def _ls_remote(self, transport: Transport) -> str | None:
         patterns = self._ref_patterns()
-        self._cache_dir.mkdir(parents=True, exist_ok=True)
+        self._mkdir(self._cache_dir)
         result = self._run(
             ["ls-remote", "--", self._url, *patterns],
             transport,
@@ -123,10 +124,14 @@ class GitRepoSource:
             raise self._network_error("ls-remote", result, transport)
         refs: dict[str, str] = {}
         for line in result.out.splitlines():
-            sha, _, name = line.partition("\t")
-            refs[name.strip()] = sha.strip()
+            sha, _, ref_name = line.partition("\t")
+            refs[ref_name.strip()] = sha.strip()
         # A peeled entry ("^{}") exists only for annotated tags and wins over the tag object.
-        return next((refs[p] for p in patterns if p in refs), None)
+        name = next((p for p in patterns if p in refs), None)
+        if name is None:
+            return None
+        self._remote_ref = name.removesuffix("^{}")
+        return refs[name]
 
     def _resolve_abbreviated(self, transport: Transport) -> str:
         self._open_or_init()
@@ -174,7 +179,7 @@ class GitRepoSource:
         """
         if not self._git_dir.is_dir():
             self._wipe()
-            self._repo_dir.mkdir(parents=True)
+            self._mkdir(self._repo_dir)
             self._local(["init", "-q"])
             # No reflog: old revisions become unreachable and gc can drop them.
             self._local(["config", "core.logAllRefUpdates", "false"])
@@ -214,6 +219,12 @@ class GitRepoSource:
         for ref in refs.split():
             self._local(["update-ref", "-d", ref])
 
+    def _mkdir(self, path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cannot create {path}: {exc.strerror}") from None
+
     def _wipe(self) -> None:
         if self._repo_dir.exists() or self._repo_dir.is_symlink():
             try:
@@ -232,8 +243,8 @@ class GitRepoSource:
         """
         errors: list[_Result] = []
         refspecs = [f"+{target}:{_FETCHED}"]
-        if not _FULL_SHA.fullmatch(self._config.ref):
-            refspecs.append(f"+{self._ref_patterns()[-1]}:{_FETCHED}")
+        if self._remote_ref is not None and not _FULL_SHA.fullmatch(self._config.ref):
+            refspecs.append(f"+{self._remote_ref}:{_FETCHED}")
         for refspec in refspecs:
             result = self._run_fetch(transport, ["--depth", "1"], [refspec])
             if result.rc == 0:

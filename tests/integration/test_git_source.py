@@ -400,3 +400,31 @@ def test_server_refusing_unadvertised_sha_falls_back_to_a_full_fetch(
         assert (co.root / "stacks/app/compose.yaml").exists()
         assert not (co.root / "f").exists()
         assert not (co.root / ".git/shallow").exists()  # it took the --unshallow path
+
+
+def test_ref_moving_between_ls_remote_and_fetch_takes_the_new_commit(
+    bare: Path, git_repo: Path, cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With v0, the ls-remote'd sha is no longer advertised at fetch time: fetch by name."""
+    commit_files(git_repo, {"f": "raced"}, "raced")
+    git(git_repo, "push", "-q", "origin", "HEAD:refs/heads/next")
+    raced = git(bare, "rev-parse", "next")
+    first = git(bare, "rev-parse", "main")
+    calls = tmp_path / "calls"
+    hook = tmp_path / "hook.sh"
+    # Second request (the fetch, after the ls-remote): main moves to the raced commit.
+    hook.write_text(
+        f"#!/bin/sh\necho x >> {calls}\n"
+        f"[ $(wc -l < {calls}) -eq 2 ] && git --git-dir={bare} update-ref refs/heads/main {raced}\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'protocol.version'='0'")
+    with git_daemon(bare.parent, access_hook=hook) as base:
+        src = make_source(f"{base}/fleet.git", cache)
+        co = src.checkout()
+    assert first != raced
+    assert co.revision == raced
+    assert (co.root / "f").read_text() == "raced"
+    assert (co.root / ".git/shallow").exists()  # by name, still depth 1
+    assert len(calls.read_text().splitlines()) == 3  # ls-remote, refused sha, by name

@@ -143,14 +143,18 @@ def git_http_server(project_root: Path, authorization: str | None = None) -> Ite
 
 
 @contextmanager
-def git_daemon(base_path: Path) -> Iterator[str]:
-    """``git daemon`` exporting every repository under ``base_path``; yields git://host:port."""
+def git_daemon(base_path: Path, access_hook: Path | None = None) -> Iterator[str]:
+    """``git daemon`` exporting every repository under ``base_path``; yields git://host:port.
+
+    ``access_hook`` runs before every request (``git daemon --access-hook``).
+    """
     port = free_port()
-    log = base_path / "daemon.log"
+    log = base_path.parent / f"daemon-{port}.log"
+    hook = [f"--access-hook={access_hook}"] if access_hook is not None else []
     with log.open("wb") as out:
         proc = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base_path}",
-             "--listen=127.0.0.1", f"--port={port}", str(base_path)],
+             "--listen=127.0.0.1", f"--port={port}", *hook, str(base_path)],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:

@@ -72,7 +72,10 @@ def test_images(docker_client: docker.DockerClient, registry: str) -> dict[str, 
     refs = {}
     for v in ("v1", "v2", "v3"):
         ref = f"{registry}/edge/app:{v}"
-        build_image(docker_client, f"{registry}/edge/app", v, version=v)
+        try:  # reuse: `docker import` stamps the time, so a rebuild would move the tag
+            docker_client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            build_image(docker_client, f"{registry}/edge/app", v, version=v)
         push(docker_client, ref)
         refs[v] = ref
     return refs
@@ -145,3 +148,15 @@ def commit_files(repo: Path, files: dict[str, str | None], message: str = "updat
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "--allow-empty", "-m", message)
     return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def device(tmp_path: Path, git_repo: Path, docker_client: docker.DockerClient, cleanup_stacks: list[str]):
+    """A device whose agent follows ``git_repo``; stacks it creates are cleaned up by name."""
+    from tests.integration.agent_harness import Device
+
+    work = tmp_path / "device"
+    work.mkdir()
+    dev = Device(repo=git_repo, workdir=work, client=docker_client)
+    dev.cleanup = cleanup_stacks  # type: ignore[attr-defined]
+    return dev

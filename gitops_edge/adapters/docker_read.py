@@ -103,4 +103,13 @@ def container_state(inspect: dict[str, Any], now: datetime | None = None) -> Con
         restart_count=int(inspect.get("RestartCount") or 0),
         running_for_s=running_for,
         health_log=_failing_probe_output(health),
+        name=str(inspect.get("Name") or "").lstrip("/"),
+        restart_policy=_restart_policy((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}),
     )
+
+
+def _restart_policy(policy: dict[str, Any]) -> str:
+    """Docker's RestartPolicy object -> Compose's spelling (``on-failure:3``)."""
+    name = policy.get("Name") or "no"
+    retries = int(policy.get("MaximumRetryCount") or 0)
+    return f"{name}:{retries}" if name == "on-failure" and retries else str(name)

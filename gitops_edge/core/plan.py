@@ -216,9 +216,9 @@ def make_plan(
 ) -> Plan:
     """The whole device's plan.
 
-    ``managed_stacks``: stacks gitops-edge applied before; only those (or
-    stacks whose containers carry our labels) are removed when they leave
-    Git, so a project someone started by hand with Compose is left alone.
+    ``managed_stacks``: stacks this device's agent applied before (its state
+    store); only those are removed when they leave Git, so a project someone
+    started by hand, or another agent's, is left alone.
     ``skip``: stacks not to touch this time (quarantined, automation stopped).
     """
     skipped = set(skip)
@@ -234,8 +234,7 @@ def make_plan(
         for st in desired.stacks
         if st.name not in skipped
     ]
-    ours = set(managed_stacks) | {c.stack for c in observed.containers if c.managed}
-    for gone in sorted(ours - desired_names - skipped):
+    for gone in sorted(set(managed_stacks) - desired_names - skipped):
         plans.append(plan_removal(gone, observed.for_stack(gone)))
     return Plan(revision=desired.revision, stacks=tuple(plans))
 

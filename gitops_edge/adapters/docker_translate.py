@@ -179,6 +179,12 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
     return binds, api_mounts
 
 
+def capability(name: str) -> str:
+    """``net_admin`` -> ``CAP_NET_ADMIN`` (``ALL`` stays), as the Docker CLI and Compose send it."""
+    up = name.strip().upper()
+    return up if up == "ALL" or up.startswith("CAP_") else f"CAP_{up}"
+
+
 def _device(text: str) -> JsonDict:
     parts = text.split(":")
     host = parts[0]
@@ -242,8 +248,8 @@ def container_create_args(
         "RestartPolicy": restart_policy(spec.restart),
         "ReadonlyRootfs": spec.read_only,
         "Privileged": spec.privileged,
-        "CapAdd": list(spec.cap_add) or None,
-        "CapDrop": list(spec.cap_drop) or None,
+        "CapAdd": [capability(c) for c in spec.cap_add] or None,
+        "CapDrop": [capability(c) for c in spec.cap_drop] or None,
         "SecurityOpt": list(spec.security_opt) or None,
         "Devices": [_device(d) for d in spec.devices] or None,
         "ExtraHosts": list(spec.extra_hosts) or None,
@@ -280,7 +286,7 @@ def container_create_args(
         "ExposedPorts": exposed or None,
         "Tty": spec.tty,
         "OpenStdin": spec.stdin_open,
-        "AttachStdin": spec.stdin_open,
+        "AttachStdin": False,
         "AttachStdout": True,
         "AttachStderr": True,
         "HostConfig": host,

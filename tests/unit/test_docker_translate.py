@@ -186,7 +186,7 @@ def test_every_other_field() -> None:
         user="nobody",
         working_dir="/www",
         read_only=True,
-        cap_add=("NET_ADMIN",),
+        cap_add=("NET_ADMIN", "cap_sys_time", "ALL"),
         cap_drop=("MKNOD",),
         devices=("/dev/null", "/dev/zero:/dev/z", "/dev/full:/dev/f:r"),
         privileged=True,
@@ -218,10 +218,11 @@ def test_every_other_field() -> None:
     }
     assert (body["User"], body["WorkingDir"], body["Hostname"]) == ("nobody", "/www", "webhost")
     assert (body["StopSignal"], body["StopTimeout"]) == ("SIGINT", 7)
-    assert (body["Tty"], body["OpenStdin"], body["AttachStdin"]) == (True, True, True)
+    assert (body["Tty"], body["OpenStdin"], body["AttachStdin"]) == (True, True, False)
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
     assert host["ReadonlyRootfs"] is True and host["Privileged"] is True and host["Init"] is True
-    assert (host["CapAdd"], host["CapDrop"]) == (["NET_ADMIN"], ["MKNOD"])
+    assert host["CapAdd"] == ["CAP_NET_ADMIN", "CAP_SYS_TIME", "ALL"]
+    assert host["CapDrop"] == ["CAP_MKNOD"]
     assert host["Devices"] == [
         {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"},
         {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "rwm"},

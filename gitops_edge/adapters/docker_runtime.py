@@ -307,12 +307,16 @@ class DockerRuntime:
             self._api.start(container_id)
 
     def stop_container(self, container_id: str, timeout_s: float | None = None) -> None:
-        """Stop with the given grace (else the container's own StopTimeout)."""
+        """Stop with the given grace (else the container's own StopTimeout, default 10 s).
+
+        The grace is always passed explicitly so the HTTP timeout covers it:
+        a 2-minute stop_grace_period must not read as a stuck daemon.
+        """
         with _engine(f"stopping container {container_id[:12]}"):
             if timeout_s is None:
-                self._api.stop(container_id)
-            else:
-                self._api.stop(container_id, timeout=max(0, round(timeout_s)))
+                config = self._api.inspect_container(container_id).get("Config") or {}
+                timeout_s = float(config.get("StopTimeout") or 10)
+            self._api.stop(container_id, timeout=max(0, round(timeout_s)))
 
     def remove_container(self, container_id: str) -> None:
         """Remove (forcefully, if it still runs); never its volumes. Gone already is fine."""

@@ -18,12 +18,12 @@ from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.errors import ApplyError, EdgeError, StateStoreError
 from gitops_edge.model.config import AgentConfig
-from gitops_edge.model.observed import ObservedState
+from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
 from gitops_edge.model.plan import ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import DesiredState, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.ports import ContainerRuntime, GitSource
-from gitops_edge.switch import KEPT_SUFFIX, Journal, RollbackFailed, StackSwitch
+from gitops_edge.switch import Journal, RollbackFailed, StackSwitch
 
 log = logging.getLogger("gitops_edge.reconciler")
 

@@ -20,12 +20,12 @@ from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
 from gitops_edge.errors import ApplyError, EdgeError
 from gitops_edge.faults import crash_point
 from gitops_edge.model.config import HealthConfig
+from gitops_edge.model.observed import KEPT_SUFFIX
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
 from gitops_edge.model.spec import ServiceSpec, StackSpec
 from gitops_edge.ports import ContainerRuntime
 
 log = logging.getLogger("gitops_edge.switch")
-KEPT_SUFFIX = "-gitops-edge-kept"
 POLL_S = 0.25
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops_edge.adapters import docker_translate as t
-from gitops_edge.model.observed import ContainerState, ObservedContainer
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer
 
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _FRACTION = re.compile(r"\.(\d+)")
@@ -64,7 +64,7 @@ def observed_container(summary: dict[str, Any], restart_count: int = 0) -> Obser
         config_hash=labels.get(t.EDGE_CONFIG_HASH),
         revision=labels.get(t.EDGE_REVISION),
         managed=any(k.startswith(t.EDGE_PREFIX) for k in labels),
-        kept=labels.get(t.EDGE_KEPT, "").lower() in ("1", "true", "yes"),
+        kept=_name(summary.get("Names"), cid[:12]).endswith(KEPT_SUFFIX),
     )
 
 

@@ -36,7 +36,7 @@ from gitops_edge.errors import (
     RuntimeError_,
     RuntimeNotFoundError,
 )
-from gitops_edge.model.observed import ContainerState, ObservedContainer, ObservedState
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -251,7 +251,7 @@ class DockerRuntime:
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
-        live = [c for c in found if (c.get("Labels") or {}).get(t.EDGE_KEPT) is None]
+        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise RuntimeNotFoundError(

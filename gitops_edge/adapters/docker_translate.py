@@ -50,7 +50,6 @@ VOLUME = "com.docker.compose.volume"
 EDGE_IMAGE = "io.gitops-edge.image"
 EDGE_CONFIG_HASH = "io.gitops-edge.config-hash"
 EDGE_REVISION = "io.gitops-edge.revision"
-EDGE_KEPT = "io.gitops-edge.kept"
 EDGE_PREFIX = "io.gitops-edge."
 
 JsonDict = dict[str, Any]

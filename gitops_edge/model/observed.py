@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+KEPT_SUFFIX = "-gitops-edge-kept"
+"""An old container held for rollback is renamed to ``<name><KEPT_SUFFIX>``
+(labels cannot change after create, so the name is the durable mark)."""
+
 
 @dataclass(frozen=True)
 class ObservedContainer:
@@ -19,7 +23,7 @@ class ObservedContainer:
     config_hash: str | None = None  # io.gitops-edge.config-hash
     revision: str | None = None  # io.gitops-edge.revision
     managed: bool = False  # carries io.gitops-edge.* labels (else created by compose or a human)
-    kept: bool = False  # io.gitops-edge.kept: an old container held for rollback
+    kept: bool = False  # renamed with KEPT_SUFFIX: an old container held for rollback
 
 
 @dataclass(frozen=True)

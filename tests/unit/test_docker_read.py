@@ -43,14 +43,20 @@ def summary(**labels: str) -> dict[str, object]:
 def test_observed_container_from_summary() -> None:
     oc = docker_read.observed_container(
         summary(**{"io.gitops-edge.image": "r@sha256:1", "io.gitops-edge.config-hash": "h",
-                   "io.gitops-edge.revision": "rev", "io.gitops-edge.kept": "true"}),
+                   "io.gitops-edge.revision": "rev"}),
         restart_count=2,
     )
     assert oc is not None
     assert (oc.name, oc.stack, oc.service, oc.number) == ("demo-web-1", "demo", "web", 1)
     assert (oc.status, oc.health, oc.restart_count) == ("running", "healthy", 2)
     assert (oc.image, oc.config_hash, oc.revision) == ("r@sha256:1", "h", "rev")
-    assert oc.managed and oc.kept
+    assert oc.managed and not oc.kept
+
+
+def test_kept_container_is_recognized_by_its_name() -> None:
+    kept = dict(summary(), Names=["/demo-web-1-gitops-edge-kept"])
+    oc = docker_read.observed_container(kept, restart_count=0)
+    assert oc is not None and oc.kept and oc.service == "web"
 
 
 def test_compose_created_container_is_unmanaged_and_oneoff_skipped() -> None:

@@ -1,0 +1,128 @@
+"""Issue 3: a bad commit undoes itself, the old containers serve again."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from tests.integration.agent_harness import Device, assert_clean_failure
+
+GOOD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
+CRASH = '["sh", "-c", "sleep 0.5; exit 3"]'
+UNHEALTHY_PROBE = '["CMD", "sh", "-c", "exit 1"]'
+HEALTHY_PROBE = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
+
+
+def stack(image: str, *, command: str = GOOD, probe: str = HEALTHY_PROBE, restart: str = "unless-stopped") -> str:
+    return f"""\
+services:
+  db:
+    image: {image}
+    command: ["sh", "-c", "while true; do sleep 5; done"]
+    restart: {restart}
+  web:
+    image: {image}
+    command: {command}
+    restart: {restart}
+    depends_on: [db]
+    healthcheck:
+      test: {probe}
+      interval: 1s
+      timeout: 2s
+      retries: 2
+"""
+
+
+def snapshot(dev: Device, s: str) -> dict[str, tuple[str, str, str]]:
+    """name -> (id, status, restart policy)"""
+    out = {}
+    for name, c in dev.containers(s).items():
+        c.reload()
+        out[name] = (c.id, c.status, c.attrs["HostConfig"]["RestartPolicy"]["Name"])
+    return out
+
+
+def test_crash_loop_rolls_back_fast_and_is_quarantined(device: Device, stack_name: str,
+                                                       test_images: dict[str, str]) -> None:
+    s = stack_name
+    device.cleanup.append(s)  # type: ignore[attr-defined]
+    device.health = "{timeout: 60s, stable_for: 2s}"
+    device.commit({"README.md": "d1\n", f"{s}/compose.yaml": stack(test_images["v1"])})
+    assert device.cli("sync").returncode == 0
+    good = snapshot(device, s)
+    assert {v[1] for v in good.values()} == {"running"}
+
+    bad_rev = device.commit({f"{s}/compose.yaml": stack(test_images["v2"], command=CRASH)}, "crashing release")
+    t0 = time.monotonic()
+    out = device.cli("sync")
+    took = time.monotonic() - t0
+    assert_clean_failure(out, 1, "web", "rolled back")
+    assert "exited with code 3" in out.stderr or "crash loop" in out.stderr
+    assert took < 30, f"a crash loop must be caught long before the 60 s timeout (took {took:.1f}s)"
+    after = snapshot(device, s)
+    # the very same containers serve again, under their names, with their restart policies
+    assert after == good
+
+    st = device.status()
+    [entry] = [x for x in st["stacks"] if x["stack"] == s]
+    assert entry["quarantined"]["revision"] == bad_rev
+
+    # the same commit again: skipped quickly, nothing touched
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+    assert "quarantined" in out.stdout
+    assert snapshot(device, s) == good
+
+    # a newer good commit deploys normally
+    device.commit({f"{s}/compose.yaml": stack(test_images["v2"])}, "fixed")
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr + out.stdout
+    now = snapshot(device, s)
+    assert set(now) == set(good)
+    assert now[f"{s}-web-1"][0] != good[f"{s}-web-1"][0]
+    assert now[f"{s}-db-1"][0] != good[f"{s}-db-1"][0]  # image changed for both
+
+    hist = json.loads(device.cli("history", "--json").stdout)
+    assert [h["outcome"] for h in hist[:4]] == ["applied", "skipped", "rolled_back", "applied"]  # newest first
+
+
+def test_unhealthy_release_rolls_back_with_reason(device: Device, stack_name: str,
+                                                 test_images: dict[str, str]) -> None:
+    s = stack_name
+    device.cleanup.append(s)  # type: ignore[attr-defined]
+    device.health = "{timeout: 60s, stable_for: 1s}"
+    device.commit({"README.md": "d1\n", f"{s}/compose.yaml": stack(test_images["v1"])})
+    assert device.cli("sync").returncode == 0
+    good = snapshot(device, s)
+
+    device.commit({f"{s}/compose.yaml": stack(test_images["v2"], probe=UNHEALTHY_PROBE)}, "bad probe")
+    out = device.cli("sync")
+    assert_clean_failure(out, 1, "service web failed the health gate", "unhealthy")
+    assert snapshot(device, s) == good
+
+    # retry clears the quarantine: the next sync tries (and fails) again
+    assert device.cli("retry", s).returncode == 0
+    out = device.cli("sync")
+    assert out.returncode == 1
+    assert snapshot(device, s) == good
+
+
+def test_manual_rollback_to_previous_good(device: Device, stack_name: str, test_images: dict[str, str]) -> None:
+    s = stack_name
+    device.cleanup.append(s)  # type: ignore[attr-defined]
+    device.commit({"README.md": "d1\n", f"{s}/compose.yaml": stack(test_images["v1"])})
+    assert device.cli("sync").returncode == 0
+    v1 = snapshot(device, s)
+    device.commit({f"{s}/compose.yaml": stack(test_images["v2"])}, "v2")
+    assert device.cli("sync").returncode == 0
+
+    out = device.cli("rollback", s)
+    assert out.returncode == 0, out.stderr
+    web = device.containers(s)[f"{s}-web-1"]
+    assert web.labels["io.gitops-edge.image"].startswith("127.0.0.1:5055/edge/app@sha256:")
+    assert web.image.id == device.client.images.get(test_images["v1"]).id
+    assert set(snapshot(device, s)) == set(v1)
+    # and the next sync leaves it there while Git still points at v2
+    out = device.cli("sync")
+    assert out.returncode == 0
+    assert device.containers(s)[f"{s}-web-1"].image.id == device.client.images.get(test_images["v1"]).id

@@ -138,9 +138,10 @@ def plan_stack(
         a = _service_action(
             stack, spec, by_service.get(spec.name, []), pinned[spec.name], chash, previous, waves[spec.name]
         )
-        if a is None:
+        if a is None or a.kind is ActionKind.START:
             # A container that shares another's network namespace, or that asked to
-            # restart with its dependency, follows that dependency.
+            # restart with its dependency, follows that dependency (a stopped one too:
+            # starting it would join the namespace of the container being replaced).
             cause = _cascade(spec, actions)
             if cause is not None:
                 a = Action(

@@ -32,14 +32,14 @@ services:
     restart: unless-stopped
   worker:
     image: gitops-edge-demo/web:1
-    command: ["sh", "-c", "while true; do sleep 5; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     depends_on:
       web:
         condition: service_healthy
     restart: unless-stopped
 """
 
-GOOD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
+GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
 BROKEN = '["sh", "-c", "echo starting; sleep 1; echo config error >&2; exit 3"]'
 
 
@@ -52,6 +52,9 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _commit(repo: Path, message: str, compose: str | None) -> str:
+    readme = repo / "devices" / "demo" / "README.md"
+    readme.parent.mkdir(parents=True, exist_ok=True)
+    readme.write_text("Stacks of the demo device: one directory per Compose project.\n")
     path = repo / "devices" / "demo" / STACK / "compose.yaml"
     if compose is None:
         path.unlink()

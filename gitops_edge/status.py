@@ -25,9 +25,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
     applied = store.applied()
     quarantined = store.quarantined()
     stopped = store.stopped()
-    names = set(applied) | set(quarantined) | set(stopped)
-    if observed is not None:
-        names |= {c.stack for c in observed.containers if c.managed}
+    names = set(applied) | set(quarantined) | set(stopped)  # this device's stacks, not every project
     stacks = []
     for name in sorted(names):
         a = applied.get(name)

@@ -56,6 +56,12 @@ def rootfs_tar(version: str, extra_files: dict[str, str] | None = None) -> bytes
     return buf.getvalue()
 
 
+# A process as PID 1 ignores SIGTERM unless it handles it; the shell's trap makes
+# `docker stop` take milliseconds instead of the 10 s grace period.
+SERVE = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+
+
 def build_image(
     client: docker.DockerClient,
     repository: str,
@@ -71,7 +77,7 @@ def build_image(
 
     changes = [
         "ENV PATH=/bin",
-        "CMD " + json.dumps(cmd or ["httpd", "-f", "-p", "8080", "-h", "/www"]),
+        "CMD " + json.dumps(cmd or SERVE),
     ]
     if healthcheck:
         changes.append("HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD " + json.dumps(healthcheck))

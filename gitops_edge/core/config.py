@@ -16,6 +16,7 @@ from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import AgentConfig, DeviceConfig, HealthConfig, SourceConfig, StatusConfig
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 KNOWN: dict[str, set[str]] = {
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "log"},
@@ -34,6 +35,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"negative duration {value!r}")
+        return float(value)
+    if _SECONDS.fullmatch(value.strip()):  # a bare number, e.g. from `interval: ${POLL}`
         return float(value)
     try:
         ns = go_duration_ns(value)
@@ -174,7 +177,7 @@ def parse_config(
     )
     st = r.section(data, "status")
     listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
-    if listen and not re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen):
+    if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
     return AgentConfig(
         device=device,

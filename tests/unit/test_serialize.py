@@ -1,0 +1,171 @@
+"""core.serialize and core.hashing: canonical JSON, round trips, the spec hash."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields, replace
+
+import pytest
+
+from gitops_edge.core.hashing import NOT_HASHED, changed_fields, config_hash
+from gitops_edge.core.serialize import canonical_json, from_data, stack_from_json, stack_to_json, to_data
+from gitops_edge.model.spec import (
+    Dependency,
+    Healthcheck,
+    Logging,
+    Mount,
+    NetworkAttachment,
+    NetworkSpec,
+    PortMapping,
+    ServiceSpec,
+    StackSpec,
+    Ulimit,
+    VolumeSpec,
+)
+
+
+def full_service() -> ServiceSpec:
+    """Every field away from its default, nested dataclasses and optionals included."""
+    return ServiceSpec(
+        name="web",
+        image="reg/app:v1",
+        command=("httpd", "-f"),
+        entrypoint=("/bin/sh", "-c"),
+        environment=(("A", "1"), ("UNSET", None)),
+        ports=(PortMapping(8080, "18080", "127.0.0.1", "udp"), PortMapping(9000)),
+        mounts=(Mount("volume", "/data", "data", read_only=True), Mount("tmpfs", "/tmp", tmpfs_size=1 << 20),
+                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False)),
+        networks=(NetworkAttachment("front", ("www", "web.local"), "10.0.0.5"), NetworkAttachment("default")),
+        depends_on=(Dependency("db", "service_healthy", restart=True, required=False),),
+        healthcheck=Healthcheck(("CMD", "true"), 1_000_000_000, 2_000_000_000, 3, 0, disable=False),
+        restart="unless-stopped",
+        labels=(("a", "b"),),
+        user="1000:1000",
+        working_dir="/app",
+        read_only=True,
+        cap_add=("CAP_NET_ADMIN",),
+        cap_drop=("CAP_ALL",),
+        devices=("/dev/ttyUSB0:/dev/ttyUSB0:rwm",),
+        privileged=True,
+        security_opt=("no-new-privileges:true",),
+        logging=Logging("json-file", (("max-size", "10m"),)),
+        mem_limit=64 << 20,
+        cpus=0.5,
+        stop_grace_period_ns=30_000_000_000,
+        stop_signal="SIGINT",
+        container_name="the-web",
+        hostname="web",
+        extra_hosts=("gw:10.0.0.1",),
+        ulimits=(Ulimit("nofile", 1024, 2048),),
+        sysctls=(("net.core.somaxconn", "1024"),),
+        init=True,
+        profiles=("edge",),
+        pull_policy="always",
+        tty=True,
+        stdin_open=True,
+    )
+
+
+def full_stack() -> StackSpec:
+    return StackSpec(
+        name="s",
+        path="devices/d1/s",
+        compose_file="devices/d1/s/compose.yaml",
+        services=(full_service(), ServiceSpec("db", "reg/db:1", network_mode="service:web")),
+        networks=(NetworkSpec("default", "s_default"),
+                  NetworkSpec("front", "shared-front", external=True, driver="bridge",
+                              driver_opts=(("mtu", "1400"),), internal=True, labels=(("x", "y"),))),
+        volumes=(VolumeSpec("data", "s_data", driver="local", driver_opts=(("type", "tmpfs"),),
+                            labels=(("k", "v"),)),),
+    )
+
+
+def test_every_service_field_is_set_away_from_its_default() -> None:
+    default = ServiceSpec("web", "reg/app:v1")
+    web, db = full_stack().services
+    same = [f.name for f in fields(ServiceSpec)
+            if getattr(default, f.name) == getattr(web, f.name) and getattr(default, f.name) == getattr(db, f.name)]
+    assert same == []  # so the round trip below covers every field
+
+
+def test_stack_round_trips_exactly_through_json() -> None:
+    st = full_stack()
+    text = stack_to_json(st)
+    back = stack_from_json(text)
+    assert back == st
+    # tuples come back as tuples (hashable, frozen), optionals as None or the dataclass
+    svc = back.service("web")
+    assert isinstance(svc.environment, tuple) and svc.environment[1] == ("UNSET", None)
+    assert isinstance(svc.environment[0], tuple)
+    assert isinstance(svc.healthcheck, Healthcheck) and isinstance(svc.logging, Logging)
+    assert isinstance(svc.networks[0].aliases, tuple)
+    db = back.service("db")
+    assert db.healthcheck is None and db.logging is None and db.command is None and db.init is None
+    hash(back)  # every nested value is hashable
+    assert stack_to_json(back) == text
+
+
+def test_canonical_json_is_compact_and_sorted() -> None:
+    text = canonical_json(Dependency("db"))
+    assert text == '{"condition":"service_started","required":true,"restart":false,"service":"db"}'
+    assert json.loads(stack_to_json(full_stack()))["services"][0]["ports"][1] == {
+        "host_ip": None, "protocol": "tcp", "published": None, "target": 9000}
+
+
+def test_missing_fields_take_their_defaults_when_reading_older_records() -> None:
+    data = to_data(ServiceSpec("web", "img"))
+    del data["tty"], data["healthcheck"]
+    assert from_data(ServiceSpec, data) == ServiceSpec("web", "img")
+
+
+def test_config_hash_is_stable_across_equal_specs() -> None:
+    a, b = full_stack(), stack_from_json(stack_to_json(full_stack()))
+    h = config_hash(a, a.service("web"))
+    assert h == config_hash(b, b.service("web"))
+    assert len(h) == 64 and int(h, 16) >= 0
+    assert config_hash(a, a.service("db")) != h
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("depends_on", ()), ("profiles", ("other",)), ("pull_policy", "never"), ("image", "reg/app:v2"),
+])
+def test_config_hash_ignores_what_does_not_shape_the_container(field: str, value: object) -> None:
+    st = full_stack()
+    changed = replace(st.service("web"), **{field: value})
+    assert config_hash(st, changed) == config_hash(st, st.service("web"))
+    assert changed_fields(st.service("web"), changed) == []
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("environment", (("A", "2"),)), ("command", None), ("restart", "no"), ("cpus", 1.0),
+    ("healthcheck", None), ("labels", ()), ("ports", ()), ("name", "web2"),
+])
+def test_config_hash_sees_what_shapes_the_container(field: str, value: object) -> None:
+    st = full_stack()
+    changed = replace(st.service("web"), **{field: value})
+    assert config_hash(st, changed) != config_hash(st, st.service("web"))
+    assert changed_fields(st.service("web"), changed) == [field]
+
+
+def test_config_hash_folds_in_docker_names_of_used_networks_and_volumes() -> None:
+    st = full_stack()
+    web = st.service("web")
+    h = config_hash(st, web)
+    renamed_net = replace(st, networks=(st.networks[0], replace(st.networks[1], name="other-front")))
+    assert config_hash(renamed_net, web) != h
+    renamed_vol = replace(st, volumes=(replace(st.volumes[0], name="elsewhere"),))
+    assert config_hash(renamed_vol, web) != h
+    # a network the service does not use is none of its business
+    extra = replace(st, networks=(*st.networks, NetworkSpec("back", "s_back")))
+    assert config_hash(extra, web) == h
+
+
+def test_not_hashed_is_exactly_the_documented_set() -> None:
+    assert {"depends_on", "profiles", "pull_policy", "image"} == NOT_HASHED
+
+
+def test_changed_fields_in_declaration_order() -> None:
+    old = full_service()
+    new = replace(old, user="0", environment=(), tty=False, depends_on=())
+    assert changed_fields(old, new) == ["environment", "user", "tty"]
+    assert changed_fields(old, old) == []

@@ -1,0 +1,25 @@
+"""The shipped examples stay valid: the agent config parses, the fleet validates."""
+
+from pathlib import Path
+
+from gitops_edge.adapters.config_file import load_config
+from gitops_edge.adapters.desired_state import load_desired_state, validate_tree
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_agent_config_loads() -> None:
+    cfg = load_config(ROOT / "config" / "agent.example.yaml", environ={})
+    assert cfg.device.id == "sensor-001"
+    assert cfg.source.interval_s == 60 and cfg.health.stable_for_s == 10
+    assert ("ring", "canary") in cfg.device.labels
+
+
+def test_example_fleet_is_valid() -> None:
+    fleet = ROOT / "config" / "example-fleet"
+    assert validate_tree(fleet, "devices/sensor-001") == []
+    desired = load_desired_state(fleet, "devices/sensor-001", "0" * 40)
+    [web] = desired.stacks
+    assert web.name == "web"
+    assert {s.name for s in web.services} == {"collector", "web"}
+    assert dict(web.service("web").environment)["LOG_LEVEL"] == "info"

@@ -12,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from gitops_edge.core.compose.units import parse_duration as go_duration_ns
+from gitops_edge.core.config_trust import (
+    parse_commit_verification,
+    parse_registries,
+    parse_security,
+    parse_trust,
+)
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import AgentConfig, DeviceConfig, HealthConfig, SourceConfig, StatusConfig
 
@@ -22,7 +28,7 @@ KNOWN: dict[str, set[str]] = {
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "log"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
-               "timeout"},
+               "timeout", "verify", "allow_rewind"},
     "health": {"timeout", "stable_for"},
     "status": {"listen"},
 }
@@ -62,7 +68,7 @@ def expand_env(text: str, environ: Mapping[str, str], where: Callable[[], Locati
     return _VAR.sub(sub, text)
 
 
-class _Reader:
+class ConfigReader:
     def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
         self.file, self.lines, self.environ = file, lines, environ
 
@@ -111,6 +117,13 @@ class _Reader:
             raise ConfigError(str(exc), self.loc(path)) from None
 
 
+def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str]) -> bool:
+    value = sect.get(path[1], False)
+    if not isinstance(value, bool):
+        raise ConfigError("must be true or false", r.loc(path))
+    return value
+
+
 def parse_config(
     data: object,
     *,
@@ -119,7 +132,7 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
     hostname: str = "device",
 ) -> AgentConfig:
-    r = _Reader(file, lines or {}, environ or {})
+    r = ConfigReader(file, lines or {}, environ or {})
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -162,6 +175,8 @@ def parse_config(
         ssh_key=opt_path("ssh_key"),
         known_hosts=opt_path("known_hosts"),
         timeout_s=r.duration(src, ("source", "timeout"), 60.0),
+        verify=parse_commit_verification(r, src.get("verify")),
+        allow_rewind=_bool(r, src, ("source", "allow_rewind")),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
@@ -185,5 +200,8 @@ def parse_config(
         state_dir=Path(state_dir),
         health=health,
         status=StatusConfig(listen=listen),
+        trust=parse_trust(r, data.get("trust")),
+        security=parse_security(r, data.get("security")),
+        registries=parse_registries(r, data.get("registries")),
         config_file=file,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitops_edge.model.trust import CommitVerification, RegistriesConfig, SecurityPolicy, TrustPolicy
+
 
 @dataclass(frozen=True)
 class DeviceConfig:
@@ -24,6 +26,8 @@ class SourceConfig:
     ssh_key: Path | None = None  # ssh: private key file
     known_hosts: Path | None = None  # ssh: known_hosts file (strict checking when set)
     timeout_s: float = 60.0  # longest a single git network operation may take
+    verify: CommitVerification | None = None  # signed commits only
+    allow_rewind: bool = False  # may the ref move to a commit that does not descend from the applied one
 
 
 @dataclass(frozen=True)
@@ -44,4 +48,7 @@ class AgentConfig:
     state_dir: Path
     health: HealthConfig = field(default_factory=HealthConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    trust: TrustPolicy | None = None  # None: images run unverified (and every status says so)
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    registries: RegistriesConfig = field(default_factory=RegistriesConfig)
     config_file: str = "<config>"

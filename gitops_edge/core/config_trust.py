@@ -1,0 +1,163 @@
+"""Parse the trust, security, registries and ``source.verify`` config sections."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gitops_edge.errors import ConfigError
+from gitops_edge.model.trust import (
+    CommitVerification,
+    KeylessIdentity,
+    RegistriesConfig,
+    SecurityPolicy,
+    TrustPolicy,
+    TrustRule,
+)
+
+Path_ = tuple[object, ...]
+
+RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
+KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
+SECURITY_KEYS = {
+    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
+    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
+}
+
+
+class _Fields:
+    """Typed reads from one mapping, errors naming the key path."""
+
+    def __init__(self, reader: Any, data: object, path: Path_, allowed: set[str]) -> None:
+        self.r, self.path = reader, path
+        if not isinstance(data, dict):
+            raise ConfigError("must be a mapping", reader.loc(path))
+        for k in data:
+            if k not in allowed:
+                raise ConfigError(f"unknown key (allowed: {', '.join(sorted(allowed))})", reader.loc((*path, k)))
+        self.data: dict[str, Any] = data
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, self.r.loc((*self.path, key)))
+
+    def str_(self, key: str, required: bool = False) -> str | None:
+        v = self.data.get(key)
+        if v is None:
+            if required:
+                raise ConfigError(f"{key} is required", self.r.loc(self.path))
+            return None
+        if not isinstance(v, str) or not v:
+            raise self.fail(key, "must be a non-empty string")
+        return v
+
+    def bool_(self, key: str, default: bool = False) -> bool:
+        v = self.data.get(key, default)
+        if not isinstance(v, bool):
+            raise self.fail(key, "must be true or false")
+        return v
+
+    def strs(self, key: str) -> tuple[str, ...]:
+        v = self.data.get(key) or []
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise self.fail(key, "must be a list of strings")
+        return tuple(v)
+
+
+def parse_trust(reader: Any, data: object) -> TrustPolicy | None:
+    if data is None:
+        return None
+    f = _Fields(reader, data, ("trust",), {"default", "images"})
+    default = f.data.get("default", "deny")
+    if default not in ("deny", "allow"):
+        raise f.fail("default", "must be deny or allow")
+    images = f.data.get("images") or []
+    if not isinstance(images, list):
+        raise f.fail("images", "must be a list of rules")
+    return TrustPolicy(default=default, rules=tuple(_rule(reader, r, ("trust", "images", i))
+                                                    for i, r in enumerate(images)))
+
+
+def _rule(reader: Any, data: object, path: Path_) -> TrustRule:
+    f = _Fields(reader, data, path, RULE_KEYS)
+    match = f.str_("match", required=True)
+    assert match is not None
+    if "@" in match or re.search(r":[^/]*$", match.split("/", 1)[-1] if "/" in match else ""):
+        raise f.fail("match", "matches a repository (host[:port]/path): no tag or digest")
+    keyless_raw = f.data.get("keyless") or []
+    if not isinstance(keyless_raw, list):
+        raise f.fail("keyless", "must be a list of {issuer, subject | subject_regex}")
+    keyless = []
+    for i, item in enumerate(keyless_raw):
+        kf = _Fields(reader, item, (*path, "keyless", i), KEYLESS_KEYS)
+        issuer = kf.str_("issuer", required=True)
+        subject, regex = kf.str_("subject"), kf.str_("subject_regex")
+        if (subject is None) == (regex is None):
+            raise ConfigError("give exactly one of subject or subject_regex", reader.loc((*path, "keyless", i)))
+        if regex is not None:
+            try:
+                re.compile(regex)
+            except re.error as exc:
+                raise kf.fail("subject_regex", f"invalid regular expression: {exc}") from None
+        assert issuer is not None
+        keyless.append(KeylessIdentity(issuer=issuer, subject=subject, subject_regex=regex))
+    keys = tuple(Path(k) for k in f.strs("keys"))
+    if not keys and not keyless:
+        raise ConfigError("a rule needs keys or keyless identities", reader.loc(path))
+    root = f.str_("trusted_root")
+    return TrustRule(
+        match=match,
+        keys=keys,
+        keyless=tuple(keyless),
+        trusted_root=Path(root) if root else None,
+        require_digest=f.bool_("require_digest"),
+    )
+
+
+def parse_security(reader: Any, data: object) -> SecurityPolicy:
+    if data is None:
+        return SecurityPolicy()
+    f = _Fields(reader, data, ("security",), SECURITY_KEYS)
+    binds = f.strs("allowed_bind_paths")
+    for b in binds:
+        if not b.startswith("/"):
+            raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
+    return SecurityPolicy(
+        allow_privileged=f.bool_("allow_privileged"),
+        allow_host_network=f.bool_("allow_host_network"),
+        allow_host_pid=f.bool_("allow_host_pid"),
+        allow_host_ipc=f.bool_("allow_host_ipc"),
+        allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
+        allowed_devices=f.strs("allowed_devices"),
+        allowed_bind_paths=binds,
+        allow_unconfined=f.bool_("allow_unconfined"),
+    )
+
+
+def parse_registries(reader: Any, data: object) -> RegistriesConfig:
+    if data is None:
+        return RegistriesConfig()
+    f = _Fields(reader, data, ("registries",), {"insecure", "auth_file"})
+    auth = f.str_("auth_file")
+    return RegistriesConfig(insecure=f.strs("insecure"), auth_file=Path(auth) if auth else None)
+
+
+def parse_commit_verification(reader: Any, data: object) -> CommitVerification | None:
+    if data is None:
+        return None
+    f = _Fields(reader, data, ("source", "verify"), {"mode", "allowed_signers", "gpg_keyring"})
+    mode = f.str_("mode") or "ssh"
+    if mode not in ("ssh", "gpg"):
+        raise f.fail("mode", "must be ssh or gpg")
+    signers, keyring = f.str_("allowed_signers"), f.str_("gpg_keyring")
+    if mode == "ssh" and not signers:
+        raise ConfigError("mode ssh needs allowed_signers", reader.loc(("source", "verify")))
+    if mode == "gpg" and not keyring:
+        raise ConfigError("mode gpg needs gpg_keyring", reader.loc(("source", "verify")))
+    return CommitVerification(
+        mode=mode,
+        allowed_signers=Path(signers) if signers else None,
+        gpg_keyring=Path(keyring) if keyring else None,
+    )

@@ -82,6 +82,10 @@ class StackSwitch:
     def _save(self, j: Journal) -> None:
         self._jwrite(j.stack, j.revision, j.phase, j.data())
 
+    def _mark(self, stack: str, event: str) -> None:
+        """A debug line ``timing STACK EVENT MONOTONIC`` that ``bench/`` parses."""
+        log.debug("timing %s %s %.6f", stack, event, self.clock())
+
     # -- the update ------------------------------------------------------------
     def apply(self, plan: StackPlan, stack: StackSpec, revision: str) -> list[str]:
         """Switch, gate, commit; on failure roll back and raise ``ApplyError``."""
@@ -101,6 +105,7 @@ class StackSwitch:
                     done.append(action.describe())
                 self._gate(stack, started)
         except EdgeError as exc:
+            self._mark(stack.name, "verdict")
             reason = str(exc)
             log.warning("update of %s to %s failed: %s; rolling back", stack.name, revision[:12], reason)
             self.rollback(j)
@@ -142,6 +147,7 @@ class StackSwitch:
         self._save(j)
         crash_point("after-create")
         self.rt.start_container(cid)
+        self._mark(stack.name, f"started:{action.service}")
         crash_point("after-start")
         return cid
 
@@ -207,6 +213,7 @@ class StackSwitch:
                     self.rt.start_container(cid)
                     restored.append(cid)
             self._wait_restored(j, restored)
+            self._mark(j.stack, "restored")
         except EdgeError as exc:
             raise RollbackFailed(f"{j.stack}: rollback failed: {exc}") from None
         self._jclear(j.stack)

@@ -1,0 +1,1 @@
+"""Benchmarks against the real engine; run them all with ``bench/run``."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from gitops_edge.adapters.state_store import StateStore
 from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
-from gitops_edge.errors import ApplyError, EdgeError, StateStoreError
+from gitops_edge.errors import ApplyError, EdgeError, StateStoreError, TrustError
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
 from gitops_edge.model.plan import ActionKind, Plan, StackPlan
@@ -24,6 +24,7 @@ from gitops_edge.model.spec import DesiredState, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.ports import ContainerRuntime, GitSource
 from gitops_edge.switch import Journal, RollbackFailed, StackSwitch
+from gitops_edge.verify import ImagePolicy
 
 log = logging.getLogger("gitops_edge.reconciler")
 
@@ -59,8 +60,6 @@ class Prepared:
 
 
 def _outcome_for(exc: EdgeError) -> Outcome:
-    from gitops_edge.errors import TrustError
-
     if isinstance(exc, TrustError):
         return Outcome.REFUSED
     if isinstance(exc, ApplyError):
@@ -76,12 +75,14 @@ class Reconciler:
         runtime: ContainerRuntime,
         store: StateStore,
         loader: Loader,
+        image_policy: ImagePolicy | None = None,
     ) -> None:
         self.config = config
         self.source = source
         self.runtime = runtime
         self.store = store
         self.loader = loader
+        self.image_policy = image_policy
         self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
 
     # -- read-only steps (also serve `plan`) -------------------------------------------------
@@ -111,9 +112,25 @@ class Reconciler:
             for svc in st.services:
                 key = (svc.image, svc.pull_policy)
                 if key not in cache:
-                    cache[key] = self.runtime.resolve_image(svc.image, svc.pull_policy)
+                    try:
+                        cache[key] = (
+                            self.image_policy.pinned(svc.image)
+                            if self.image_policy is not None
+                            else self.runtime.resolve_image(svc.image, svc.pull_policy)
+                        )
+                    except TrustError as exc:
+                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}") from None
                 pinned[(st.name, svc.name)] = cache[key]
         return pinned
+
+    def _check_security(self, desired: DesiredState, root: Path) -> None:
+        """The device security policy: a compromised repo must not take over the device."""
+        from gitops_edge.core.security import check_stack
+
+        problems = [p for st in desired.stacks for p in check_stack(st, self.config.security, str(root))]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise TrustError(problems[0] + more)
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:

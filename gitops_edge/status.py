@@ -57,7 +57,8 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
     return {
         "device": config.device.id,
         "source": {"url": _redact(config.source.url), "ref": config.source.ref, "path": config.source.path},
-        "trust": UNVERIFIED,
+        "trust": UNVERIFIED if config.trust is None else
+        f"images verified: {len(config.trust.rules)} rule(s), default {config.trust.default}",
         "engine_error": engine_error,
         "last_sync": None
         if last is None

@@ -16,6 +16,7 @@ from gitops_edge.adapters.state_store import StateStore
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.reconciler import Reconciler
+from gitops_edge.verify import ImagePolicy, VerdictCache
 
 
 def open_store(config: AgentConfig) -> StateStore:
@@ -29,7 +30,19 @@ def build_reconciler(config: AgentConfig, store: StateStore) -> Reconciler:
 
     source = GitRepoSource(config.source, config.state_dir / "source")
     runtime = DockerRuntime()
-    return Reconciler(config, source, runtime, store, loader=load_desired_state)
+    return Reconciler(
+        config, source, runtime, store, loader=load_desired_state, image_policy=build_image_policy(config, store)
+    )
+
+
+def build_image_policy(config: AgentConfig, store: StateStore | None) -> ImagePolicy | None:
+    """None without a ``trust`` section: images then run unverified, and status says so."""
+    if config.trust is None:
+        return None
+    from gitops_edge.adapters.signatures import SignatureVerifier
+
+    cache = VerdictCache(store.get, store.put) if store is not None else None
+    return ImagePolicy(config.trust, SignatureVerifier(config.registries), cache)
 
 
 @contextmanager

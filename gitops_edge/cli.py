@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("stack")
     sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
     sp.add_argument("stack")
+    sp = sub.add_parser("verify", help="check one image reference against the trust policy")
+    sp.add_argument("image")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
     sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
     return p
@@ -230,6 +233,34 @@ def cmd_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gitops_edge.core.serialize import to_data
+    from gitops_edge.errors import TrustError
+    from gitops_edge.wiring import build_image_policy, open_store
+
+    config = _config(args)
+    policy = build_image_policy(config, open_store(config))
+    if policy is None:
+        print(f"{args.image}: no trust policy in {config.config_file}: it would run unverified")
+        return 0
+    try:
+        verdict = policy.check(args.image)
+    except TrustError as exc:
+        if args.json:
+            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message}))
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(to_data(verdict), indent=2, default=str))
+        return 0
+    print(f"allowed: {args.image}")
+    print(f"  digest: {verdict.digest}")
+    print(f"  rule:   {verdict.rule or '(none: trust.default is allow)'}")
+    for e in verdict.evidence:
+        print(f"  evidence: {e.format} signed by {e.signer}" + (f" ({e.detail})" if e.detail else ""))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gitops_edge.agent import run_daemon
 
@@ -257,5 +288,6 @@ COMMANDS = {
     "rollback": cmd_rollback,
     "retry": cmd_retry,
     "run": cmd_run,
+    "verify": cmd_verify,
     "demo": cmd_demo,
 }

@@ -7,7 +7,7 @@ import time
 
 from tests.integration.agent_harness import Device, assert_clean_failure
 
-GOOD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
+GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
 CRASH = '["sh", "-c", "sleep 0.5; exit 3"]'
 UNHEALTHY_PROBE = '["CMD", "sh", "-c", "exit 1"]'
 HEALTHY_PROBE = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
@@ -18,7 +18,7 @@ def stack(image: str, *, command: str = GOOD, probe: str = HEALTHY_PROBE, restar
 services:
   db:
     image: {image}
-    command: ["sh", "-c", "while true; do sleep 5; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     restart: {restart}
   web:
     image: {image}

@@ -26,7 +26,7 @@ services:
         out += f"""\
   worker:
     image: {worker_image or image}
-    command: ["sh", "-c", "while true; do sleep 5; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
     depends_on: [web]
 """
     out += "volumes:\n  data: {}\n"

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gitops-edge", description="Pull-based GitOps for Docker edge devices.")
     p.add_argument("--config", help="agent config file (default: $GITOPS_EDGE_CONFIG or /etc/gitops-edge/config.yaml)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="human", choices=["human", "json"], help="json: one object per line")
     p.add_argument("--version", action="version", version=f"gitops-edge {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
@@ -41,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("stack")
     sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
     sp.add_argument("stack")
+    sp = sub.add_parser("lock", help="defer updates on this device (maintenance); status shows who and why")
+    sp.add_argument("--reason", required=True)
+    sub.add_parser("unlock", help="let updates run again")
+    sp = sub.add_parser("suspend", help="leave one stack alone until resumed")
+    sp.add_argument("stack")
+    sp.add_argument("--reason", default="suspended by hand")
+    sp = sub.add_parser("resume", help="manage a suspended stack again")
+    sp.add_argument("stack")
     sp = sub.add_parser("verify", help="check one image reference against the trust policy")
     sp.add_argument("image")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -55,12 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage line
         return 0 if exc.code == 0 else 2
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+    from gitops_edge.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
@@ -155,6 +161,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"trust: {st['trust']}")
     if st["engine_error"]:
         print(f"engine: {st['engine_error']}")
+    if st["lock"]:
+        print(f"LOCKED by {st['lock']['who']}: {st['lock']['reason']} (updates wait; `gitops-edge unlock`)")
     last = st["last_sync"]
     if last:
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
@@ -168,6 +176,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows.append((s["stack"], "", "quarantined", q["revision"][:12], q["reason"][:60]))
         if s["automation_stopped"]:
             rows.append((s["stack"], "", "STOPPED", "", s["automation_stopped"][:60]))
+        if s["suspended"]:
+            rows.append((s["stack"], "", "suspended", "", s["suspended"][:60]))
     _table(rows)
     return 0
 
@@ -261,6 +271,45 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _who() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    open_store(_config(args)).set_lock(_who(), args.reason)
+    print(f"locked: updates wait until `gitops-edge unlock` ({args.reason})")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    was = open_store(_config(args)).clear_lock()
+    print("unlocked" if was else "was not locked")
+    return 0
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    open_store(_config(args)).suspend(args.stack, f"{args.reason} ({_who()})")
+    print(f"{args.stack}: suspended; syncs leave it as it is until `gitops-edge resume {args.stack}`")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from gitops_edge.wiring import open_store
+
+    was = open_store(_config(args)).resume(args.stack)
+    print(f"{args.stack}: {'resumed' if was else 'was not suspended'}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from gitops_edge.agent import run_daemon
 
@@ -289,5 +338,9 @@ COMMANDS = {
     "retry": cmd_retry,
     "run": cmd_run,
     "verify": cmd_verify,
+    "lock": cmd_lock,
+    "unlock": cmd_unlock,
+    "suspend": cmd_suspend,
+    "resume": cmd_resume,
     "demo": cmd_demo,
 }

@@ -11,11 +11,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from gitops_edge.adapters.state_store import StateStore
 from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
+from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.errors import ApplyError, EdgeError, StateStoreError, TrustError
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
@@ -97,7 +99,8 @@ class Reconciler:
         return Prepared(desired.revision, desired, observed, pinned, plan, skipped)
 
     def _skipped(self, revision: str) -> dict[str, str]:
-        out = {s: f"automation stopped: {why}" for s, why in self.store.stopped().items()}
+        out = {s: f"suspended: {why}" for s, why in self.store.suspended().items()}
+        out.update({s: f"automation stopped: {why}" for s, why in self.store.stopped().items()})
         for stack, (rev, why) in self.store.quarantined().items():
             if rev == revision and stack not in out:
                 out[stack] = f"commit {rev[:12]} is quarantined: {why}"
@@ -171,9 +174,13 @@ class Reconciler:
             result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(prep.skipped.items()))
         if prep.plan.is_noop:
             self._record_revisions(prep, prep.plan.stacks)
-            if prep.skipped and not any(not sp.is_noop for sp in prep.plan.stacks):
-                result.outcome = Outcome.SKIPPED if not prep.plan.stacks or all(
-                    s.stack in prep.skipped for s in prep.plan.stacks) else Outcome.UNCHANGED
+            if prep.skipped and not prep.plan.stacks:  # every stack is held back
+                result.outcome = Outcome.SKIPPED
+            return result
+        held = self._held()
+        if held:
+            log.info("changes wait: %s", held)
+            result.outcome, result.reason = Outcome.SKIPPED, held
             return result
         self.stage(prep.plan.stacks)
         failures: list[EdgeError] = []
@@ -197,6 +204,18 @@ class Reconciler:
         else:
             result.outcome = Outcome.APPLIED
         return result
+
+    def _held(self) -> str | None:
+        """Why changes must wait now (a technician's lock, outside the update window), or None."""
+        lock = self.store.lock()
+        if lock is not None:
+            return f"device locked by {lock.get('who')}: {lock.get('reason')}"
+        windows = self.config.update_windows
+        now = datetime.now().astimezone()
+        if not in_window(now, windows):
+            nxt = next_opening(now, windows)
+            return "outside the update window" + (f"; next opens {nxt:%a %H:%M}" if nxt else "")
+        return None
 
     def stage(self, stack_plans: Iterable[StackPlan]) -> None:
         """Pull every image and create networks and volumes before touching a container."""

@@ -25,7 +25,8 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
     applied = store.applied()
     quarantined = store.quarantined()
     stopped = store.stopped()
-    names = set(applied) | set(quarantined) | set(stopped)  # this device's stacks, not every project
+    suspended = store.suspended()
+    names = set(applied) | set(quarantined) | set(stopped) | set(suspended)  # this device's stacks, not every project
     stacks = []
     for name in sorted(names):
         a = applied.get(name)
@@ -51,6 +52,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
                 "services": services,
                 "quarantined": {"revision": q[0], "reason": q[1]} if q else None,
                 "automation_stopped": stopped.get(name),
+                "suspended": suspended.get(name),
             }
         )
     last = store.last_sync()
@@ -60,6 +62,11 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
         "trust": UNVERIFIED if config.trust is None else
         f"images verified: {len(config.trust.rules)} rule(s), default {config.trust.default}",
         "engine_error": engine_error,
+        "lock": store.lock(),
+        "update_windows": [
+            {"days": list(w.days), "start": w.start.strftime("%H:%M"), "end": w.end.strftime("%H:%M")}
+            for w in config.update_windows
+        ],
         "last_sync": None
         if last is None
         else {

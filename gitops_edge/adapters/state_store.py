@@ -238,3 +238,26 @@ class StateStore:
     def put(self, key: str, value: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?,?)", (key, value))
+
+    # -- operator controls: device lock, suspended stacks ------------------------------
+    def set_lock(self, who: str, reason: str) -> None:
+        self.put("lock", json.dumps({"who": who, "reason": reason, "at": time.time()}))
+
+    def clear_lock(self) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM kv WHERE key='lock'").rowcount > 0
+
+    def lock(self) -> dict[str, object] | None:
+        raw = self.get("lock")
+        return dict(json.loads(raw)) if raw else None
+
+    def suspend(self, stack: str, reason: str) -> None:
+        self.put(f"suspended:{stack}", reason)
+
+    def resume(self, stack: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM kv WHERE key=?", (f"suspended:{stack}",)).rowcount > 0
+
+    def suspended(self) -> dict[str, str]:
+        rows = self._query("SELECT key, value FROM kv WHERE key LIKE 'suspended:%'")
+        return {str(k).split(":", 1)[1]: str(v) for k, v in rows}

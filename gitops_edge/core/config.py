@@ -18,19 +18,31 @@ from gitops_edge.core.config_trust import (
     parse_security,
     parse_trust,
 )
+from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
-from gitops_edge.model.config import AgentConfig, DeviceConfig, HealthConfig, SourceConfig, StatusConfig
+from gitops_edge.model.config import (
+    DAYS,
+    AgentConfig,
+    DeviceConfig,
+    HealthConfig,
+    NotifyConfig,
+    SourceConfig,
+    StatusConfig,
+    UpdateWindow,
+)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 KNOWN: dict[str, set[str]] = {
-    "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "log"},
+    "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
+         "notify"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind"},
     "health": {"timeout", "stable_for"},
     "status": {"listen"},
+    "notify": {"webhook", "timeout", "repeat_after"},
 }
 
 
@@ -115,6 +127,40 @@ class ConfigReader:
             return parse_duration(sect[path[1]])
         except ValueError as exc:
             raise ConfigError(str(exc), self.loc(path)) from None
+
+
+def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ConfigError("must be a list of {days, start, end}", r.loc(("update_windows",)))
+    out = []
+    for i, w in enumerate(data):
+        where = ("update_windows", i)
+        if not isinstance(w, dict) or set(w) - {"days", "start", "end"}:
+            raise ConfigError("must be {days: [mon, ...], start: HH:MM, end: HH:MM}", r.loc(where))
+        days = w.get("days") or list(DAYS)
+        if not isinstance(days, list) or any(str(d).lower()[:3] not in DAYS for d in days):
+            raise ConfigError(f"days must be a list of {', '.join(DAYS)}", r.loc((*where, "days")))
+        try:
+            start, end = parse_clock(str(w.get("start", "00:00"))), parse_clock(str(w.get("end", "24:00")))
+        except ValueError as exc:
+            raise ConfigError(str(exc), r.loc(where)) from None
+        out.append(UpdateWindow(tuple(str(d).lower()[:3] for d in days), start, end))
+    return tuple(out)
+
+
+def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
+    if data.get("notify") is None:
+        return NotifyConfig()
+    n = r.section(data, "notify")
+    url = r.string(n, ("notify", "webhook"))
+    if url and not re.match(r"https?://", url):
+        raise ConfigError("must be an http(s) URL", r.loc(("notify", "webhook")))
+    repeat = n.get("repeat_after", 3)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
+        raise ConfigError("must be a positive integer", r.loc(("notify", "repeat_after")))
+    return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
 
 
 def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str]) -> bool:
@@ -203,5 +249,7 @@ def parse_config(
         trust=parse_trust(r, data.get("trust")),
         security=parse_security(r, data.get("security")),
         registries=parse_registries(r, data.get("registries")),
+        update_windows=_windows(r, data.get("update_windows")),
+        notify=_notify(r, data),
         config_file=file,
     )

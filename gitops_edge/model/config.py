@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 
 from gitops_edge.model.trust import CommitVerification, RegistriesConfig, SecurityPolicy, TrustPolicy
@@ -41,6 +42,25 @@ class StatusConfig:
     listen: str = "127.0.0.1:9469"
 
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class UpdateWindow:
+    """Days and local hours in which updates may start (a window may cross midnight)."""
+
+    days: tuple[str, ...]  # subset of DAYS
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    webhook: str | None = None  # POSTed JSON on rollback, refusal, repeated failure
+    timeout_s: float = 10.0
+    repeat_after: int = 3  # consecutive failed syncs before "repeated failure" is sent
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig
@@ -51,4 +71,6 @@ class AgentConfig:
     trust: TrustPolicy | None = None  # None: images run unverified (and every status says so)
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
     registries: RegistriesConfig = field(default_factory=RegistriesConfig)
+    update_windows: tuple[UpdateWindow, ...] = ()  # empty: any time
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     config_file: str = "<config>"

@@ -13,10 +13,14 @@ import os
 import random
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
 from types import FrameType
 
+from gitops_edge.http_status import StatusServer
+from gitops_edge.metrics import Metrics
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.wiring import after_sync
 
 log = logging.getLogger("gitops_edge.agent")
 
@@ -42,6 +46,9 @@ class Agent:
         self.failures = 0
         self.rng = random.Random()
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+        self.metrics = Metrics()
+        self.synced_once = threading.Event()
+        self.last_tick = time.monotonic()
 
     def _sync_once(self) -> None:
         from gitops_edge.wiring import build_reconciler, open_store, sync_lock
@@ -49,15 +56,19 @@ class Agent:
         if self.stop_event.is_set():
             return
         self.idle.clear()
+        self.last_tick = time.monotonic()
         try:
             with sync_lock(self.config.state_dir):
                 store = open_store(self.config)
                 try:
+                    started = time.monotonic()
                     result = build_reconciler(self.config, store).sync()
+                    after_sync(self.config, store, result, time.monotonic() - started, self.metrics)
                 finally:
                     store.close()
             ok = result.error is None or not result.error.transient
             self.failures = 0 if ok else self.failures + 1
+            self.synced_once.set()
         except Exception:  # the daemon must outlive a bug in one sync
             log.exception("sync crashed")
             self.failures += 1
@@ -85,11 +96,14 @@ class Agent:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        server = self._status_server()
         self.scheduler.start()
         self._schedule(first=True)
         log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
         self.stop_event.wait()
         self.scheduler.shutdown(wait=False)
+        if server is not None:
+            server.stop()
         if not self.idle.wait(STOP_GRACE_S):
             # The journal makes this safe: the next start finishes or undoes the switch.
             log.warning("a sync is still running; stopping anyway, the next start recovers it")
@@ -97,6 +111,40 @@ class Agent:
             os._exit(0)
         log.info("stopped")
         return 0
+
+
+    def healthy(self) -> bool:
+        """Alive: the scheduler runs and no sync has been stuck far beyond its bounds."""
+        stuck_after = self.config.source.timeout_s * 3 + self.config.health.timeout_s * 2 + 60
+        busy_too_long = not self.idle.is_set() and time.monotonic() - self.last_tick > stuck_after
+        return bool(self.scheduler.running) and not busy_too_long
+
+    def _status_server(self) -> StatusServer | None:
+        if not self.config.status.listen:
+            return None
+        from gitops_edge.status import device_status
+        from gitops_edge.wiring import open_store
+
+        def status() -> dict[str, object]:
+            from gitops_edge.adapters.docker_runtime import DockerRuntime
+
+            store = open_store(self.config)
+            try:
+                return device_status(self.config, store, DockerRuntime(timeout=10))
+            finally:
+                store.close()
+
+        server = StatusServer(
+            self.config.status.listen,
+            healthy=self.healthy,
+            ready=self.synced_once.is_set,
+            status=status,
+            metrics=self.metrics.exposition,
+        )
+        server.start()
+        host = self.config.status.listen.rpartition(":")[0]
+        log.info("status on http://%s:%d/ (healthz, readyz, status, metrics)", host, server.port)
+        return server
 
 
 def run_daemon(config: AgentConfig) -> int:

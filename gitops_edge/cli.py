@@ -86,12 +86,14 @@ def _config(args: argparse.Namespace) -> AgentConfig:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from gitops_edge.wiring import build_reconciler, open_store, sync_lock
+    from gitops_edge.wiring import after_sync, build_reconciler, open_store, sync_lock
 
     config = _config(args)
     with sync_lock(config.state_dir):
         store = open_store(config)
+        started = time.monotonic()
         result = build_reconciler(config, store).sync()
+        after_sync(config, store, result, time.monotonic() - started)
     if result.plan is not None:
         from gitops_edge.core.plan import format_plan
 

@@ -11,12 +11,16 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_edge.adapters.state_store import StateStore
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import AgentConfig
-from gitops_edge.reconciler import Reconciler
+from gitops_edge.reconciler import Reconciler, SyncResult
 from gitops_edge.verify import ImagePolicy, VerdictCache
+
+if TYPE_CHECKING:
+    from gitops_edge.metrics import Metrics
 
 
 def open_store(config: AgentConfig) -> StateStore:
@@ -59,3 +63,17 @@ def sync_lock(state_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def after_sync(
+    config: AgentConfig, store: StateStore, result: SyncResult, duration_s: float, metrics: Metrics | None = None
+) -> None:
+    """Report a finished sync: metrics (daemon) and webhook notifications (both)."""
+    from gitops_edge.errors import RegistryError, SourceError
+    from gitops_edge.notify import Notifier
+
+    err = result.error
+    reached = not (isinstance(err, SourceError) and not isinstance(err, RegistryError))
+    if metrics is not None:
+        metrics.observe(result.outcome, duration_s, reached, store)
+    Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)

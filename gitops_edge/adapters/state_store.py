@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS journal (
   data TEXT NOT NULL,
   updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  payload TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -261,3 +267,23 @@ class StateStore:
     def suspended(self) -> dict[str, str]:
         rows = self._query("SELECT key, value FROM kv WHERE key LIKE 'suspended:%'")
         return {str(k).split(":", 1)[1]: str(v) for k, v in rows}
+
+    # -- notification outbox (survives being offline and restarts) -------------------------
+    def outbox_add(self, payload: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO outbox (payload, next_at) VALUES (?, ?)", (payload, time.time()))
+
+    def outbox_due(self, now: float) -> list[tuple[int, str, int]]:
+        rows = self._query("SELECT id, payload, attempts FROM outbox WHERE next_at <= ? ORDER BY id", (now,))
+        return [(int(i), str(p), int(a)) for i, p, a in rows]  # type: ignore[call-overload]
+
+    def outbox_done(self, item_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id=?", (item_id,))
+
+    def outbox_retry(self, item_id: int, next_at: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id=?", (next_at, item_id))
+
+    def outbox_size(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])  # type: ignore[call-overload]

@@ -27,15 +27,20 @@ class Device:
     path: str = "devices/d1"
     extra_env: dict[str, str] = field(default_factory=dict)
     health: str = "{timeout: 30s, stable_for: 1s}"
+    status_listen: str = "127.0.0.1:0"  # an ephemeral port: several daemons may run at once
+    extra_config: str = ""
+    interval: str = "5s"
 
     @property
     def config(self) -> Path:
         cfg = self.workdir / "agent.yaml"
         cfg.write_text(
             f"device: {{id: test-device}}\n"
-            f"source: {{url: '{self.repo}', ref: main, path: {self.path}, interval: 5s}}\n"
+            f"source: {{url: '{self.repo}', ref: main, path: {self.path}, interval: {self.interval}}}\n"
             f"state_dir: {self.workdir / 'state'}\n"
             f"health: {self.health}\n"
+            f"status: {{listen: '{self.status_listen}'}}\n"
+            f"{self.extra_config}"
         )
         return cfg
 

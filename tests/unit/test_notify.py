@@ -1,0 +1,72 @@
+"""Webhook messages: deduplicated per problem, queued while offline (real SQLite store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gitops_edge.adapters.state_store import StateStore
+from gitops_edge.model.config import NotifyConfig
+from gitops_edge.model.status import Outcome
+from gitops_edge.notify import Notifier
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.online = True
+        self.got: list[dict[str, object]] = []
+
+    def __call__(self, url: str, body: bytes, timeout_s: float) -> None:
+        if not self.online:
+            raise OSError("network unreachable")
+        self.got.append(json.loads(body))
+
+
+def make(tmp_path: Path, rx: Receiver, repeat_after: int = 3) -> tuple[Notifier, StateStore]:
+    store = StateStore(tmp_path)
+    return Notifier(NotifyConfig(webhook="http://hook", repeat_after=repeat_after), store, "dev-1", rx), store
+
+
+def test_one_message_per_distinct_problem(tmp_path: Path) -> None:
+    rx = Receiver()
+    n, _ = make(tmp_path, rx)
+    n.after_sync(Outcome.ROLLED_BACK, "abc", "web unhealthy")
+    n.after_sync(Outcome.ROLLED_BACK, "abc", "web unhealthy")
+    n.after_sync(Outcome.SKIPPED, "abc", "quarantined")
+    assert [m["event"] for m in rx.got] == ["rollback"]
+    n.after_sync(Outcome.ROLLED_BACK, "def", "web unhealthy")  # a new commit is a new problem
+    assert len(rx.got) == 2
+    n.after_sync(Outcome.APPLIED, "ghi", "")
+    n.after_sync(Outcome.ROLLED_BACK, "def", "web unhealthy")  # it came back after being fixed
+    assert len(rx.got) == 3
+
+
+def test_repeated_failure_after_n_errors_once(tmp_path: Path) -> None:
+    rx = Receiver()
+    n, _ = make(tmp_path, rx, repeat_after=3)
+    for _ in range(6):
+        n.after_sync(Outcome.ERROR, None, "source unreachable")
+    assert [m["event"] for m in rx.got] == ["repeated_failure"]
+    assert rx.got[0]["consecutive_failures"] == 3
+
+
+def test_offline_messages_wait_in_the_outbox_across_restarts(tmp_path: Path) -> None:
+    rx = Receiver()
+    rx.online = False
+    n, store = make(tmp_path, rx)
+    n.after_sync(Outcome.REFUSED, "abc", "unsigned image")
+    assert rx.got == [] and store.outbox_size() == 1
+    store.close()
+    rx.online = True
+    n2, store2 = make(tmp_path, rx)  # a new process, the same state dir
+    with store2._db:  # make the retry due now
+        store2._db.execute("UPDATE outbox SET next_at = 0")
+    assert n2.flush() == 1
+    assert [m["event"] for m in rx.got] == ["refusal"] and store2.outbox_size() == 0
+
+
+def test_no_webhook_configured_sends_nothing(tmp_path: Path) -> None:
+    rx = Receiver()
+    store = StateStore(tmp_path)
+    Notifier(NotifyConfig(), store, "dev", rx).after_sync(Outcome.ROLLED_BACK, "a", "x")
+    assert rx.got == [] and store.outbox_size() == 0

@@ -266,15 +266,15 @@ class RegistryClient:
     def _check_status(self, resp: requests.Response, name: RepoName, what: str, ok: tuple[int, ...] = (200,)) -> None:
         if resp.status_code in ok:
             return
-        resp.close()
         code = resp.status_code
+        detail = _error_code(resp)
         if code == 404:
             raise ImageNotFoundError(f"{name}: {what} not found")
         if code in (401, 403):
             raise RegistryAuthError(f"registry {name.host} denied access to {name.path} ({what}): HTTP {code}")
         if code >= 500 or code == 429:
             raise RegistryError(f"registry {name.host} failed on {name.path} ({what}): HTTP {code}")
-        raise RegistryProtocolError(f"registry {name.host} refused {name.path} ({what}): HTTP {code}")
+        raise RegistryProtocolError(f"registry {name.host} refused {name.path} ({what}): HTTP {code}{detail}")
 
     def _read(self, resp: requests.Response, limit: int, what: str) -> bytes:
         """The body, refusing more than ``limit`` bytes (checked while streaming)."""
@@ -304,6 +304,19 @@ def _json_object(body: bytes, what: str) -> dict[str, object]:
     if not isinstance(data, dict):
         raise RegistryProtocolError(f"{what}: not a JSON object")
     return data
+
+
+def _error_code(resp: requests.Response) -> str:
+    """The distribution error code (``MANIFEST_INVALID``...), if the body is small and says one."""
+    try:
+        if resp.request.method == "HEAD" or int(resp.headers.get("Content-Length") or 0) > 65536:
+            return ""
+        errors = json.loads(resp.raw.read(65536, decode_content=True)).get("errors")
+        return f" {errors[0]['code']}" if isinstance(errors[0]["code"], str) else ""
+    except Exception:  # best effort: the status code already says what matters
+        return ""
+    finally:
+        resp.close()
 
 
 def _basic(creds: Credentials) -> str:

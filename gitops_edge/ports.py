@@ -30,8 +30,13 @@ class GitSource(Protocol):
         """Ask the remote where the ref points (ls-remote); no fetch."""
         ...
 
-    def checkout(self) -> Checkout:
-        """Fetch if the ref moved and check the exact commit out, clean."""
+    def checkout(self, applied_revision: str | None = None) -> Checkout:
+        """Fetch if the ref moved and check the exact commit out, clean.
+
+        Raises ``TrustError`` (nothing checked out) when ``source.verify`` is set
+        and the commit is not signed by an allowed signer, or when, unless
+        ``source.allow_rewind``, it does not descend from ``applied_revision``.
+        """
         ...
 
 

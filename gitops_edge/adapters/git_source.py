@@ -5,6 +5,10 @@ A poll where nothing moved costs one ``ls-remote`` and a ``git status``; a
 moved ref costs one depth-1 fetch. The local clone is a cache, never a source
 of truth: when anything about it looks wrong it is deleted and fetched again.
 Every git failure leaves this module as a ``SourceError``.
+
+Before a commit reaches the work tree it is vetted (DESIGN.md §6): its
+signature when ``source.verify`` is set, and, unless ``source.allow_rewind``,
+that it descends from the revision last applied. Refusals are ``TrustError``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from git.cmd import Git
 from git.exc import GitError
 
 from gitops_edge.adapters.git_transport import Transport, normalise_url, transport_for
-from gitops_edge.errors import RefNotFoundError, SourceError
+from gitops_edge.adapters.git_verify import CommitVerifier
+from gitops_edge.errors import RefNotFoundError, SourceError, TrustError
 from gitops_edge.model.config import SourceConfig
 from gitops_edge.ports import Checkout
 
@@ -62,6 +67,7 @@ class GitRepoSource:
         self._git_dir = self._repo_dir / ".git"
         self._revision_file = cache_dir / "revision"
         self._remote_ref: str | None = None  # the full ref name ls-remote matched last
+        self._verifier = CommitVerifier(config.verify, config.timeout_s) if config.verify else None
 
     # -- the port -------------------------------------------------------------
 
@@ -78,12 +84,16 @@ class GitRepoSource:
             return target
         return self._healing(lambda: self._resolve_abbreviated(transport))
 
-    def checkout(self) -> Checkout:
-        """Make the cache clone's work tree exactly the ref's commit, clean."""
+    def checkout(self, applied_revision: str | None = None) -> Checkout:
+        """Make the cache clone's work tree exactly the ref's commit, clean.
+
+        ``applied_revision`` is the commit last applied on the device (None:
+        nothing yet); unless ``allow_rewind``, the new commit must descend from it.
+        """
         transport = transport_for(self._config, self._url)
         target = self._target(transport)
         previous = self._read_previous()
-        revision = self._healing(lambda: self._sync_tree(transport, target))
+        revision = self._healing(lambda: self._sync_tree(transport, target, applied_revision))
         self._write_previous(revision)
         return Checkout(revision=revision, root=self._repo_dir, changed=revision != previous)
 
@@ -160,16 +170,83 @@ class GitRepoSource:
         except _CorruptClone as exc:
             raise SourceError(f"git cache clone {self._repo_dir} unusable: {exc}") from None
 
-    def _sync_tree(self, transport: Transport, target: str | None) -> str:
+    def _sync_tree(self, transport: Transport, target: str | None, applied: str | None) -> str:
         head = self._open_or_init()
         if target is not None and head == target and self._is_clean():
+            self._vet(transport, target, applied)
             return target
         if target is None:
             target = self._resolve_abbreviated(transport)
         if self._local_commit(target) != target:
-            target = self._fetch(transport, target)
+            # With a rewind check ahead, fetch the history down to what we have
+            # (only the new commits on a fast-forward) instead of depth 1.
+            target = self._fetch(transport, target, shallow=not self._guards_rewind(applied, target))
+        self._vet(transport, target, applied)
         self._switch_to(target)
         return target
+
+    # -- vetting a commit before checkout ---------------------------------------
+
+    def _guards_rewind(self, applied: str | None, target: str) -> bool:
+        return applied is not None and applied != target and not self._config.allow_rewind
+
+    def _vet(self, transport: Transport, target: str, applied: str | None) -> None:
+        """Refuse ``target`` (``TrustError``) unless its signature and ancestry are acceptable."""
+        if self._verifier is not None:
+            signer = self._verifier.verify(self._git_dir, target)
+            log.debug("commit %s is signed by %s", target, signer)
+        if applied is not None and self._guards_rewind(applied, target):
+            self._require_descent(transport, applied, target)
+
+    def _require_descent(self, transport: Transport, applied: str, target: str) -> None:
+        """``target`` must have ``applied`` in its history.
+
+        A shallow history cannot prove a negative: while the walk from
+        ``target`` ends at a shallow boundary, fetch its whole history once.
+        """
+        if self._is_ancestor(applied, target):
+            return
+        if self._history_truncated(target):
+            self._unshallow(transport, target)
+            if self._is_ancestor(applied, target):
+                return
+            if self._history_truncated(target):
+                raise TrustError(
+                    f"ref {self._config.ref}: cannot fetch enough history to check that "
+                    f"{target[:12]} descends from the applied {applied[:12]}; refusing it"
+                )
+        raise TrustError(
+            f"ref {self._config.ref} moved from {applied[:12]} to {target[:12]}, which does not "
+            f"descend from it: refusing a rewind (set source.allow_rewind to accept)"
+        )
+
+    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True if ``ancestor`` is in ``descendant``'s history as the clone knows it."""
+        result = self._run_local(["merge-base", "--is-ancestor", ancestor, descendant])
+        return result.rc == 0  # 1: not an ancestor; 128: ``ancestor`` is unknown here
+
+    def _history_truncated(self, commit: str) -> bool:
+        """Does the walk back from ``commit`` end at a shallow boundary (parents missing)?"""
+        try:
+            shallow = set((self._git_dir / "shallow").read_text(encoding="ascii").split())
+        except FileNotFoundError:
+            return False
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _CorruptClone(f"cannot read .git/shallow: {exc}") from None
+        return not shallow.isdisjoint(self._local(["rev-list", commit]).split())
+
+    def _unshallow(self, transport: Transport, target: str) -> None:
+        refspecs = [f"+{target}:{_FETCHED}"]
+        if self._remote_ref is not None:
+            refspecs.append(f"+{self._remote_ref}:{_FETCHED}-ref")
+        result: _Result | None = None
+        for refspec in refspecs:
+            result = self._run_fetch(transport, ["--unshallow"], [refspec])
+            if result.rc == 0 or result.timed_out:
+                break
+        assert result is not None
+        if result.rc != 0:
+            raise self._network_error("fetch", result, transport)
 
     def _open_or_init(self) -> str | None:
         """Validate the clone (or create it); returns the commit HEAD is detached at.
@@ -234,10 +311,11 @@ class GitRepoSource:
 
     # -- fetching ---------------------------------------------------------------
 
-    def _fetch(self, transport: Transport, target: str) -> str:
+    def _fetch(self, transport: Transport, target: str, *, shallow: bool = True) -> str:
         """Bring ``target`` into the clone, as cheaply as the server allows.
 
-        Depth 1 by sha first (exact); then depth 1 by ref name, for servers that
+        Depth 1 (or, unless ``shallow``, down to commits the clone has) by sha
+        first (exact); then by ref name, for servers that
         refuse unadvertised shas (if the ref moved meanwhile, its new commit is
         taken); then the whole history. Returns the commit to check out.
         """
@@ -246,7 +324,7 @@ class GitRepoSource:
         if self._remote_ref is not None and not _FULL_SHA.fullmatch(self._config.ref):
             refspecs.append(f"+{self._remote_ref}:{_FETCHED}")
         for refspec in refspecs:
-            result = self._run_fetch(transport, ["--depth", "1"], [refspec])
+            result = self._run_fetch(transport, ["--depth", "1"] if shallow else [], [refspec])
             if result.rc == 0:
                 fetched = self._local_commit(_FETCHED)
                 if fetched is not None:

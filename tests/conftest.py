@@ -160,3 +160,26 @@ def device(tmp_path: Path, git_repo: Path, docker_client: docker.DockerClient, c
     dev = Device(repo=git_repo, workdir=work, client=docker_client)
     dev.cleanup = cleanup_stacks  # type: ignore[attr-defined]
     return dev
+
+
+AUTH_REGISTRY = os.environ.get("GITOPS_EDGE_TEST_AUTH_REGISTRY", "127.0.0.1:5056")
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient):
+    """A second loopback registry that demands a login (htpasswd), for clients that need a challenge.
+
+    Started for the session and stopped after it; the Docker client is logged in to it.
+    Yields a ``tests.support.auth_registry.AuthRegistry`` (addr, username, password).
+    """
+    from tests.support.auth_registry import free_port, start_auth_registry
+
+    if shutil.which("docker-registry") is None:
+        pytest.fail("docker-registry is not installed; run scripts/bootstrap")
+    addr = AUTH_REGISTRY if not _port_open(AUTH_REGISTRY) else f"127.0.0.1:{free_port()}"
+    reg = start_auth_registry(tmp_path_factory.mktemp("auth-registry"), addr)
+    try:
+        docker_client.login(username=reg.username, password=reg.password, registry=reg.addr)
+        yield reg
+    finally:
+        reg.stop()

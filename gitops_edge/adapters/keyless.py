@@ -19,6 +19,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from gitops_edge.adapters.keyless_windows import check_windows
 from gitops_edge.errors import TrustError
 from gitops_edge.model.trust import Evidence, KeylessIdentity, TrustRule
 
@@ -56,7 +57,7 @@ def verify_keyless_bundle(bundle: bytes, digest: str, rule: TrustRule) -> Eviden
     except ImportError as exc:  # a broken install must refuse, not crash the sync
         raise TrustError(f"keyless bundle: the sigstore package is unavailable ({exc})") from None
 
-    verifier = _verifier(rule)
+    verifier, root_doc = _verifier(rule)
     try:
         parsed = Bundle.from_json(bundle)
         cert = parsed.signing_certificate
@@ -80,15 +81,16 @@ def verify_keyless_bundle(bundle: bytes, digest: str, rule: TrustRule) -> Eviden
             hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest.removeprefix("sha256:")))
             verifier.verify_artifact(hashed, parsed, policy)
             detail = "message signature over the image manifest"
+        check_windows(root_doc, parsed.signing_certificate, doc["verificationMaterial"]["tlogEntries"][0])
     except TrustError:
         raise
     except SigstoreError as exc:
         raise TrustError(f"keyless bundle from {signer}: {_one_line(exc)}") from None
     except Exception as exc:  # malformed material surfaces as ValueError, KeyError, cryptography errors...
         raise TrustError(f"keyless bundle from {signer}: unverifiable: {_one_line(exc)}") from None
-    entry = doc["verificationMaterial"].get("tlogEntries") or [{}]
+    entry = doc["verificationMaterial"]["tlogEntries"][0]
     return Evidence(format="bundle-keyless", signer=signer,
-                    detail=f"{detail}; rekor log index {entry[0].get('logIndex', '?')}")
+                    detail=f"{detail}; rekor log index {entry.get('logIndex', '?')}")
 
 
 def _parse_json(bundle: bytes) -> dict[str, Any]:
@@ -103,15 +105,22 @@ def _parse_json(bundle: bytes) -> dict[str, Any]:
     return doc
 
 
-def _verifier(rule: TrustRule) -> Any:
-    """A verifier for the rule's trusted root; without one, the package's cached production root, offline."""
-    from sigstore.models import TrustedRoot
+def _verifier(rule: TrustRule) -> tuple[Any, dict[str, Any]]:
+    """A verifier for the rule's trusted root (and that root as JSON, for the validity windows).
+
+    Without a file: the sigstore package's cached production root, offline (no TUF refresh on a device).
+    """
+    from sigstore.models import ClientTrustConfig, TrustedRoot
     from sigstore.verify import Verifier
 
     try:
         if rule.trusted_root is None:
-            return Verifier.production(offline=True)
-        return Verifier(trusted_root=TrustedRoot.from_file(str(rule.trusted_root)))
+            root = ClientTrustConfig.production(offline=True).trusted_root
+            doc = root._inner.to_dict()  # the package's own parsed copy of the same JSON
+        else:
+            root = TrustedRoot.from_file(str(rule.trusted_root))
+            doc = json.loads(rule.trusted_root.read_bytes())
+        return Verifier(trusted_root=root), doc
     except Exception as exc:  # missing file, bad JSON, no TUF cache...
         where = rule.trusted_root or "sigstore production (offline cache)"
         raise TrustError(f"keyless bundle: cannot load trusted root {where}: {_one_line(exc)}") from None

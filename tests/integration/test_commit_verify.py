@@ -18,6 +18,7 @@ from gitops_edge.errors import TrustError
 from gitops_edge.model.config import SourceConfig
 from gitops_edge.model.trust import CommitVerification
 from tests.conftest import commit_files, git
+from tests.support.git_servers import git_daemon
 
 
 def run_git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -316,3 +317,22 @@ def test_gpg_a_commit_signed_by_another_key_is_refused(
     with pytest.raises(TrustError, match=f"commit {sha[:12]} is signed by a key not in gpg_keyring"):
         source(git_repo, cache, verify=policy).checkout()
     assert not (cache / "repo/a.txt").exists()
+
+
+def test_descent_over_git_daemon(tmp_path: Path, git_repo: Path, cache: Path) -> None:
+    """A real server (git://): a fast-forward stays shallow, a force-push back is refused."""
+    shas = history(git_repo, 4)
+    srv = tmp_path / "srv"
+    srv.mkdir()
+    git(srv, "clone", "-q", "--bare", str(git_repo), "fleet.git")
+    git(git_repo, "remote", "add", "origin", str(srv / "fleet.git"))
+    with git_daemon(srv) as base:
+        src = GitRepoSource(SourceConfig(url=f"{base}/fleet.git", ref="main"), cache)
+        src.checkout()
+        new = history(git_repo, 3, "n")[-1]
+        git(git_repo, "push", "-q", "origin", "main")
+        assert src.checkout(applied_revision=shas[-1]).revision == new
+        assert commits_in_cache(cache) == 4
+        git(git_repo, "push", "-q", "--force", "origin", f"{shas[1]}:refs/heads/main")
+        with pytest.raises(TrustError, match="refusing a rewind"):
+            src.checkout(applied_revision=new)

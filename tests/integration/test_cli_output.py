@@ -1,0 +1,72 @@
+"""`status`, `plan` and `history` as a field technician reads them: tables, not JSON."""
+
+from __future__ import annotations
+
+from tests.integration.agent_harness import Device
+
+STACK = """\
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      retries: 5
+  worker:
+    image: {image}
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"""
+
+
+def rows(text: str, header: str) -> list[list[str]]:
+    """The table under the line starting with ``header``, split on runs of spaces."""
+    lines = text.splitlines()
+    [start] = [i for i, line in enumerate(lines) if line.startswith(header)]
+    return [line.split() for line in lines[start:] if line.strip()]
+
+
+def test_status_plan_history_tables(device: Device, stack_name: str, test_images: dict[str, str]) -> None:
+    s = stack_name
+    device.cleanup.append(s)  # type: ignore[attr-defined]
+    device.health = "{timeout: 30s, stable_for: 1s}"
+    rev = device.commit({"README.md": "d1\n", f"{s}/compose.yaml": STACK.format(image=test_images["v1"])})
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+
+    st = device.cli("status")
+    assert st.returncode == 0, st.stderr
+    assert "Traceback" not in st.stderr
+    assert "device test-device" in st.stdout
+    assert "last sync: applied " + rev[:12] in st.stdout
+    table = rows(st.stdout, "STACK")
+    assert table[0] == ["STACK", "SERVICE", "STATUS", "HEALTH", "REVISION"]
+    mine = sorted(r for r in table[1:] if r[0] == s)
+    assert mine == [[s, "web", "running", "healthy", rev[:12]],
+                    [s, "worker", "running", "running", rev[:12]]], st.stdout
+
+    plan = device.cli("plan")
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.splitlines()[0] == f"revision {rev[:12]}"
+    assert f"{s}: up to date (2 services)" in plan.stdout.splitlines()
+
+    # a pending change shows up in the plan, by service and reason, and changes nothing
+    rev2 = device.commit({f"{s}/compose.yaml": STACK.format(image=test_images["v2"])}, "v2")
+    plan = device.cli("plan")
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert lines[0] == f"revision {rev2[:12]}"
+    i = lines.index(f"{s}:")
+    assert lines[i + 1].startswith("  recreate web: image changed: ")
+    assert lines[i + 2].startswith("  recreate worker: image changed: ")
+    assert {c.labels["io.gitops-edge.revision"] for c in device.containers(s).values()} == {rev}
+
+    hist = device.cli("history")
+    assert hist.returncode == 0, hist.stderr
+    table = rows(hist.stdout, "WHEN")
+    assert table[0] == ["WHEN", "REVISION", "OUTCOME", "DURATION", "REASON"]
+    # WHEN is a date and a time: two columns once split
+    [row] = [r for r in table[1:] if r[2] == rev[:12]]
+    assert row[3] == "applied"
+    assert row[4].endswith("s") and float(row[4][:-1]) > 0
+    assert any(s in cell for cell in row[5:]) or len(row) == 5

@@ -113,6 +113,14 @@ class RuntimeNotFoundError(RuntimeError_):
     transient = False
 
 
+class EngineUnavailableError(RuntimeError_):
+    """The engine did not answer at all (socket gone, timeout, daemon restarting).
+
+    Not a verdict on what was asked: an update interrupted by it is undone and
+    retried, never quarantined (DESIGN.md §7).
+    """
+
+
 class RuntimeConflictError(RuntimeError_):
     """The engine refused a request as invalid or conflicting (HTTP 4xx).
 

@@ -89,14 +89,20 @@ class Reconciler:
 
     # -- read-only steps (also serve `plan`) -------------------------------------------------
     def prepare(self) -> Prepared:
-        checkout = self.source.checkout()
+        checkout = self.source.checkout(applied_revision=self._applied_revision())
         desired = self.loader(checkout.root, self.config.source.path, checkout.revision)
+        self._check_security(desired, checkout.root)
         skipped = self._skipped(desired.revision)
         observed = self.runtime.observe()
         pinned = self._pin(desired, skipped)
         previous = {name: stack_from_json(a.specs_json) for name, a in self.store.applied().items()}
         plan = make_plan(desired, observed, pinned, previous, managed_stacks=previous.keys(), skip=skipped.keys())
         return Prepared(desired.revision, desired, observed, pinned, plan, skipped)
+
+    def _applied_revision(self) -> str | None:
+        """The newest revision applied to any stack: the ref may only move forward from it."""
+        applied = sorted(self.store.applied().values(), key=lambda a: a.applied_at)
+        return applied[-1].revision if applied else None
 
     def _skipped(self, revision: str) -> dict[str, str]:
         out = {s: f"suspended: {why}" for s, why in self.store.suspended().items()}
@@ -130,7 +136,9 @@ class Reconciler:
         """The device security policy: a compromised repo must not take over the device."""
         from gitops_edge.core.security import check_stack
 
-        problems = [p for st in desired.stacks for p in check_stack(st, self.config.security, str(root))]
+        problems = [
+            f"{st.compose_file}: {p}" for st in desired.stacks for p in check_stack(st, self.config.security, str(root))
+        ]
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             raise TrustError(problems[0] + more)
@@ -268,13 +276,17 @@ class Reconciler:
         """Finish or undo switches a crash interrupted (DESIGN.md §7).
 
         ``committing``: the new revision was healthy, so finish the commit.
-        Otherwise roll back to the kept containers, without quarantining: the
-        crash was not the new version's fault, and the same sync re-applies it.
+        Otherwise roll back to the kept containers. A crash is not the new
+        version's fault, so the same sync re-applies it; but a crash in the middle
+        of a rollback the new version caused (its ``failure`` is journaled) ends
+        like that rollback would have: the commit is quarantined.
         """
         notes = []
         for stack, (revision, phase, data) in self.store.journal().items():
             j = Journal(stack, revision, kept=list(data.get("kept", [])),  # type: ignore[call-overload]
-                        created=list(data.get("created", [])), phase=phase)  # type: ignore[call-overload]
+                        created=list(data.get("created", [])), phase=phase,  # type: ignore[call-overload]
+                        failure=str(data.get("failure") or ""),
+                        creating=list(data["creating"]) if "creating" in data else None)  # type: ignore[call-overload]
             self._adopt_unjournaled(j)
             if phase == "committing":
                 log.warning("recovering %s: finishing the commit of %s", stack, revision[:12])
@@ -289,16 +301,24 @@ class Reconciler:
                 except RollbackFailed as exc:
                     self.store.stop_automation(stack, str(exc))
                     raise
-                notes.append(f"{stack}: rolled back interrupted switch to {revision[:12]}")
+                if j.failure:
+                    self.store.quarantine(stack, revision, j.failure)
+                    notes.append(f"{stack}: finished interrupted rollback of {revision[:12]}: {j.failure}")
+                else:
+                    notes.append(f"{stack}: rolled back interrupted switch to {revision[:12]}")
         return notes
 
     def _adopt_unjournaled(self, j: Journal) -> None:
         """A crash between create and journal write leaves a new container the journal
-        does not name; find it by its labels (this stack, the target revision)."""
+        does not name; find it by its labels (this stack, the target revision) among
+        the services the switch creates: an untouched container of the same revision
+        (a switch that only repairs drift) is not the switch's to undo."""
         observed = self.runtime.observe()
         kept_ids = {str(k["id"]) for k in j.kept}
         for c in observed.for_stack(j.stack):
             if c.id in kept_ids or c.id in j.created:
+                continue
+            if j.creating is not None and c.service not in j.creating:
                 continue
             if c.revision == j.revision and not c.name.endswith(KEPT_SUFFIX):
                 j.created.append(c.id)

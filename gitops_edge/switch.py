@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
-from gitops_edge.errors import ApplyError, EdgeError
+from gitops_edge.errors import ApplyError, EdgeError, EngineUnavailableError
 from gitops_edge.faults import crash_point
 from gitops_edge.model.config import HealthConfig
 from gitops_edge.model.observed import KEPT_SUFFIX
@@ -42,9 +42,16 @@ class Journal:
     kept: list[dict[str, object]] = field(default_factory=list)  # id, name, service, restart, was_running
     created: list[str] = field(default_factory=list)
     phase: str = "switching"
+    failure: str = ""  # why the new version was refused; empty when it was not its fault
+    creating: list[str] | None = None  # services this switch creates containers for (None: unknown)
 
     def data(self) -> dict[str, object]:
-        return {"kept": self.kept, "created": self.created}
+        out: dict[str, object] = {"kept": self.kept, "created": self.created}
+        if self.creating is not None:
+            out["creating"] = self.creating
+        if self.failure:
+            out["failure"] = self.failure
+        return out
 
 
 def container_name(stack: str, spec: ServiceSpec) -> str:
@@ -89,7 +96,8 @@ class StackSwitch:
     # -- the update ------------------------------------------------------------
     def apply(self, plan: StackPlan, stack: StackSpec, revision: str) -> list[str]:
         """Switch, gate, commit; on failure roll back and raise ``ApplyError``."""
-        j = Journal(stack.name, revision)
+        creating = [a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE)]
+        j = Journal(stack.name, revision, creating=creating)
         done: list[str] = []
         self._save(j)
         try:
@@ -108,6 +116,10 @@ class StackSwitch:
             self._mark(stack.name, "verdict")
             reason = str(exc)
             log.warning("update of %s to %s failed: %s; rolling back", stack.name, revision[:12], reason)
+            if isinstance(exc, EngineUnavailableError):
+                self.rollback(j)  # not the new version's fault: undo, no quarantine
+                raise
+            j.failure = reason
             self.rollback(j)
             raise ApplyError(f"{stack.name}: {reason}; rolled back to the previous containers") from None
         self.commit(j)
@@ -207,13 +219,16 @@ class StackSwitch:
             restored: list[str] = []
             for k in j.kept:
                 cid = str(k["id"])
-                self.rt.rename_container(cid, str(k["name"]))
+                if self.rt.inspect_state(cid).name != k["name"]:  # a crash may have come before the rename
+                    self.rt.rename_container(cid, str(k["name"]))
                 self.rt.set_restart_policy(cid, str(k["restart"]))
                 if k.get("was_running"):
                     self.rt.start_container(cid)
                     restored.append(cid)
             self._wait_restored(j, restored)
             self._mark(j.stack, "restored")
+        except EngineUnavailableError:
+            raise  # the journal stays: the next sync's ``recover`` finishes the rollback
         except EdgeError as exc:
             raise RollbackFailed(f"{j.stack}: rollback failed: {exc}") from None
         self._jclear(j.stack)

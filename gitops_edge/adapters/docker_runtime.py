@@ -30,6 +30,7 @@ from gitops_edge.adapters import docker_translate as t
 from gitops_edge.errors import (
     DesiredStateError,
     EdgeError,
+    EngineUnavailableError,
     ImageNotFoundError,
     RegistryError,
     RuntimeConflictError,
@@ -61,7 +62,7 @@ def _engine(what: str) -> Iterator[None]:
             raise RuntimeConflictError(f"{what}: {_explain(exc)}") from exc
         raise RuntimeError_(f"{what}: Docker engine error: {_explain(exc)}") from exc
     except _UNREACHABLE as exc:
-        raise RuntimeError_(f"{what}: Docker engine unreachable or not answering ({exc})") from exc
+        raise EngineUnavailableError(f"{what}: Docker engine unreachable or not answering ({exc})") from exc
 
 
 @contextmanager
@@ -76,7 +77,7 @@ def _registry(ref: str) -> Iterator[None]:
     except docker.errors.APIError as exc:
         raise RegistryError(f"registry for {ref} unreachable or refused: {_explain(exc)}") from exc
     except _UNREACHABLE as exc:
-        raise RuntimeError_(f"resolving {ref}: Docker engine unreachable or not answering ({exc})") from exc
+        raise EngineUnavailableError(f"resolving {ref}: Docker engine unreachable or not answering ({exc})") from exc
 
 
 class DockerRuntime:

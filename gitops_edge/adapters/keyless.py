@@ -51,9 +51,10 @@ def verify_keyless_bundle(bundle: bytes, digest: str, rule: TrustRule) -> Eviden
 
     try:
         from sigstore.errors import Error as SigstoreError
-        from sigstore.hashes import HashAlgorithm, Hashed
+        from sigstore.hashes import Hashed
         from sigstore.models import Bundle
         from sigstore.verify.policy import AnyOf
+        from sigstore_models.common.v1 import HashAlgorithm  # sigstore 4's own model package
     except ImportError as exc:  # a broken install must refuse, not crash the sync
         raise TrustError(f"keyless bundle: the sigstore package is unavailable ({exc})") from None
 

@@ -77,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback is for --log-level debug
+        log.debug("internal error", exc_info=True)
+        print(f"gitops-edge: internal error (please report): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 70
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitops_edge.core.image_ref import canonical, parse
-from gitops_edge.core.serialize import canonical_json, to_data
+from gitops_edge.core.serialize import to_data
 from gitops_edge.core.trust import describe_rule, rule_for
 from gitops_edge.errors import ConfigError, TrustError
 from gitops_edge.model.trust import Evidence, TrustPolicy, TrustRule, TrustVerdict
@@ -31,7 +31,7 @@ class VerdictCache:
 
 
 def rule_fingerprint(rule: TrustRule) -> str:
-    h = hashlib.sha256(canonical_json(rule).encode())
+    h = hashlib.sha256(json.dumps(to_data(rule), sort_keys=True, default=str).encode())
     for path in (*rule.keys, *([rule.trusted_root] if rule.trusted_root else [])):
         try:
             h.update(path.read_bytes())

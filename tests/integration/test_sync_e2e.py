@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 from tests.integration.agent_harness import Device, assert_clean_failure
 
@@ -133,6 +134,6 @@ def test_bad_agent_config_exit_2(device: Device) -> None:
     cfg = device.workdir / "bad.yaml"
     cfg.write_text("source:\n  url: /x\n  interval: soon\n")
     out = subprocess.run(
-        ["python", "-m", "gitops_edge", "--config", str(cfg), "sync"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "gitops_edge", "--config", str(cfg), "sync"], capture_output=True, text=True, timeout=60
     )
     assert_clean_failure(out, 2, f"{cfg}:3", "source.interval")

@@ -18,6 +18,8 @@ from gitops_edge.core.config_trust import (
     parse_security,
     parse_trust,
 )
+from gitops_edge.core.fleet import ID_KEY, scalar_text
+from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
@@ -39,7 +41,7 @@ KNOWN: dict[str, set[str]] = {
          "notify"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
-               "timeout", "verify", "allow_rewind"},
+               "timeout", "verify", "allow_rewind", "spread_start"},
     "health": {"timeout", "stable_for"},
     "status": {"listen"},
     "notify": {"webhook", "timeout", "repeat_after"},
@@ -65,11 +67,15 @@ def parse_duration(value: object) -> float:
     return ns / 1e9
 
 
-def expand_env(text: str, environ: Mapping[str, str], where: Callable[[], Location]) -> str:
-    """``${VAR}`` and ``${VAR:-default}`` from the agent's environment."""
+def expand_env(
+    text: str, environ: Mapping[str, str], where: Callable[[], Location], keep: frozenset[str] = frozenset()
+) -> str:
+    """``${VAR}`` and ``${VAR:-default}`` from the agent's environment; names in ``keep`` stay as written."""
 
     def sub(m: re.Match[str]) -> str:
         name, default = m.group(1), m.group(2)
+        if name in keep:
+            return m.group(0)
         value = environ.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
@@ -83,6 +89,7 @@ def expand_env(text: str, environ: Mapping[str, str], where: Callable[[], Locati
 class ConfigReader:
     def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
         self.file, self.lines, self.environ = file, lines, environ
+        self.device: DeviceConfig | None = None  # set once parsed: then ${DEVICE_ID}, ${label:X} expand
 
     def loc(self, path: tuple[object, ...]) -> Location:
         line = None
@@ -94,7 +101,10 @@ class ConfigReader:
 
     def expand(self, value: Any, path: tuple[object, ...]) -> Any:
         if isinstance(value, str):
-            return expand_env(value, self.environ, lambda: self.loc(path))
+            if self.device is None or path[:1] == ("device",):
+                return expand_env(value, self.environ, lambda: self.loc(path))
+            text = expand_env(value, self.environ, lambda: self.loc(path), keep=frozenset({IDENTITY_VAR}))
+            return expand_identity(text, self.device, lambda: self.loc(path))
         if isinstance(value, dict):
             return {k: self.expand(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -163,11 +173,27 @@ def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
 
 
-def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str]) -> bool:
-    value = sect.get(path[1], False)
+def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool = False) -> bool:
+    value = sect.get(path[1], default)
     if not isinstance(value, bool):
         raise ConfigError("must be true or false", r.loc(path))
     return value
+
+
+def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceConfig:
+    dev = r.section(data, "device")
+    labels = dev.get("labels") or {}
+    if not isinstance(labels, dict):
+        raise ConfigError("must be a mapping of label: value", r.loc(("device", "labels")))
+    pairs = []
+    for k, v in labels.items():
+        text = scalar_text(v)
+        if k == ID_KEY:
+            raise ConfigError("'id' is reserved: selectors use it for device.id", r.loc(("device", "labels", k)))
+        if text is None:
+            raise ConfigError("must be a string, number or boolean", r.loc(("device", "labels", k)))
+        pairs.append((str(k), text))
+    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)))
 
 
 def parse_config(
@@ -187,16 +213,10 @@ def parse_config(
     for k in raw:
         if k not in KNOWN[""]:
             raise ConfigError(f"unknown key (allowed: {', '.join(sorted(KNOWN['']))})", r.loc((k,)))
+    # device first, from the environment only; everything else may then use its identity
+    r.device = _device(r, {"device": r.expand(raw.get("device"), ("device",))}, hostname)
     data = dict(r.expand(raw, ()))
-
-    dev = r.section(data, "device")
-    labels = dev.get("labels") or {}
-    if not isinstance(labels, dict):
-        raise ConfigError("must be a mapping of label: value", r.loc(("device", "labels")))
-    device = DeviceConfig(
-        id=r.string(dev, ("device", "id")) or hostname,
-        labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-    )
+    device = r.device
 
     src = r.section(data, "source")
     url = r.string(src, ("source", "url"))
@@ -223,6 +243,7 @@ def parse_config(
         timeout_s=r.duration(src, ("source", "timeout"), 60.0),
         verify=parse_commit_verification(r, src.get("verify")),
         allow_rewind=_bool(r, src, ("source", "allow_rewind")),
+        spread_start=_bool(r, src, ("source", "spread_start"), default=True),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))

@@ -187,3 +187,37 @@ def test_wrong_types_are_named() -> None:
     assert str(error(MINIMAL + "device:\n  labels: [a]\n")) == (
         f"{FILE}:4: device.labels: must be a mapping of label: value")
     assert str(error(MINIMAL + "state_dir: ''\n")) == f"{FILE}:3: state_dir: must be a directory path"
+
+
+def test_device_identity_expands_in_source_path_and_ref() -> None:
+    cfg = load("device: {id: sensor-7, labels: {ring: canary, site: farm-3}}\n"
+               "source: {url: /r, ref: 'release/${label:ring}', path: 'devices/${DEVICE_ID}'}\n")
+    assert (cfg.source.ref, cfg.source.path) == ("release/canary", "devices/sensor-7")
+
+
+def test_device_id_from_env_then_identity_wins_over_env_elsewhere() -> None:
+    # DEVICE_ID in the environment may set device.id; outside `device:` ${DEVICE_ID} is the device's id
+    text = "device: {id: '${DEVICE_ID}'}\nsource: {url: /r, path: 'devices/${DEVICE_ID}'}\n"
+    assert load(text, {"DEVICE_ID": "box-1"}).source.path == "devices/box-1"
+    other = "device: {id: box-2}\nsource: {url: /r, path: 'devices/${DEVICE_ID:-x}'}\n"
+    assert load(other, {"DEVICE_ID": "box-1"}).source.path == "devices/box-2"
+    # with no device.id the hostname is the identity
+    assert load("source: {url: /r, ref: '${DEVICE_ID}'}\n").source.ref == "host-1"
+
+
+def test_unknown_label_names_the_key() -> None:
+    err = error("device: {labels: {ring: canary}}\nsource:\n  url: /r\n  ref: 'release/${label:rnig}'\n")
+    assert "source.ref" in str(err) and f"{FILE}:4" in str(err)
+    assert "'rnig'" in err.message and "ring" in err.message
+
+
+def test_labels_are_text_and_id_is_reserved() -> None:
+    cfg = load("device: {labels: {debug: true, n: 3}}\n" + MINIMAL)
+    assert cfg.device.labels == (("debug", "true"), ("n", "3"))
+    assert "reserved" in error("device: {labels: {id: x}}\n" + MINIMAL).message
+    assert "device.labels.ring" in str(error("device: {labels: {ring: }}\n" + MINIMAL))
+
+
+def test_device_section_cannot_use_identity() -> None:
+    cfg = load("device: {id: 'a-${label:ring}', labels: {ring: c}}\n" + MINIMAL)
+    assert cfg.device.id == "a-${label:ring}"  # left as written: the identity is not known yet

@@ -1,7 +1,11 @@
 """The daemon: sync on an interval with jitter, one at a time, backoff on errors.
 
 APScheduler drives the schedule; a failed sync reschedules the next one
-with exponential backoff (capped), a good one returns to the interval.
+with exponential backoff (capped), a good one returns to the interval. A Git
+server that answers 429/503 with Retry-After is not polled sooner than it asked.
+The first poll after start is spread over the whole interval
+(``source.spread_start``) so a fleet restarted at once does not poll in lockstep;
+it runs at once when a switch was interrupted and must be recovered.
 SIGTERM/SIGINT stop the scheduler; a sync in progress is allowed to finish
 its current step but the process exits within a few seconds.
 """
@@ -17,6 +21,7 @@ import time
 from datetime import datetime, timedelta
 from types import FrameType
 
+from gitops_edge.errors import EdgeError, SourceThrottledError
 from gitops_edge.http_status import StatusServer
 from gitops_edge.metrics import Metrics
 from gitops_edge.model.config import AgentConfig
@@ -25,14 +30,30 @@ from gitops_edge.wiring import after_sync
 log = logging.getLogger("gitops_edge.agent")
 
 BACKOFF_CAP_S = 15 * 60.0
+RETRY_AFTER_CAP_S = 60 * 60.0  # a server's Retry-After is honoured up to an hour, never forever
 STOP_GRACE_S = 7.0  # SIGTERM to exit stays under 10 s, as systemd and docker expect
 
 
-def next_delay(interval_s: float, jitter_s: float, failures: int, rng: random.Random) -> float:
-    """Seconds until the next sync: the interval (or backoff) plus jitter."""
+def next_delay(
+    interval_s: float, jitter_s: float, failures: int, rng: random.Random, retry_after_s: float | None = None
+) -> float:
+    """Seconds until the next sync: the interval (or backoff, or the server's Retry-After) plus jitter.
+
+    ``retry_after_s`` (from a 429/503) lengthens the wait to at least that, capped at
+    ``RETRY_AFTER_CAP_S``; jitter is added on top so a fleet told the same does not return together.
+    """
     base = interval_s if failures == 0 else min(interval_s * (2 ** min(failures, 16)), BACKOFF_CAP_S)
     base = max(base, interval_s)
+    if retry_after_s is not None:
+        base = max(base, min(retry_after_s, RETRY_AFTER_CAP_S))
     return base + rng.uniform(0, jitter_s)
+
+
+def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, rng: random.Random) -> float:
+    """Seconds from start to the first sync: anywhere in one interval, or now when recovering."""
+    if not spread_start or recovery_pending:
+        return 0.0
+    return rng.uniform(0, interval_s)
 
 
 class Agent:
@@ -44,6 +65,7 @@ class Agent:
         self.idle = threading.Event()
         self.idle.set()
         self.failures = 0
+        self.retry_after_s: float | None = None  # from the last sync's 429/503, if the server said
         self.rng = random.Random()
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.metrics = Metrics()
@@ -68,10 +90,12 @@ class Agent:
                     store.close()
             ok = result.error is None or not result.error.transient
             self.failures = 0 if ok else self.failures + 1
+            self.retry_after_s = result.error.retry_after_s if isinstance(result.error, SourceThrottledError) else None
             self.synced_once.set()
         except Exception:  # the daemon must outlive a bug in one sync
             log.exception("sync crashed")
             self.failures += 1
+            self.retry_after_s = None
         finally:
             self.idle.set()
         self._schedule()
@@ -79,15 +103,34 @@ class Agent:
     def _schedule(self, first: bool = False) -> None:
         if self.stop_event.is_set():
             return
-        delay = 0.0 if first else next_delay(
-            self.config.source.interval_s, self.config.source.jitter_s, self.failures, self.rng
-        )
+        src = self.config.source
+        if first:
+            delay = first_delay(src.interval_s, src.spread_start, self._recovery_pending(), self.rng)
+            if delay:
+                log.info("first sync in %.0fs (spread over the interval)", delay)
+        else:
+            delay = next_delay(src.interval_s, src.jitter_s, self.failures, self.rng, self.retry_after_s)
         if self.failures:
             log.info("next sync in %.0fs (backoff after %d failures)", delay, self.failures)
         self.scheduler.add_job(
             self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
             replace_existing=True, misfire_grace_time=None,
         )
+
+    def _recovery_pending(self) -> bool:
+        """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
+        from gitops_edge.wiring import open_store
+
+        try:
+            store = open_store(self.config)
+        except EdgeError:
+            return True  # the first sync reports the problem; no reason to wait for it
+        try:
+            return bool(store.journal())
+        except EdgeError:
+            return True
+        finally:
+            store.close()
 
     def run(self) -> int:
         def stop(signum: int, _frame: FrameType | None) -> None:

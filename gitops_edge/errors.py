@@ -75,6 +75,19 @@ class SourceError(EdgeError):
     transient = True
 
 
+class SourceThrottledError(SourceError):
+    """The Git server answered HTTP 429 or 503: come back later, and not sooner than it asked.
+
+    ``retry_after_s`` is the server's ``Retry-After`` in seconds (None when it sent none);
+    the daemon waits at least that long before the next poll.
+    """
+
+    def __init__(self, message: str, *, status: int, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
 class RegistryError(SourceError):
     """An image could not be resolved or pulled from its registry."""
 

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,17 @@ from pathlib import Path
 from git.cmd import Git
 from git.exc import GitError
 
-from gitops_edge.adapters.git_transport import Transport, normalise_url, transport_for
+from gitops_edge.adapters.git_transport import (
+    Transport,
+    is_http,
+    normalise_url,
+    retry_after_from_trace,
+    throttle_status,
+    trace_env,
+    transport_for,
+)
 from gitops_edge.adapters.git_verify import CommitVerifier
-from gitops_edge.errors import RefNotFoundError, SourceError, TrustError
+from gitops_edge.errors import RefNotFoundError, SourceError, SourceThrottledError, TrustError
 from gitops_edge.model.config import SourceConfig
 from gitops_edge.ports import Checkout
 
@@ -45,6 +54,12 @@ class _Result:
     out: str
     err: str
     timed_out: bool
+    retry_after_s: float | None = None  # the server's Retry-After, when it answered 429/503
+
+    @property
+    def final(self) -> bool:
+        """Timed out or throttled: trying again another way now would only add load."""
+        return self.timed_out or throttle_status(self.err) is not None
 
 
 class _CorruptClone(Exception):
@@ -242,7 +257,7 @@ class GitRepoSource:
         result: _Result | None = None
         for refspec in refspecs:
             result = self._run_fetch(transport, ["--unshallow"], [refspec])
-            if result.rc == 0 or result.timed_out:
+            if result.rc == 0 or result.final:
                 break
         assert result is not None
         if result.rc != 0:
@@ -331,7 +346,7 @@ class GitRepoSource:
                     return target if self._local_commit(target) == target else fetched
             else:
                 errors.append(result)
-            if result.timed_out:
+            if result.final:
                 raise self._network_error("fetch", result, transport)
         try:
             self._fetch_everything(transport)
@@ -359,7 +374,7 @@ class GitRepoSource:
             timeout=self._config.timeout_s,
             in_repo=True,
         )  # fmt: skip
-        if result.rc != 0 and not result.timed_out and self._clone_is_damaged():
+        if result.rc != 0 and not result.final and self._clone_is_damaged():
             raise _CorruptClone(_first_error(result.err))
         return result
 
@@ -372,6 +387,12 @@ class GitRepoSource:
         url = transport.redact(self._url)
         if result.timed_out:
             return SourceError(f"git {op} {url}: timed out after {self._config.timeout_s:g}s")
+        status = throttle_status(result.err)
+        if status is not None:
+            wait = f" (Retry-After {result.retry_after_s:g}s)" if result.retry_after_s is not None else ""
+            return SourceThrottledError(
+                f"git {op} {url}: server busy, HTTP {status}{wait}", status=status, retry_after_s=result.retry_after_s
+            )
         return SourceError(f"git {op} {url}: {transport.redact(_first_error(result.err))}")
 
     # -- running git ------------------------------------------------------------
@@ -401,6 +422,9 @@ class GitRepoSource:
         if in_repo:
             env["GIT_DIR"] = str(self._git_dir)
             env["GIT_WORK_TREE"] = str(self._repo_dir)
+        trace = self._trace_file() if transport is not None and is_http(self._url) else None
+        if trace is not None:
+            env.update(trace_env(str(trace)))
         started = time.monotonic()
         try:
             rc, out, err = Git(str(cwd)).execute(
@@ -412,8 +436,30 @@ class GitRepoSource:
             )
         except (GitError, OSError) as exc:
             raise SourceError(f"cannot run git: {type(exc).__name__}") from None
+        finally:
+            retry_after = self._retry_after(trace) if trace is not None else None
         timed_out = time.monotonic() - started >= timeout and rc != 0
-        return _Result(rc=rc, out=str(out), err=str(err), timed_out=timed_out)
+        return _Result(rc=rc, out=str(out), err=str(err), timed_out=timed_out,
+                       retry_after_s=retry_after if rc != 0 else None)  # fmt: skip
+
+    def _trace_file(self) -> Path | None:
+        """A private (0600) file for curl's header trace; None if it cannot be made (then no Retry-After)."""
+        try:
+            fd, name = tempfile.mkstemp(prefix=".curl-trace-", dir=self._cache_dir)
+        except OSError:
+            return None
+        os.close(fd)
+        return Path(name)
+
+    @staticmethod
+    def _retry_after(trace: Path) -> float | None:
+        """Read the header trace for a Retry-After, then delete it (it is never kept)."""
+        try:
+            return retry_after_from_trace(trace.read_text(encoding="utf-8", errors="replace"), time.time())
+        except OSError:
+            return None
+        finally:
+            trace.unlink(missing_ok=True)
 
     # -- remembering the previous checkout --------------------------------------
 

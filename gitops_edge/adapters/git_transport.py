@@ -12,6 +12,8 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from gitops_edge.errors import SourceError
@@ -20,6 +22,13 @@ from gitops_edge.model.config import SourceConfig
 # Transfer slower than this many bytes/s for ``timeout_s`` aborts an HTTP transfer,
 # a second line of defence next to the hard process timeout.
 _LOW_SPEED_BYTES = 1000
+
+# HTTP statuses that mean "slow down" rather than "broken": the daemon backs off and
+# honours the server's Retry-After (see throttle_status, retry_after_from_trace).
+THROTTLE_STATUSES = (429, 503)
+_RETURNED_ERROR = re.compile(r"The requested URL returned error: (\d{3})")
+_TRACE_STATUS = re.compile(r"<= Recv header: HTTP/[\d.]+ (\d{3})")
+_TRACE_RETRY_AFTER = re.compile(r"<= Recv header: Retry-After:\s*(.*?)\s*$", re.IGNORECASE)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _USERINFO_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*):[^/@\s]*@")
@@ -134,3 +143,56 @@ def transport_for(config: SourceConfig, url: str) -> Transport:
         env[f"GIT_CONFIG_KEY_{i}"] = key
         env[f"GIT_CONFIG_VALUE_{i}"] = value
     return Transport(env=env, secrets=tuple(secrets))
+
+
+# -- servers that ask us to slow down -------------------------------------------------
+#
+# git reports an HTTP error status on stderr but never its headers. Rather than
+# re-implementing the smart-HTTP handshake to read them, every HTTP(S) git command
+# runs with GIT_TRACE_CURL pointed at a private temporary file (headers only:
+# GIT_TRACE_CURL_NO_DATA; git redacts Authorization/cookies, GIT_TRACE_REDACT).
+# After a failure the trace is read for the last response's Retry-After and deleted.
+# One request, the same one git would make anyway: nothing extra hits a busy server.
+
+
+def trace_env(trace_file: str) -> dict[str, str]:
+    """Environment that makes git write curl's header trace to ``trace_file``."""
+    return {"GIT_TRACE_CURL": trace_file, "GIT_TRACE_CURL_NO_DATA": "1", "GIT_TRACE_REDACT": "1"}
+
+
+def throttle_status(stderr: str) -> int | None:
+    """429 or 503 when git's stderr says the server answered with one, else None."""
+    found = _RETURNED_ERROR.findall(stderr)
+    status = int(found[-1]) if found else None
+    return status if status in THROTTLE_STATUSES else None
+
+
+def parse_retry_after(value: str, now: float) -> float | None:
+    """``Retry-After`` (delta-seconds or an HTTP-date) as seconds from ``now``; None if unusable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when: datetime = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def retry_after_from_trace(trace: str, now: float) -> float | None:
+    """The Retry-After of the last HTTP response in a GIT_TRACE_CURL trace, if it was 429/503."""
+    status: int | None = None
+    retry_after: str | None = None
+    for line in trace.splitlines():
+        m = _TRACE_STATUS.search(line)
+        if m:
+            status, retry_after = int(m.group(1)), None  # a new response starts
+            continue
+        m = _TRACE_RETRY_AFTER.search(line)
+        if m:
+            retry_after = m.group(1)
+    if status not in THROTTLE_STATUSES or retry_after is None:
+        return None
+    return parse_retry_after(retry_after, now)

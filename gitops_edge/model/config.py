@@ -22,6 +22,7 @@ class SourceConfig:
     path: str = "."  # directory inside the repository holding the stacks
     interval_s: float = 60.0
     jitter_s: float = 10.0
+    spread_start: bool = True  # daemon: first poll at a random point in the first interval, not all at once
     token_file: Path | None = None  # https: a file holding a token (never logged)
     username: str = "git"  # https user that goes with the token
     ssh_key: Path | None = None  # ssh: private key file

@@ -34,6 +34,12 @@ class GitHttpServer:
         self.authorization = authorization
         self.commands: list[str] = []  # "ls-refs", "fetch", or "info/refs" per request
         self.rejected = 0
+        # Answer with this status (429/503) instead of serving, optionally with Retry-After;
+        # ``throttle_only`` limits it to one kind of request ("info/refs", "ls-refs", "fetch").
+        self.throttle: int | None = None
+        self.retry_after: str | None = None
+        self.throttle_only: str | None = None
+        self.throttled = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -86,12 +92,23 @@ class GitHttpServer:
                 plain = body
                 if self.headers.get("Content-Encoding") == "gzip":
                     plain = gzip.decompress(body)
+                kind = None
                 if b"command=fetch" in plain:
-                    server.commands.append("fetch")
+                    kind = "fetch"
                 elif b"command=ls-refs" in plain:
-                    server.commands.append("ls-refs")
+                    kind = "ls-refs"
                 elif self.command == "GET":
-                    server.commands.append("info/refs")
+                    kind = "info/refs"
+                if kind is not None:
+                    server.commands.append(kind)
+                if server.throttle is not None and server.throttle_only in (None, kind):
+                    server.throttled += 1
+                    self.send_response(server.throttle)
+                    if server.retry_after is not None:
+                        self.send_header("Retry-After", server.retry_after)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self._cgi(body)
 
             def _cgi(self, body: bytes) -> None:

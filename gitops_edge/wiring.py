@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from gitops_edge.adapters.state_store import StateStore
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.spec import DesiredState
 from gitops_edge.reconciler import Reconciler, SyncResult
 from gitops_edge.verify import ImagePolicy, VerdictCache
 
@@ -34,9 +35,10 @@ def build_reconciler(config: AgentConfig, store: StateStore) -> Reconciler:
 
     source = GitRepoSource(config.source, config.state_dir / "source")
     runtime = DockerRuntime()
-    return Reconciler(
-        config, source, runtime, store, loader=load_desired_state, image_policy=build_image_policy(config, store)
-    )
+    def loader(root: Path, subpath: str, revision: str) -> DesiredState:
+        return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
+
+    return Reconciler(config, source, runtime, store, loader=loader, image_policy=build_image_policy(config, store))
 
 
 def build_image_policy(config: AgentConfig, store: StateStore | None) -> ImagePolicy | None:

@@ -19,6 +19,7 @@ from gitops_edge.adapters.yaml_reader import MAX_FILE_BYTES, read_yaml_file
 from gitops_edge.core.compose import StackErrors, build_stack
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
 from gitops_edge.errors import DesiredStateError, Location
+from gitops_edge.model.config import DeviceConfig
 from gitops_edge.model.spec import DesiredState, StackSpec
 
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -29,23 +30,27 @@ def load_desired_state(
     subpath: str,
     revision: str,
     environ: Mapping[str, str] | None = None,
+    device: DeviceConfig | None = None,
 ) -> DesiredState:
-    """Every stack under ``checkout_root/subpath``; raises the first DesiredStateError.
+    """Every stack under ``checkout_root/subpath`` (with fleet.yaml: the stacks ``device`` gets).
 
-    The raised error is a ``StackErrors`` carrying all problems found when
-    more than one stack or line is wrong.
+    Raises the first DesiredStateError; a ``StackErrors`` carrying all
+    problems found when more than one stack or line is wrong.
     """
-    stacks, errors = _load_all(checkout_root, subpath, environ)
+    stacks, errors = _load_all(checkout_root, subpath, environ, device)
     if errors:
         raise StackErrors(errors)
     return DesiredState(revision=revision, stacks=tuple(stacks))
 
 
 def validate_tree(
-    path: Path, subpath: str = ".", environ: Mapping[str, str] | None = None
+    path: Path, subpath: str = ".", environ: Mapping[str, str] | None = None, device: DeviceConfig | None = None
 ) -> list[DesiredStateError]:
-    """Every problem in a desired-state tree (``path`` is the repository root)."""
-    return _load_all(path, subpath, environ)[1]
+    """Every problem in a desired-state tree (``path`` is the repository root).
+
+    With fleet.yaml and no ``device``: every stack and every override directory.
+    """
+    return _load_all(path, subpath, environ, device, validate=True)[1]
 
 
 def find_stack_dirs(checkout_root: Path, subpath: str) -> list[Path]:
@@ -65,15 +70,21 @@ def find_stack_dirs(checkout_root: Path, subpath: str) -> list[Path]:
 
 
 def load_stack(
-    checkout_root: Path, stack_dir: Path, environ: Mapping[str, str] | None = None
+    checkout_root: Path, stack_dir: Path, environ: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> StackSpec:
-    """One stack directory (absolute, or relative to ``checkout_root``) to StackSpec."""
+    """One stack directory (absolute, or relative to ``checkout_root``) to StackSpec.
+
+    ``env``, when given, is the complete interpolation environment (fleet
+    targeting layered it already); otherwise the stack's ``.env`` under ``environ``.
+    """
     root = _root(checkout_root)
     directory = stack_dir if stack_dir.is_absolute() else root / stack_dir
     rel_dir = _rel(root, directory)
     _inside(root, rel_dir, "stack directory")
     compose_rel = _compose_file(root, rel_dir)
-    env = _interpolation_env(root, rel_dir, environ or {})
+    if env is None:
+        env = _interpolation_env(root, rel_dir, environ or {})
     doc = read_yaml_file(_inside(root, compose_rel, "compose file"), compose_rel)
     spec = build_stack(
         doc.data,
@@ -90,8 +101,19 @@ def load_stack(
 
 
 def _load_all(
-    checkout_root: Path, subpath: str, environ: Mapping[str, str] | None
+    checkout_root: Path, subpath: str, environ: Mapping[str, str] | None, device: DeviceConfig | None,
+    validate: bool = False,
 ) -> tuple[list[StackSpec], list[DesiredStateError]]:
+    from gitops_edge.adapters import fleet_state  # it builds on this module
+
+    if fleet_state.has_fleet(checkout_root):
+        if device is None and validate:
+            return fleet_state.validate_fleet(checkout_root, subpath, environ)
+        if device is None:
+            return [], [DesiredStateError("fleet.yaml targets stacks by device, but no device identity was given",
+                                          Location("fleet.yaml"))]
+        found, problems = fleet_state.load_for_device(checkout_root, subpath, device, environ)
+        return found, problems + _container_name_clashes(found)
     stacks: list[StackSpec] = []
     errors: list[DesiredStateError] = []
     try:

@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = sub.add_parser("validate", help="check a desired-state tree offline (for the repo's own CI)")
-    sp.add_argument("path", help="directory holding stack directories")
+    sp.add_argument("path", help="directory holding stack directories (the repository root with fleet.yaml)")
+    sp.add_argument("--device-id", help="show the stacks and values this device would get (docs/fleet.md)")
+    sp.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="a device label (repeat)")
     sp = sub.add_parser("rollback", help="go back to the stack's previous good revision")
     sp.add_argument("stack")
     sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
@@ -112,14 +114,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from gitops_edge.core.plan import format_plan
     from gitops_edge.core.serialize import to_data
+    from gitops_edge.targeting import describe_device
     from gitops_edge.wiring import build_reconciler, open_store, sync_lock
 
     config = _config(args)
     with sync_lock(config.state_dir):
         store = open_store(config)
         prep = build_reconciler(config, store).prepare()
+    selected = [st.name for st in prep.desired.stacks]
     if args.json:
         out = {
+            "device": {"id": config.device.id, "labels": dict(config.device.labels)},
+            "selected": selected,
             "revision": prep.revision,
             "noop": prep.plan.is_noop,
             "skipped": dict(prep.skipped),
@@ -139,6 +145,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         }
         print(json.dumps(to_data(out), indent=2))
         return 0
+    print(f"{describe_device(config.device)}: stacks {', '.join(selected) or '(none)'}")
     print(f"revision {prep.revision[:12]}")
     for line in format_plan(prep.plan):
         print(line)
@@ -219,7 +226,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_dir():
         raise UsageError(f"{path}: not a directory")
-    problems = validate_tree(path)
+    if args.label and not args.device_id:
+        raise UsageError("--label needs --device-id")
+    device = None
+    if args.device_id:
+        from gitops_edge.targeting import device_from_args, target_lines
+
+        device = device_from_args(args.device_id, args.label)
+        print("\n".join(target_lines(path, ".", device)))
+    problems = validate_tree(path, device=device)
     for p in problems:
         print(str(p), file=sys.stderr)
     if problems:

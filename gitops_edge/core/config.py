@@ -20,6 +20,7 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
@@ -38,7 +39,7 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 KNOWN: dict[str, set[str]] = {
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
-         "notify"},
+         "notify", "mqtt"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start"},
@@ -272,5 +273,6 @@ def parse_config(
         registries=parse_registries(r, data.get("registries")),
         update_windows=_windows(r, data.get("update_windows")),
         notify=_notify(r, data),
+        mqtt=parse_mqtt(r, data.get("mqtt")),
         config_file=file,
     )

@@ -63,6 +63,20 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """Fleet status over MQTT: retained status, events, online flag (Last Will)."""
+
+    host: str
+    port: int = 1883
+    tls: bool = False  # mqtts:// or tls: true
+    topic_prefix: str = "gitops-edge"
+    username: str | None = None
+    password_file: Path | None = None  # read at connect, never logged
+    ca_file: Path | None = None  # TLS: trust these CAs instead of the system's
+    keepalive_s: int = 30  # the broker publishes the Last Will after 1.5x this without a word
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     device: DeviceConfig
     source: SourceConfig
@@ -74,4 +88,5 @@ class AgentConfig:
     registries: RegistriesConfig = field(default_factory=RegistriesConfig)
     update_windows: tuple[UpdateWindow, ...] = ()  # empty: any time
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    mqtt: MqttConfig | None = None  # None: no fleet status over MQTT
     config_file: str = "<config>"

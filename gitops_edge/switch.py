@@ -228,7 +228,12 @@ class StackSwitch:
             self._wait_restored(j, restored)
             self._mark(j.stack, "restored")
         except EngineUnavailableError:
-            raise  # the journal stays: the next sync's ``recover`` finishes the rollback
+            # The journal stays: the next sync's ``recover`` finishes the rollback. The engine
+            # going away also explains the failure (dockerd stops containers as it shuts down),
+            # so it no longer counts against the new version: recovery re-applies it.
+            j.failure = ""
+            self._save(j)
+            raise
         except EdgeError as exc:
             raise RollbackFailed(f"{j.stack}: rollback failed: {exc}") from None
         self._jclear(j.stack)

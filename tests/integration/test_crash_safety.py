@@ -85,19 +85,19 @@ def deploy_v1(dev: Device, s: str, image: str) -> str:
     return rev
 
 
-def assert_converged(dev: Device, s: str, rev: str, image_id: str) -> None:
+def assert_converged(dev: Device, s: str, rev: str, image_id: str, context: str = "") -> None:
     """Exactly the stack at ``rev``: one container per service, running, healthy, nothing kept."""
     cs = dev.containers(s)
-    assert set(cs) == {f"{s}-db-1", f"{s}-web-1"}, f"containers of {s}: {sorted(cs)}"
+    assert set(cs) == {f"{s}-db-1", f"{s}-web-1"}, f"containers of {s}: {sorted(cs)}{context}"
     assert not any(n.endswith(KEPT_SUFFIX) for n in cs)
     for name, c in cs.items():
         c.reload()
-        assert c.status == "running", f"{name}: {c.status}"
-        assert c.labels["io.gitops-edge.revision"] == rev, name
-        assert c.image.id == image_id, name
+        assert c.status == "running", f"{name}: {c.status}{context}"
+        assert c.labels["io.gitops-edge.revision"] == rev, f"{name}{context}"
+        assert c.image.id == image_id, f"{name}{context}"
         assert c.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", name
     web = cs[f"{s}-web-1"]
-    assert web.attrs["State"]["Health"]["Status"] == "healthy"
+    assert web.attrs["State"]["Health"]["Status"] == "healthy", context
     nets = dev.client.networks.list(filters={"label": f"com.docker.compose.project={s}"})
     assert [n.name for n in nets] == [f"{s}_default"]
     [entry] = [x for x in dev.status()["stacks"] if x["stack"] == s]
@@ -132,7 +132,7 @@ def test_crash_at_point_then_sync_converges(point: str, device: Device, stack_na
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
     assert "Traceback" not in out.stderr
-    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id)
+    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id, stderr_of(out))
     # and it stays: the next sync has nothing to do
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
@@ -153,7 +153,7 @@ def test_crash_while_repairing_drift_keeps_untouched_services(device: Device, st
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
     assert device.containers(s)[f"{s}-db-1"].id == db_id
-    assert_converged(device, s, rev1, device.client.images.get(test_images["v1"]).id)
+    assert_converged(device, s, rev1, device.client.images.get(test_images["v1"]).id, stderr_of(out))
 
 
 def test_crash_during_rollback_restores_old_and_quarantines(device: Device, stack_name: str,
@@ -203,7 +203,7 @@ def test_kill_during_health_gate_recovers(device: Device, stack_name: str, test_
 
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
-    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id)
+    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id, stderr_of(out))
 
 
 def wait_for_gate(dev: Device, s: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
@@ -370,7 +370,7 @@ def test_registry_dies_during_staging(device: Device, stack_name: str, test_imag
     reg.start()
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
-    assert_converged(device, s, rev2, image_id)
+    assert_converged(device, s, rev2, image_id, stderr_of(out))
     remove_project(device.client, s)  # then the image only our registry had
     device.client.images.remove(image_id, force=True)
 
@@ -439,4 +439,5 @@ def test_dockerd_restart_during_update(device: Device, stack_name: str, test_ima
 
     out = device.cli("sync")
     assert out.returncode == 0, stderr_of(out)
-    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id)
+    assert_converged(device, s, rev2, device.client.images.get(test_images["v2"]).id,
+                     f"\ninterrupted sync:\n{stderr}{stderr_of(out)}")

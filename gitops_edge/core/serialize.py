@@ -7,6 +7,7 @@ manual rollback without the Git checkout of that revision.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import types
 import typing
@@ -29,6 +30,13 @@ def canonical_json(value: object) -> str:
     return json.dumps(to_data(value), sort_keys=True, separators=(",", ":"))
 
 
+@functools.cache
+def _fields(tp: type) -> tuple[tuple[str, Any], ...]:
+    """(name, resolved type) of a dataclass's fields: ``get_type_hints`` is slow, types do not change."""
+    hints = get_type_hints(tp)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(tp))
+
+
 def _build(tp: Any, data: Any) -> Any:
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -42,8 +50,7 @@ def _build(tp: Any, data: Any) -> Any:
             return tuple(_build(items[0], v) for v in data)
         return tuple(_build(a, v) for a, v in zip(items, data, strict=True))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        hints = get_type_hints(tp)
-        kwargs = {f.name: _build(hints[f.name], data[f.name]) for f in dataclasses.fields(tp) if f.name in data}
+        kwargs = {name: _build(hint, data[name]) for name, hint in _fields(tp) if name in data}
         return tp(**kwargs)
     return data
 

@@ -7,7 +7,9 @@ manifest per bundle. This pins that shape, which image discovery consumes.
 
 from __future__ import annotations
 
+import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -15,7 +17,9 @@ import pytest
 import requests
 
 from gitops_edge.adapters.keyless import verify_keyless_bundle
-from gitops_edge.model.trust import KeylessIdentity, TrustRule
+from gitops_edge.adapters.signatures import SignatureVerifier
+from gitops_edge.errors import RegistryError, TrustError
+from gitops_edge.model.trust import KeylessIdentity, RegistriesConfig, TrustRule
 from tests.support import keyless_producer
 from tests.support.auth_registry import AuthRegistry
 from tests.support.images import build_image, push
@@ -80,3 +84,23 @@ def test_attached_bundles_are_found_by_referrers_tag_and_verify(
         assert ev.signer == f"{ISSUER}: {SUBJECT}"
     assert contents == {"dsse-envelope", "message-signature"}
     (tmp_path / "shape.json").write_text(json.dumps(index, indent=2))
+
+    # The device's own discovery: registry credentials from a docker config.json, the
+    # referrers tag found and both bundles verified keyless; a wrong identity is refused.
+    auth = base64.b64encode(f"{auth_registry.username}:{auth_registry.password}".encode()).decode()
+    config_json = tmp_path / "docker-config.json"
+    config_json.write_text(json.dumps({"auths": {auth_registry.addr: {"auth": auth}}}))
+    verifier = SignatureVerifier(RegistriesConfig(auth_file=config_json))
+    assert verifier.resolve_digest(f"{repo}:v1") == digest
+    evidence = verifier.verify(repo, digest, trust)
+    assert sorted(e.format for e in evidence) == ["bundle-keyless", "bundle-keyless"]
+    assert {e.signer for e in evidence} == {f"{ISSUER}: {SUBJECT}"}
+    regex = replace(trust, keyless=(KeylessIdentity(issuer=ISSUER, subject_regex=r"https://git\.example/acme/.*"),))
+    assert verifier.verify(repo, digest, regex)
+    for wrong in (KeylessIdentity(issuer=ISSUER, subject="https://git.example/evil/x"),
+                  KeylessIdentity(issuer="https://other.issuer", subject=SUBJECT)):
+        with pytest.raises(TrustError) as info:
+            verifier.verify(repo, digest, replace(trust, keyless=(wrong,)))
+        assert info.value.exit_code == 3
+    with pytest.raises(RegistryError):  # no credentials: the registry says 401
+        SignatureVerifier(RegistriesConfig(auth_file=tmp_path / "none.json")).resolve_digest(f"{repo}:v1")

@@ -20,12 +20,16 @@ import threading
 import time
 from datetime import datetime, timedelta
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from gitops_edge.errors import EdgeError, SourceThrottledError
 from gitops_edge.http_status import StatusServer
 from gitops_edge.metrics import Metrics
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.wiring import after_sync
+
+if TYPE_CHECKING:
+    from gitops_edge.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.agent")
 
@@ -71,6 +75,7 @@ class Agent:
         self.metrics = Metrics()
         self.synced_once = threading.Event()
         self.last_tick = time.monotonic()
+        self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
 
     def _sync_once(self) -> None:
         from gitops_edge.wiring import build_reconciler, open_store, sync_lock
@@ -85,7 +90,7 @@ class Agent:
                 try:
                     started = time.monotonic()
                     result = build_reconciler(self.config, store).sync()
-                    after_sync(self.config, store, result, time.monotonic() - started, self.metrics)
+                    after_sync(self.config, store, result, time.monotonic() - started, self.metrics, self.reporter)
                 finally:
                     store.close()
             ok = result.error is None or not result.error.transient
@@ -140,6 +145,11 @@ class Agent:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
+        if self.config.mqtt is not None:
+            from gitops_edge.mqtt_status import FleetReporter
+
+            self.reporter = FleetReporter(self.config)
+            self.reporter.start()
         self.scheduler.start()
         self._schedule(first=True)
         log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
@@ -147,6 +157,8 @@ class Agent:
         self.scheduler.shutdown(wait=False)
         if server is not None:
             server.stop()
+        if self.reporter is not None:
+            self.reporter.stop()
         if not self.idle.wait(STOP_GRACE_S):
             # The journal makes this safe: the next start finishes or undoes the switch.
             log.warning("a sync is still running; stopping anyway, the next start recovers it")

@@ -17,6 +17,8 @@ from typing import Any
 
 from gitops_edge import __version__
 from gitops_edge.errors import EdgeError, UsageError
+from gitops_edge.fleet_cli import add_parser as add_fleet_parser
+from gitops_edge.fleet_cli import cmd_fleet
 from gitops_edge.model.config import AgentConfig
 
 log = logging.getLogger("gitops_edge")
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("verify", help="check one image reference against the trust policy")
     sp.add_argument("image")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_fleet_parser(sub)
     sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
     sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
     return p
@@ -364,4 +367,5 @@ COMMANDS = {
     "suspend": cmd_suspend,
     "resume": cmd_resume,
     "demo": cmd_demo,
+    "fleet": cmd_fleet,
 }

@@ -88,6 +88,13 @@ class SourceThrottledError(SourceError):
         self.retry_after_s = retry_after_s
 
 
+class MqttError(EdgeError):
+    """The MQTT broker could not be reached or refused us (fleet status only; syncs go on)."""
+
+    exit_code = 4
+    transient = True
+
+
 class RegistryError(SourceError):
     """An image could not be resolved or pulled from its registry."""
 

@@ -22,6 +22,7 @@ from gitops_edge.verify import ImagePolicy, VerdictCache
 
 if TYPE_CHECKING:
     from gitops_edge.metrics import Metrics
+    from gitops_edge.mqtt_status import FleetReporter
 
 
 def open_store(config: AgentConfig) -> StateStore:
@@ -68,9 +69,18 @@ def sync_lock(state_dir: Path) -> Iterator[None]:
 
 
 def after_sync(
-    config: AgentConfig, store: StateStore, result: SyncResult, duration_s: float, metrics: Metrics | None = None
+    config: AgentConfig,
+    store: StateStore,
+    result: SyncResult,
+    duration_s: float,
+    metrics: Metrics | None = None,
+    reporter: FleetReporter | None = None,
 ) -> None:
-    """Report a finished sync: metrics (daemon) and webhook notifications (both)."""
+    """Report a finished sync: metrics (daemon), webhook notifications and MQTT fleet status (both).
+
+    MQTT: the event is queued in the store; the daemon's ``reporter`` sends it on its own
+    thread, a one-shot ``sync`` (no reporter) tries the broker briefly itself.
+    """
     from gitops_edge.errors import RegistryError, SourceError
     from gitops_edge.notify import Notifier
 
@@ -79,3 +89,11 @@ def after_sync(
     if metrics is not None:
         metrics.observe(result.outcome, duration_s, reached, store)
     Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
+    if config.mqtt is not None:
+        from gitops_edge.mqtt_status import publish_once, record_sync
+
+        record_sync(config, store, result)
+        if reporter is not None:
+            reporter.wake()
+        else:
+            publish_once(config)

@@ -18,6 +18,7 @@ import docker
 import pytest
 
 from tests.support.images import build_image, push
+from tests.support.mosquitto import Mosquitto
 
 REGISTRY = os.environ.get("GITOPS_EDGE_TEST_REGISTRY", "127.0.0.1:5055")
 DOCKER_TIMEOUT = 60
@@ -183,3 +184,15 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory, docker_client: docke
         yield reg
     finally:
         reg.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A real Mosquitto broker on an ephemeral loopback port for the whole session."""
+    broker = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    try:
+        broker.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield broker
+    broker.stop()

@@ -66,6 +66,11 @@ CREATE TABLE IF NOT EXISTS outbox (
   attempts INTEGER NOT NULL DEFAULT 0,
   next_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS queue (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
@@ -287,3 +292,16 @@ class StateStore:
 
     def outbox_size(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])  # type: ignore[call-overload]
+
+    # -- named FIFO queues (e.g. MQTT events waiting for the broker) ----------------------
+    def queue_add(self, name: str, payload: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO queue (name, payload) VALUES (?, ?)", (name, payload))
+
+    def queue_items(self, name: str, limit: int = 100) -> list[tuple[int, str]]:
+        rows = self._query("SELECT id, payload FROM queue WHERE name=? ORDER BY id LIMIT ?", (name, limit))
+        return [(int(i), str(p)) for i, p in rows]  # type: ignore[call-overload]
+
+    def queue_remove(self, item_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM queue WHERE id=?", (item_id,))

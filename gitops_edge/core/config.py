@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_edge.core.compose.units import parse_duration as go_duration_ns
+from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.config_trust import (
     parse_commit_verification,
     parse_registries,
@@ -20,7 +21,6 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
-from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (

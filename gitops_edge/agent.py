@@ -29,6 +29,7 @@ from gitops_edge.model.config import AgentConfig
 from gitops_edge.wiring import after_sync
 
 if TYPE_CHECKING:
+    from gitops_edge.adapters.docker_runtime import DockerRuntime
     from gitops_edge.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.agent")
@@ -76,6 +77,7 @@ class Agent:
         self.synced_once = threading.Event()
         self.last_tick = time.monotonic()
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
+        self.runtime: DockerRuntime | None = None  # one engine client for every sync: no reconnect per poll
 
     def _sync_once(self) -> None:
         from gitops_edge.wiring import build_reconciler, open_store, sync_lock
@@ -89,7 +91,11 @@ class Agent:
                 store = open_store(self.config)
                 try:
                     started = time.monotonic()
-                    result = build_reconciler(self.config, store).sync()
+                    if self.runtime is None:
+                        from gitops_edge.adapters.docker_runtime import DockerRuntime
+
+                        self.runtime = DockerRuntime()
+                    result = build_reconciler(self.config, store, self.runtime).sync()
                     after_sync(self.config, store, result, time.monotonic() - started, self.metrics, self.reporter)
                 finally:
                     store.close()

@@ -23,19 +23,23 @@ from gitops_edge.verify import ImagePolicy, VerdictCache
 if TYPE_CHECKING:
     from gitops_edge.metrics import Metrics
     from gitops_edge.mqtt_status import FleetReporter
+    from gitops_edge.ports import ContainerRuntime
 
 
 def open_store(config: AgentConfig) -> StateStore:
     return StateStore(config.state_dir)
 
 
-def build_reconciler(config: AgentConfig, store: StateStore) -> Reconciler:
+def build_reconciler(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None = None) -> Reconciler:
+    """``runtime``: one the caller keeps across syncs (the daemon), else a new ``DockerRuntime``."""
     from gitops_edge.adapters.desired_state import load_desired_state
-    from gitops_edge.adapters.docker_runtime import DockerRuntime
     from gitops_edge.adapters.git_source import GitRepoSource
 
     source = GitRepoSource(config.source, config.state_dir / "source")
-    runtime = DockerRuntime()
+    if runtime is None:
+        from gitops_edge.adapters.docker_runtime import DockerRuntime
+
+        runtime = DockerRuntime()
     def loader(root: Path, subpath: str, revision: str) -> DesiredState:
         return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
 

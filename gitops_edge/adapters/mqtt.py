@@ -66,7 +66,6 @@ class MqttLink:
             except (OSError, UnicodeDecodeError) as exc:
                 raise MqttError(f"cannot read mqtt password file {self.config.password_file}: {exc}") from None
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
-        client.enable_logger(logging.getLogger("gitops_edge.paho"))
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         if self.config.username is not None:
             client.username_pw_set(self.config.username, password)
@@ -79,6 +78,7 @@ class MqttLink:
             raise MqttError(f"mqtt TLS setup failed: {exc}") from None
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
+        client.on_connect_fail = self._handle_connect_fail
         client.on_subscribe = lambda *_a: self._subscribed.set()
         client.on_message = self._handle_message
         self._client = client
@@ -102,6 +102,11 @@ class MqttLink:
                 self._on_connect()
             except Exception:  # a reporting bug must not kill paho's thread
                 log.exception("mqtt on_connect handler failed")
+
+    def _handle_connect_fail(self, _c: Any, _ud: Any) -> None:
+        if not self.last_error:
+            log.info("mqtt broker %s not reachable; retrying in the background", self.where)
+        self.last_error = "connection failed"
 
     def _handle_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if self._connected.is_set():

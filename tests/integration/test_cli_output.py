@@ -47,7 +47,8 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
 
     plan = device.cli("plan")
     assert plan.returncode == 0, plan.stderr
-    assert plan.stdout.splitlines()[0] == f"revision {rev[:12]}"
+    assert plan.stdout.splitlines()[0] == f"device test-device: stacks {s}"  # the selection comes first
+    assert plan.stdout.splitlines()[1] == f"revision {rev[:12]}"
     assert f"{s}: up to date (2 services)" in plan.stdout.splitlines()
 
     # a pending change shows up in the plan, by service and reason, and changes nothing
@@ -55,7 +56,7 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
     plan = device.cli("plan")
     assert plan.returncode == 0, plan.stderr
     lines = plan.stdout.splitlines()
-    assert lines[0] == f"revision {rev2[:12]}"
+    assert lines[1] == f"revision {rev2[:12]}"
     i = lines.index(f"{s}:")
     assert lines[i + 1].startswith("  recreate web: image changed: ")
     assert lines[i + 2].startswith("  recreate worker: image changed: ")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import docker
 
+from bench import summary
 from gitops_edge.tinyimage import build_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -259,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rep {i + 1}/{args.reps}: (a) {restore:.2f}s (b) {revert:.2f}s (c) {detect:.2f}s",
               file=sys.stderr, flush=True)
     print(table(results, args.timeout))
+    a, b = statistics.median(results.agent_restore), statistics.median(results.compose_revert)
+    summary.add("rollback: failure verdict -> old stack healthy", f"{a:.2f} s",
+                "Compose `up -d --wait` of the previous file", f"{b:.2f} s", a / b)
     return 0
 
 

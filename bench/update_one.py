@@ -1,0 +1,89 @@
+"""Updating one service of 20 to healthy: gitops-edge against Compose.
+
+The 20-service stack of ``bench.stack20`` runs under gitops-edge and, as the
+peer, as a plain Compose project. Per repetition, interleaved, ``web`` (1 s
+healthcheck) moves to the other image (v1 <-> v2) in the same compose file:
+
+(a) commit it, then time a whole ``gitops-edge sync`` process (fetch, plan,
+    stage, switch, health gate, commit) until it exits;
+(b) Compose, the peer: write it, then time ``docker-compose up -d --wait``.
+
+Both must replace ``web`` only; the other 19 containers must be the same ones.
+
+Usage: ``.venv/bin/python -m bench.update_one [--reps N]``; prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import docker
+
+from bench import summary
+from bench.rollback import compose_bin, ensure_images
+from bench.stack20 import N_SERVICES, AgentDevice, ComposeProject, cleanup, project_name, running_ids, stack_yaml
+
+
+def check_one_replaced(client: docker.DockerClient, project: str, before: set[str]) -> set[str]:
+    after = running_ids(client, project)
+    if len(after) != N_SERVICES or len(before - after) != 1:
+        raise RuntimeError(f"{project}: expected exactly one of {N_SERVICES} containers replaced, "
+                           f"{len(before - after)} were; {len(after)} running")
+    return after
+
+
+def fmt_row(label: str, xs: list[float], unit: str = "s") -> str:
+    def f(x: float) -> str:
+        return f"{x:.2f} s" if unit == "s" else f"{x:.2f}"
+
+    return f"| {label} | {f(statistics.median(xs))} | {f(min(xs))} | {f(max(xs))} |"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench.update_one", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    args = p.parse_args(argv)
+    client = docker.DockerClient(timeout=120)
+    ensure_images(client)
+    agent_p, compose_p = project_name("gebupd"), project_name("gebupdc")
+    a: list[float] = []
+    b: list[float] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="gebench-") as tmp:
+            dev = AgentDevice(Path(tmp) / "agent", agent_p)
+            dev.init(stack_yaml("v1"))
+            dev.sync()
+            peer = ComposeProject(Path(tmp) / "compose", compose_p, compose_bin())
+            peer.write(stack_yaml("v1"))
+            peer.up("--wait")
+            ids = {agent_p: running_ids(client, agent_p), compose_p: running_ids(client, compose_p)}
+            for i in range(args.reps):
+                yaml = stack_yaml("v2" if i % 2 == 0 else "v1")
+                dev.commit(yaml, f"web -> rep {i}")
+                a.append(dev.sync())
+                ids[agent_p] = check_one_replaced(client, agent_p, ids[agent_p])
+                peer.write(yaml)
+                b.append(peer.up("--wait", "--wait-timeout", "120"))
+                ids[compose_p] = check_one_replaced(client, compose_p, ids[compose_p])
+                print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.2f}s (b) {b[-1]:.2f}s", file=sys.stderr, flush=True)
+    finally:
+        cleanup(client, agent_p, compose_p)
+    ratio = statistics.median(a) / statistics.median(b)
+    print(f"| update 1 of {N_SERVICES} services to healthy (n={args.reps}) | median | min | max |")
+    print("|---|---|---|---|")
+    print(fmt_row("(a) `gitops-edge sync` process (commit already made)", a))
+    print(fmt_row("(b) Compose: `up -d --wait` (peer)", b))
+    print(fmt_row("(a)/(b), per repetition", [x / y for x, y in zip(a, b, strict=True)], unit="x"))
+    print(f"| (a)/(b), of the medians | {ratio:.2f} | | |")
+    summary.add(f"update 1 of {N_SERVICES} services to healthy: `gitops-edge sync`", f"{statistics.median(a):.2f} s",
+                "Compose `up -d --wait`", f"{statistics.median(b):.2f} s", ratio)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

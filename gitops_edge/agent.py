@@ -26,6 +26,8 @@ from gitops_edge.errors import EdgeError, SourceThrottledError
 from gitops_edge.http_status import StatusServer
 from gitops_edge.metrics import Metrics
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.status import Outcome
+from gitops_edge.reconciler import Reconciler, SyncResult
 from gitops_edge.wiring import after_sync
 
 if TYPE_CHECKING:
@@ -61,6 +63,16 @@ def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, r
     return rng.uniform(0, interval_s)
 
 
+def _permanent(result: SyncResult) -> bool:
+    """Invalid or refused input: retrying the same commit cannot help."""
+    return (
+        result.error is not None
+        and not result.error.transient
+        and result.outcome in (Outcome.ERROR, Outcome.REFUSED)
+        and result.revision is not None
+    )
+
+
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -78,6 +90,8 @@ class Agent:
         self.last_tick = time.monotonic()
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
         self.runtime: DockerRuntime | None = None  # one engine client for every sync: no reconnect per poll
+        # A commit that failed permanently (invalid, refused): no retry until the ref moves.
+        self.parked: str | None = None
 
     def _sync_once(self) -> None:
         from gitops_edge.wiring import build_reconciler, open_store, sync_lock
@@ -95,13 +109,21 @@ class Agent:
                         from gitops_edge.adapters.docker_runtime import DockerRuntime
 
                         self.runtime = DockerRuntime()
-                    result = build_reconciler(self.config, store, self.runtime).sync()
-                    after_sync(self.config, store, result, time.monotonic() - started, self.metrics, self.reporter)
+                    rec = build_reconciler(self.config, store, self.runtime)
+                    result = None if self._still_parked(rec) else rec.sync()
+                    if result is not None:
+                        self.parked = result.revision if _permanent(result) else None
+                        after_sync(
+                            self.config, store, result, time.monotonic() - started, self.metrics, self.reporter
+                        )
                 finally:
                     store.close()
-            ok = result.error is None or not result.error.transient
-            self.failures = 0 if ok else self.failures + 1
-            self.retry_after_s = result.error.retry_after_s if isinstance(result.error, SourceThrottledError) else None
+            if result is not None:
+                ok = result.error is None or not result.error.transient
+                self.failures = 0 if ok else self.failures + 1
+                self.retry_after_s = (
+                    result.error.retry_after_s if isinstance(result.error, SourceThrottledError) else None
+                )
             self.synced_once.set()
         except Exception:  # the daemon must outlive a bug in one sync
             log.exception("sync crashed")
@@ -110,6 +132,20 @@ class Agent:
         finally:
             self.idle.set()
         self._schedule()
+
+    def _still_parked(self, rec: Reconciler) -> bool:
+        """True when the ref still points at the commit that failed permanently (one ls-remote)."""
+        if self.parked is None:
+            return False
+        try:
+            moved = rec.source.remote_revision() != self.parked
+        except EdgeError:
+            return False  # let the full sync report it
+        if moved:
+            self.parked = None
+            return False
+        log.debug("ref still at %s, which cannot be applied; waiting for a new commit", self.parked[:12])
+        return True
 
     def _schedule(self, first: bool = False) -> None:
         if self.stop_event.is_set():

@@ -85,11 +85,13 @@ class Reconciler:
         self.store = store
         self.loader = loader
         self.image_policy = image_policy
+        self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
 
     # -- read-only steps (also serve `plan`) -------------------------------------------------
     def prepare(self) -> Prepared:
         checkout = self.source.checkout(applied_revision=self._applied_revision())
+        self.revision_seen = checkout.revision
         desired = self.loader(checkout.root, self.config.source.path, checkout.revision)
         self._check_security(desired, checkout.root)
         skipped = self._skipped(desired.revision)
@@ -151,7 +153,7 @@ class Reconciler:
         try:
             result = self._sync()
         except EdgeError as exc:
-            result = SyncResult(_outcome_for(exc), reason=str(exc), error=exc)
+            result = SyncResult(_outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
         finally:
             try:
                 self.store.finish_sync(

@@ -30,6 +30,7 @@ class Device:
     status_listen: str = "127.0.0.1:0"  # an ephemeral port: several daemons may run at once
     extra_config: str = ""
     interval: str = "5s"
+    jitter: str = "10s"
     device_id: str = "test-device"
     labels: str = "{}"  # YAML flow mapping
     ref: str = "main"  # may use ${label:NAME} / ${DEVICE_ID}
@@ -39,7 +40,8 @@ class Device:
         cfg = self.workdir / "agent.yaml"
         cfg.write_text(
             f"device: {{id: {self.device_id}, labels: {self.labels}}}\n"
-            f"source: {{url: '{self.repo}', ref: '{self.ref}', path: {self.path}, interval: {self.interval}}}\n"
+            f"source: {{url: '{self.repo}', ref: '{self.ref}', path: {self.path}, "
+            f"interval: {self.interval}, jitter: {self.jitter}}}\n"
             f"state_dir: {self.workdir / 'state'}\n"
             f"health: {self.health}\n"
             f"status: {{listen: '{self.status_listen}'}}\n"

@@ -54,17 +54,7 @@ class FastDevice(Device):
     """A device polling every 2 s without jitter."""
 
     interval: str = "2s"
-
-    @property
-    def config(self) -> Path:
-        cfg = self.workdir / "agent.yaml"
-        cfg.write_text(
-            f"device: {{id: test-device}}\n"
-            f"source: {{url: '{self.repo}', ref: main, path: {self.path}, interval: {self.interval}, jitter: 0s}}\n"
-            f"state_dir: {self.workdir / 'state'}\n"
-            f"health: {self.health}\n"
-        )
-        return cfg
+    jitter: str = "0s"
 
 
 @pytest.fixture

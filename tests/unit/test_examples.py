@@ -23,3 +23,15 @@ def test_example_fleet_is_valid() -> None:
     assert web.name == "web"
     assert {s.name for s in web.services} == {"collector", "web"}
     assert dict(web.service("web").environment)["LOG_LEVEL"] == "info"
+
+
+def test_full_example_config_loads_every_section() -> None:
+    cfg = load_config(ROOT / "config" / "agent.full.example.yaml", environ={})
+    assert cfg.source.ref == "release/canary" and cfg.source.path == "devices/sensor-001"
+    assert cfg.source.verify is not None and cfg.source.verify.mode == "ssh"
+    assert cfg.trust is not None and [r.match for r in cfg.trust.rules] == ["registry.example.com/acme/*",
+                                                                            "ghcr.io/acme/*"]
+    assert cfg.trust.rules[1].keyless[0].subject_regex
+    assert cfg.security.allowed_capabilities == ("NET_ADMIN",)
+    assert len(cfg.update_windows) == 2 and cfg.notify.webhook
+    assert cfg.mqtt is not None

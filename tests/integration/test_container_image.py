@@ -185,10 +185,14 @@ def test_containerized_agent_syncs_a_stack_read_only_and_turns_healthy(
     assert "/healthz" in json.dumps(image_cfg["Healthcheck"]["Test"]) + json.dumps(image_cfg["Env"])
     assert "/var/lib/gitops-edge" in (image_cfg.get("Volumes") or {})
 
-    # The CLI in the running container reads the same state (read-only root, state in the volume).
-    code, out = agent.exec_run(["gitops-edge", "status", "--json"], demux=False)
-    assert code == 0, out.decode(errors="replace")
-    assert stack_name in out.decode()
+    # The CLI in the running container reads the same state (read-only root, state in the volume);
+    # the stack is listed once the agent's sync has passed the health gate and committed.
+    def status_lists_stack() -> bool:
+        code, out = agent.exec_run(["gitops-edge", "status", "--json"], demux=False)
+        assert code == 0, out.decode(errors="replace")
+        return any(st["stack"] == stack_name for st in json.loads(out)["stacks"])
+
+    wait_for("the committed stack in the agent's status", status_lists_stack, 60, logs)
     # Nothing is writable outside the volume and /tmp.
     code, out = agent.exec_run(["sh", "-c", "touch /opt/gitops-edge/x || touch /etc/x"])
     assert code != 0 and b"Read-only file system" in out

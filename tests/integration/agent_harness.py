@@ -31,6 +31,7 @@ class Device:
     extra_config: str = ""
     interval: str = "5s"
     jitter: str = "10s"
+    source_extra: str = ""  # more keys inside `source:`, e.g. ", verify: {...}"
     device_id: str = "test-device"
     labels: str = "{}"  # YAML flow mapping
     ref: str = "main"  # may use ${label:NAME} / ${DEVICE_ID}
@@ -41,7 +42,7 @@ class Device:
         cfg.write_text(
             f"device: {{id: {self.device_id}, labels: {self.labels}}}\n"
             f"source: {{url: '{self.repo}', ref: '{self.ref}', path: {self.path}, "
-            f"interval: {self.interval}, jitter: {self.jitter}}}\n"
+            f"interval: {self.interval}, jitter: {self.jitter}{self.source_extra}}}\n"
             f"state_dir: {self.workdir / 'state'}\n"
             f"health: {self.health}\n"
             f"status: {{listen: '{self.status_listen}'}}\n"

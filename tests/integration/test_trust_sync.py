@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -122,18 +121,13 @@ def test_unsigned_commits_and_rewinds_are_refused(
     git(repo, "config", "gpg.format", "ssh")
     git(repo, "config", "user.signingkey", str(key))
     git(repo, "config", "commit.gpgsign", "true")
-    device.extra_config = ""
-    cfg = device.config.read_text().replace(
-        "interval: 5s}", f"interval: 5s, verify: {{mode: ssh, allowed_signers: '{signers}'}}}}"
-    )
+    device.source_extra = f", verify: {{mode: ssh, allowed_signers: '{signers}'}}"
     good1 = device.commit({"README.md": "d\n", f"{s}/compose.yaml": compose(test_images["v1"])}, "signed v1")
     good2 = device.commit({f"{s}/compose.yaml": compose(test_images["v2"])}, "signed v2")
-    config = device.workdir / "verified.yaml"
-    config.write_text(cfg)
+    assert "verify: {mode: ssh" in device.config.read_text()
 
     def sync() -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gitops_edge", "--config", str(config), "sync"],
-                              capture_output=True, text=True, timeout=180)
+        return device.cli("sync")
 
     out = sync()
     assert out.returncode == 0, out.stderr

@@ -7,8 +7,8 @@ proxy on 127.0.0.1, so every byte on the wire counts, HTTP headers included.
 The agent's own Git source (``GitRepoSource``, as a sync uses it, with the
 last applied revision) polls through the proxy. Per repetition:
 
-(a) a no-change poll (one ``ls-remote``; git sends no ref prefix for its
-    patterns, so the server lists every ref);
+(a) a no-change poll (one ``ls-remote --heads``: protocol v2 sends
+    ``ref-prefix refs/heads/``, so the server lists branches, not tags);
 (b) the peer: a poll after one new commit that changes the compose file
     (``ls-remote`` and a fetch of what is missing).
 

@@ -1,9 +1,11 @@
 """The Git source adapter: a self-healing, shallow cache clone of one ref.
 
 Implements ``gitops_edge.ports.GitSource`` with GitPython's command runner.
-A poll where nothing moved costs one ``ls-remote`` and a ``git status``; a
-moved ref costs one depth-1 fetch. The local clone is a cache, never a source
-of truth: when anything about it looks wrong it is deleted and fetched again.
+A poll where nothing moved costs one ``ls-remote`` (asking the server for
+branches, or tags, only) and one ``git status`` that checks HEAD and the work
+tree together; a moved ref costs one depth-1 fetch. The local clone is a
+cache, never a source of truth: when anything about it looks wrong it is
+deleted and fetched again.
 Every git failure leaves this module as a ``SourceError``.
 
 Before a commit reaches the work tree it is vetted (DESIGN.md §6): its
@@ -81,6 +83,7 @@ class GitRepoSource:
         self._repo_dir = cache_dir / "repo"
         self._git_dir = self._repo_dir / ".git"
         self._revision_file = cache_dir / "revision"
+        self._ref_hint_file = cache_dir / "remote-ref"  # the full ref name a short ref matched last
         self._remote_ref: str | None = None  # the full ref name ls-remote matched last
         self._verifier = CommitVerifier(config.verify, config.timeout_s) if config.verify else None
 
@@ -126,37 +129,53 @@ class GitRepoSource:
             return None
         raise RefNotFoundError(f"ref {ref!r} not found in {transport.redact(self._url)}")
 
-    def _ref_patterns(self) -> list[str]:
-        """Candidate full ref names, in git's order of precedence (branch over tag)."""
+    def _ref_queries(self) -> list[tuple[list[str], list[str]]]:
+        """``ls-remote`` (options, patterns) to try in turn until one names the ref.
+
+        Patterns, in git's order of precedence (branch over tag), never narrow
+        what the server lists; ``--heads``/``--tags`` do (protocol v2 sends them
+        as ``ref-prefix``). A short name is looked for among branches first, then
+        tags; once it is known to be a tag (``cache_dir/remote-ref``), both are
+        listed in one request so that a new branch of that name still wins.
+        """
         ref = self._config.ref
         if ref == "HEAD":
-            return ["HEAD"]
+            return [([], ["HEAD"])]
+        if ref.startswith("refs/heads/"):
+            return [(["--heads"], [ref])]
+        if ref.startswith("refs/tags/"):
+            return [(["--tags"], [f"{ref}^{{}}", ref])]
         if ref.startswith("refs/"):
-            return [f"{ref}^{{}}", ref]
-        return [f"refs/heads/{ref}", f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+            return [([], [f"{ref}^{{}}", ref])]
+        branch, tags = [f"refs/heads/{ref}"], [f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+        if self._read_ref_hint() == f"refs/tags/{ref}":
+            return [(["--heads", "--tags"], branch + tags)]
+        return [(["--heads"], branch), (["--tags"], tags)]
 
     def _ls_remote(self, transport: Transport) -> str | None:
-        patterns = self._ref_patterns()
         self._mkdir(self._cache_dir)
-        result = self._run(
-            ["ls-remote", "--", self._url, *patterns],
-            transport,
-            cwd=self._cache_dir,
-            timeout=self._config.timeout_s,
-            in_repo=False,
-        )
-        if result.rc != 0:
-            raise self._network_error("ls-remote", result, transport)
-        refs: dict[str, str] = {}
-        for line in result.out.splitlines():
-            sha, _, ref_name = line.partition("\t")
-            refs[ref_name.strip()] = sha.strip()
-        # A peeled entry ("^{}") exists only for annotated tags and wins over the tag object.
-        name = next((p for p in patterns if p in refs), None)
-        if name is None:
-            return None
-        self._remote_ref = name.removesuffix("^{}")
-        return refs[name]
+        for options, patterns in self._ref_queries():
+            result = self._run(
+                ["ls-remote", *options, "--", self._url, *patterns],
+                transport,
+                cwd=self._cache_dir,
+                timeout=self._config.timeout_s,
+                in_repo=False,
+            )
+            if result.rc != 0:
+                raise self._network_error("ls-remote", result, transport)
+            refs: dict[str, str] = {}
+            for line in result.out.splitlines():
+                sha, _, ref_name = line.partition("\t")
+                refs[ref_name.strip()] = sha.strip()
+            # A peeled entry ("^{}") exists only for annotated tags and wins over the tag object.
+            name = next((p for p in patterns if p in refs), None)
+            if name is not None:
+                self._remote_ref = name.removesuffix("^{}")
+                if self._config.ref != "HEAD" and not self._config.ref.startswith("refs/"):
+                    self._write_ref_hint(self._remote_ref)  # a short name: remember its kind
+                return refs[name]
+        return None
 
     def _resolve_abbreviated(self, transport: Transport) -> str:
         self._open_or_init()
@@ -186,8 +205,8 @@ class GitRepoSource:
             raise SourceError(f"git cache clone {self._repo_dir} unusable: {exc}") from None
 
     def _sync_tree(self, transport: Transport, target: str | None, applied: str | None) -> str:
-        head = self._open_or_init()
-        if target is not None and head == target and self._is_clean():
+        head, clean = self._inspect()
+        if target is not None and head == target and clean:
             self._vet(transport, target, applied)
             return target
         if target is None:
@@ -294,9 +313,26 @@ class GitRepoSource:
         sha = result.out.strip()
         return sha if self._run_local(["cat-file", "-e", f"{sha}^{{tree}}"]).rc == 0 else None
 
-    def _is_clean(self) -> bool:
-        status = self._local(["status", "--porcelain", "--ignored", "--untracked-files=all"])
-        return status.strip() == ""
+    def _inspect(self) -> tuple[str | None, bool]:
+        """(the commit HEAD is detached at or None, work tree clean?), in one git process.
+
+        ``git status`` compares the index with HEAD's tree, so a HEAD whose commit
+        or tree is missing or unreadable fails it, as does a damaged index: the
+        clone is then corrupt. Porcelain v2 ``--branch`` also names HEAD's commit
+        and says whether it is detached. A missing clone is created (not clean).
+        """
+        if not self._git_dir.is_dir():
+            return self._open_or_init(), False
+        status = self._local(["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"])
+        oid, detached, clean = "", False, True
+        for line in status.splitlines():
+            if line.startswith("# branch.oid "):
+                oid = line.removeprefix("# branch.oid ").strip()
+            elif line == "# branch.head (detached)":
+                detached = True
+            elif not line.startswith("# "):
+                clean = False  # an edited, staged, untracked or ignored entry
+        return (oid if detached and _FULL_SHA.fullmatch(oid) else None), clean
 
     def _switch_to(self, sha: str) -> None:
         """Detach at ``sha``; nothing untracked, ignored or edited survives."""
@@ -471,12 +507,36 @@ class GitRepoSource:
         return text if _FULL_SHA.fullmatch(text) else None
 
     def _write_previous(self, revision: str) -> None:
-        tmp = self._revision_file.with_suffix(".tmp")
+        _write_atomic(self._revision_file, revision)
+
+    def _read_ref_hint(self) -> str | None:
         try:
-            tmp.write_text(revision + "\n", encoding="ascii")
-            os.replace(tmp, self._revision_file)
-        except OSError as exc:
-            raise SourceError(f"cannot write {self._revision_file}: {exc.strerror}") from None
+            return self._ref_hint_file.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _write_ref_hint(self, name: str) -> None:
+        """Best effort: without it the next poll only asks for branches first."""
+        try:
+            _write_atomic(self._ref_hint_file, name)
+        except SourceError as exc:
+            log.debug("%s", exc)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` + newline; no write at all when it already says that."""
+    data = text + "\n"
+    try:
+        if path.read_text(encoding="ascii") == data:
+            return  # polls where nothing moved do not wear the device's flash
+    except (OSError, UnicodeDecodeError):
+        pass
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(data, encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SourceError(f"cannot write {path}: {exc.strerror}") from None
 
 
 _BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")

@@ -120,6 +120,9 @@ def transport_for(config: SourceConfig, url: str) -> Transport:
         ("credential.helper", ""),  # empty resets the list: no stored credentials
         ("protocol.ext.allow", "never"),  # ext:: runs arbitrary commands
         ("core.askPass", ""),
+        # v2 lets ls-remote --heads/--tags ask the server for only those refs (ref-prefix);
+        # servers that do not speak it answer in v0 and git falls back.
+        ("protocol.version", "2"),
     ]
     secrets: list[str] = []
     token = read_token(config) if is_http(url) else None

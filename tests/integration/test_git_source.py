@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -428,3 +430,84 @@ def test_ref_moving_between_ls_remote_and_fetch_takes_the_new_commit(
     assert (co.root / "f").read_text() == "raced"
     assert (co.root / ".git/shallow").exists()  # by name, still depth 1
     assert len(calls.read_text().splitlines()) == 3  # ls-remote, refused sha, by name
+
+
+# -- what a no-change poll costs ------------------------------------------------------
+
+
+def _prefixes(body: bytes) -> list[str]:
+    return re.findall(r"ref-prefix (\S+)", body.decode("latin-1"))
+
+
+def test_no_change_poll_asks_the_server_for_branches_only(
+    bare: Path, git_repo: Path, cache: Path
+) -> None:
+    """50 tags on the server cost a branch poll nothing: ls-refs carries ref-prefix refs/heads/."""
+    for i in range(50):
+        git(git_repo, "tag", f"release-{i}")
+    git(git_repo, "push", "-q", "origin", "main", "--tags")
+    with git_http_server(bare.parent) as server:
+        src = make_source(server.url("fleet.git"), cache)
+        applied = src.checkout().revision
+        server.ls_refs.clear()
+        server.sent = 0
+        assert src.checkout(applied).changed is False
+        assert [_prefixes(b) for b in server.ls_refs] == [["refs/heads/"]]
+        assert server.sent < 1024  # capabilities + one ref; all 50 tags would be ~3.5 KiB
+
+
+def test_tag_ref_is_polled_in_one_request_and_a_new_branch_still_wins(
+    bare: Path, git_repo: Path, cache: Path
+) -> None:
+    tagged = commit_files(git_repo, {"f": "tag"}, "tagged")
+    git(git_repo, "tag", "-a", "release", "-m", "t")
+    git(git_repo, "push", "-q", "origin", "main", "--tags")
+    with git_http_server(bare.parent) as server:
+        src = make_source(server.url("fleet.git"), cache, ref="release")
+        assert src.checkout().revision == tagged  # first: branches, then tags
+        assert [_prefixes(b) for b in server.ls_refs] == [["refs/heads/"], ["refs/tags/"]]
+        server.ls_refs.clear()
+        assert make_source(server.url("fleet.git"), cache, ref="release").checkout(tagged).changed is False
+        assert [sorted(_prefixes(b)) for b in server.ls_refs] == [["refs/heads/", "refs/tags/"]]
+
+        branched = commit_files(git_repo, {"f": "branch"}, "branched")
+        git(git_repo, "push", "-q", "origin", "HEAD:refs/heads/release")
+        co = make_source(server.url("fleet.git"), cache, ref="release", allow_rewind=True).checkout(tagged)
+        assert (co.revision, co.changed) == (branched, True)
+
+
+@pytest.fixture
+def git_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``git`` on PATH that logs each subcommand the agent starts, then runs the real one."""
+    real = shutil.which("git")
+    assert real is not None
+    bin_dir, log = tmp_path / "bin", tmp_path / "git-calls"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "git"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return log
+
+
+def test_no_change_poll_starts_ls_remote_and_one_local_git(
+    git_repo: Path, cache: Path, git_calls: Path
+) -> None:
+    commit_files(git_repo, {"stacks/a/compose.yaml": "services: {}\n"})
+    src = make_source(f"file://{git_repo}", cache)
+    applied = src.checkout().revision
+    git_calls.write_text("")
+    co = make_source(f"file://{git_repo}", cache).checkout(applied)  # as each daemon tick: a new source
+    assert (co.revision, co.changed) == (applied, False)
+    assert git_calls.read_text().split() == ["ls-remote", "status"]
+
+
+def test_no_change_poll_still_restores_an_edited_checkout(git_repo: Path, cache: Path) -> None:
+    sha = commit_files(git_repo, {"stacks/a/compose.yaml": "services: {}\n"})
+    src = make_source(git_repo, cache)
+    root = src.checkout().root
+    (root / "stacks/a/compose.yaml").write_text("services: {evil: {image: x}}\n")
+    git(root, "checkout", "-q", "--detach", "HEAD")  # HEAD stays; only the file differs
+    co = src.checkout(sha)
+    assert (co.revision, co.changed) == (sha, False)
+    assert (co.root / "stacks/a/compose.yaml").read_text() == "services: {}\n"

@@ -33,6 +33,8 @@ class GitHttpServer:
         self.project_root = project_root
         self.authorization = authorization
         self.commands: list[str] = []  # "ls-refs", "fetch", or "info/refs" per request
+        self.ls_refs: list[bytes] = []  # each ls-refs request body (pkt-lines), decompressed
+        self.sent = 0  # response body bytes served by git http-backend
         self.rejected = 0
         # Answer with this status (429/503) instead of serving, optionally with Retry-After;
         # ``throttle_only`` limits it to one kind of request ("info/refs", "ls-refs", "fetch").
@@ -101,6 +103,8 @@ class GitHttpServer:
                     kind = "info/refs"
                 if kind is not None:
                     server.commands.append(kind)
+                if kind == "ls-refs":
+                    server.ls_refs.append(plain)
                 if server.throttle is not None and server.throttle_only in (None, kind):
                     server.throttled += 1
                     self.send_response(server.throttle)
@@ -145,6 +149,7 @@ class GitHttpServer:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                server.sent += len(payload)
 
         return Handler
 

@@ -19,8 +19,9 @@ def free_port() -> int:
 class Mosquitto:
     """``mosquitto -c <conf>``: 127.0.0.1 only, anonymous, no persistence; restartable on its port."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
         self.workdir = workdir
+        self.extra_conf = extra_conf  # more mosquitto.conf lines, e.g. "sys_interval 1\n"
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.conf = workdir / f"mosquitto-{self.port}.conf"
@@ -40,7 +41,7 @@ class Mosquitto:
             "allow_anonymous true\n"
             "persistence false\n"
             "log_dest stderr\n"
-            f"user {getpass.getuser()}\n"
+            f"user {getpass.getuser()}\n" + self.extra_conf
         )
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=out, stderr=out)

@@ -102,6 +102,7 @@ class FleetReporter:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._status_due = True
+        self._announce = True
         self._thread: threading.Thread | None = None
 
     # -- daemon --------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class FleetReporter:
 
     def _connected(self) -> None:  # paho's thread: no waiting here
         self._status_due = True
+        self._announce = True  # the online flag is retained: once per connection is enough
         self._wake.set()
 
     def _work(self) -> None:
@@ -152,8 +154,8 @@ class FleetReporter:
 
         store = open_store(self.config)
         try:
-            if self.daemon and self._status_due:
-                self.link.publish(self.topics["online"], b"true", retain=True)
+            if self.daemon and self._announce and self.link.publish(self.topics["online"], b"true", retain=True):
+                self._announce = False
             sent = 0
             for item_id, payload in store.queue_items(QUEUE):
                 if not self.link.publish(self.topics["events"], payload.encode(), qos=1):

@@ -96,7 +96,9 @@ class MqttLink:
         self._connected.set()
         log.info("mqtt connected to %s", self.where)
         if self._subscribe:
-            client.subscribe([(t, 1) for t in self._subscribe])
+            # QoS 0: retained messages for an online reader are not held to the broker's
+            # per-client in-flight and queue limits (Mosquitto drops QoS 1 ones past ~1,000).
+            client.subscribe([(t, 0) for t in self._subscribe])
         if self._on_connect is not None:
             try:
                 self._on_connect()

@@ -84,11 +84,24 @@ class StateStore:
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreError(f"cannot open state store {self.path}: {exc}") from exc
+
+    def _enable_wal(self) -> None:
+        """Switching a new database to WAL needs it to itself; a second opener at the
+        same moment (the status publisher beside the first sync) gets "locked" at once,
+        without the busy timeout, so wait and retry a little."""
+        for attempt in range(50):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
 
     def close(self) -> None:
         self._db.close()

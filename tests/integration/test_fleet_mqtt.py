@@ -201,3 +201,27 @@ def test_event_of_a_sync_while_the_broker_is_down_arrives_when_it_is_back(
         if events is not None:
             events.close()
         broker.stop()
+
+
+def test_fleet_status_lists_a_fleet_larger_than_the_brokers_queue(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Mosquitto holds at most ~1,000 QoS 1 messages per client; retained statuses must all arrive."""
+    import paho.mqtt.client as mqtt
+
+    prefix = f"big-{uuid.uuid4().hex[:8]}"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    try:
+        for i in range(1500):
+            payload = json.dumps({"schema": 1, "device": f"dev{i}", "stacks": {}, "published_at": time.time()})
+            client.publish(f"{prefix}/dev{i}/status", payload, qos=1, retain=True).wait_for_publish(10)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    out = subprocess.run(
+        [sys.executable, "-m", "gitops_edge", "fleet", "status", "--broker", f"mqtt://127.0.0.1:{mosquitto.port}",
+         "--prefix", prefix, "--json"], capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    devices = json.loads(out.stdout)
+    assert len(devices) == 1500

@@ -112,6 +112,7 @@ class StackSwitch:
                     started.append((action, self._switch_one(j, stack, action, revision)))
                     done.append(action.describe())
                 self._gate(stack, started)
+                self._stop_running_kept(j)  # start-first: the new ones proved themselves
         except EdgeError as exc:
             self._mark(stack.name, "verdict")
             reason = str(exc)
@@ -125,7 +126,9 @@ class StackSwitch:
         self.commit(j)
         return done
 
-    def _keep(self, j: Journal, ids: tuple[str, ...], service: str) -> None:
+    def _keep(self, j: Journal, ids: tuple[str, ...], service: str, *, stop: bool = True) -> None:
+        """Hold the old containers for rollback: restart policy off, renamed, and
+        stopped now (stop-first) or after the new one passed the gate (start-first)."""
         for cid in ids:
             state = self.rt.inspect_state(cid)
             name = state.name
@@ -136,14 +139,26 @@ class StackSwitch:
                 "restart": state.restart_policy,
                 "was_running": state.status in ("running", "restarting"),
             }
+            if not stop:
+                entry["running"] = True
             j.kept.append(entry)
             self._save(j)
-            crash_point("before-stop")
             self.rt.set_restart_policy(cid, "no")
-            self.rt.stop_container(cid)
-            crash_point("after-stop")
+            if stop:
+                self._stop_kept(cid)
             self.rt.rename_container(cid, f"{name}{KEPT_SUFFIX}")
             crash_point("after-rename")
+
+    def _stop_kept(self, cid: str) -> None:
+        crash_point("before-stop")
+        self.rt.stop_container(cid)
+        crash_point("after-stop")
+
+    def _stop_running_kept(self, j: Journal) -> None:
+        for k in j.kept:
+            if k.pop("running", False):
+                self._save(j)
+                self._stop_kept(str(k["id"]))
 
     def _switch_one(self, j: Journal, stack: StackSpec, action: Action, revision: str) -> str:
         assert action.spec is not None and action.image is not None and action.config_hash is not None
@@ -151,7 +166,7 @@ class StackSwitch:
             cid = action.container_ids[0]
             self.rt.start_container(cid)
             return cid
-        self._keep(j, action.container_ids, action.service)
+        self._keep(j, action.container_ids, action.service, stop=not action.start_first)
         cid = self.rt.create_container(
             stack, action.spec, image=action.image, config_hash=action.config_hash, revision=revision
         )

@@ -8,6 +8,7 @@ action that a person can read in ``gitops-edge plan``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from gitops_edge.core.hashing import changed_fields, config_hash
 from gitops_edge.model.observed import ObservedContainer, ObservedState
@@ -100,6 +101,21 @@ def _service_action(
     return None
 
 
+def can_start_first(spec: ServiceSpec) -> bool:
+    """May the new container run beside the old one while it proves itself?
+
+    Not when both would claim something only one can hold: a fixed host port
+    (or the host's network), a device, a fixed container name; nor when both
+    would write the same data (a read-write volume or bind mount), since two
+    instances of, say, a database on one data directory corrupt it.
+    """
+    if spec.container_name or spec.devices or spec.network_mode == "host":
+        return False
+    if any(p.published for p in spec.ports):
+        return False
+    return not any(m.type in ("volume", "bind") and not m.read_only for m in spec.mounts)
+
+
 def _has(stack: StackSpec, service: str) -> bool:
     return any(s.name == service for s in stack.services)
 
@@ -158,7 +174,8 @@ def plan_stack(
         if a is None:
             unchanged.append(spec.name)
         else:
-            actions[spec.name] = a
+            start_first = a.kind is ActionKind.RECREATE and can_start_first(spec)
+            actions[spec.name] = replace(a, start_first=start_first) if start_first else a
 
     used_nets = {att.network for s in stack.services for att in s.networks}
     used_vols = {m.source for s in stack.services for m in s.mounts if m.type == "volume"}
@@ -250,7 +267,8 @@ def format_plan(plan: Plan) -> list[str]:
         head = f"{sp.stack}: remove stack" if sp.remove_stack else f"{sp.stack}:"
         lines.append(head)
         for a in sp.actions:
-            lines.append(f"  {a.kind.value} {a.service}: {a.reason}")
+            how = " (start-first)" if a.start_first else ""
+            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}")
         for name in sp.unchanged:
             lines.append(f"  keep {name}")
     if not plan.stacks:

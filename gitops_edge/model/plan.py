@@ -26,9 +26,11 @@ class Action:
     config_hash: str | None = None
     container_ids: tuple[str, ...] = ()  # existing containers this action replaces/removes
     wave: int = 0  # dependency wave: all of wave N start before wave N+1
+    start_first: bool = False  # RECREATE: start the new container before stopping the old one
 
     def describe(self) -> str:
-        return f"{self.kind.value} {self.stack}/{self.service}: {self.reason}"
+        how = " (start-first)" if self.start_first else ""
+        return f"{self.kind.value} {self.stack}/{self.service}{how}: {self.reason}"
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,53 @@ def test_manual_rollback_to_previous_good(device: Device, stack_name: str, test_
     out = device.cli("sync")
     assert out.returncode == 0
     assert device.containers(s)[f"{s}-web-1"].image.id == device.client.images.get(test_images["v1"]).id
+
+
+def one_web(image: str, command: str, ports: str = "") -> str:
+    return f"""\
+services:
+  web:
+    image: {image}
+    command: {command}
+    restart: unless-stopped
+{ports}    healthcheck:
+      test: {HEALTHY_PROBE}
+      interval: 1s
+      retries: 2
+"""
+
+
+def started_at(dev: Device, name: str) -> str:
+    c = dev.client.containers.get(name)
+    return str(c.attrs["State"]["StartedAt"])
+
+
+def test_start_first_old_container_never_stops_for_a_bad_release_stop_first_does(
+    device: Device, stack_name: str, test_images: dict[str, str]
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fixed_port = f"    ports: ['127.0.0.1:{port}:8080']\n"
+    free, pinned = stack_name + "a", stack_name + "b"
+    device.cleanup += [free, pinned]  # type: ignore[attr-defined]
+    device.commit({"README.md": "d\n",
+                   f"{free}/compose.yaml": one_web(test_images["v1"], GOOD),
+                   f"{pinned}/compose.yaml": one_web(test_images["v1"], GOOD, fixed_port)})
+    assert device.cli("sync").returncode == 0
+    before = {s: started_at(device, f"{s}-web-1") for s in (free, pinned)}
+
+    device.commit({f"{free}/compose.yaml": one_web(test_images["v2"], CRASH),
+                   f"{pinned}/compose.yaml": one_web(test_images["v2"], CRASH, fixed_port)}, "bad")
+    out = device.cli("sync")
+    assert out.returncode == 1, out.stderr
+    assert f"{free}:\n  recreate web (start-first): command changed" in out.stdout
+    assert f"{pinned}:\n  recreate web: command changed" in out.stdout
+    # no fixed port: the old container served throughout and was never stopped
+    assert started_at(device, f"{free}-web-1") == before[free]
+    # a fixed host port forbids two at once: stop-first, so the old one was restarted by the rollback
+    assert started_at(device, f"{pinned}-web-1") != before[pinned]
+    for s in (free, pinned):
+        assert [c.status for c in device.containers(s).values()] == ["running"]

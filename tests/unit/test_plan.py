@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gitops_edge.core.hashing import config_hash
-from gitops_edge.core.plan import dependency_waves, format_plan, make_plan, plan_stack
+from gitops_edge.core.plan import can_start_first, dependency_waves, format_plan, make_plan, plan_stack
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedContainer, ObservedState
-from gitops_edge.model.plan import ActionKind, StackPlan
+from gitops_edge.model.plan import ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import (
     Dependency,
     DesiredState,
     Mount,
     NetworkAttachment,
     NetworkSpec,
+    PortMapping,
     ServiceSpec,
     StackSpec,
     VolumeSpec,
@@ -319,3 +320,26 @@ def test_format_plan_lists_actions_and_kept_services() -> None:
                      {("s", "web"): IMG, ("s", "db"): IMG}, {"s": st})
     assert plan.stacks == (sp,)
     assert format_plan(plan) == ["s:", "  create web: container missing", "  keep db"]
+
+
+def test_start_first_only_where_two_containers_can_coexist() -> None:
+    assert can_start_first(svc("web"))
+    assert can_start_first(svc("web", ports=(PortMapping(8080),)))  # ephemeral host port
+    assert can_start_first(svc("web", mounts=(Mount("volume", "/cfg", "cfg", read_only=True),)))
+    assert not can_start_first(svc("web", ports=(PortMapping(8080, published="80"),)))
+    assert not can_start_first(svc("web", container_name="web"))
+    assert not can_start_first(svc("web", devices=("/dev/ttyUSB0:/dev/ttyUSB0:rwm",)))
+    assert not can_start_first(svc("web", network_mode="host", networks=()))
+    assert not can_start_first(svc("db", mounts=(Mount("volume", "/var/lib/db", "data"),)))
+    assert not can_start_first(svc("db", mounts=(Mount("bind", "/data", "/srv/data"),)))
+
+
+def test_recreate_is_marked_start_first_and_says_so() -> None:
+    st = stack("s", svc("api"), svc("edge", ports=(PortMapping(80, published="80"),)))
+    obs = [running(st, "api", image=IMG), running(st, "edge", image=IMG)]
+    sp = plan_stack(st, REV, obs, pins(st, IMG2), previous=st)
+    marks = {a.service: a.start_first for a in sp.actions}
+    assert marks == {"api": True, "edge": False}
+    text = "\n".join(format_plan(Plan(REV, (sp,))))
+    assert "recreate api (start-first): image changed" in text
+    assert "recreate edge: image changed" in text

@@ -25,8 +25,9 @@ import docker
 import docker.errors
 import requests
 
-from gitops_edge.adapters import docker_read, image_ref
+from gitops_edge.adapters import docker_read
 from gitops_edge.adapters import docker_translate as t
+from gitops_edge.core import image_ref
 from gitops_edge.errors import (
     DesiredStateError,
     EdgeError,

@@ -19,7 +19,6 @@ from urllib.parse import urlencode, urljoin
 
 import requests
 
-from gitops_edge.adapters.image_ref import parse
 from gitops_edge.adapters.registry_auth import (
     Challenge,
     Credentials,
@@ -29,6 +28,7 @@ from gitops_edge.adapters.registry_auth import (
     parse_challenge,
 )
 from gitops_edge.adapters.registry_names import RepoName, scheme_for, split_repository
+from gitops_edge.core.image_ref import parse
 from gitops_edge.errors import ImageNotFoundError, RegistryError
 from gitops_edge.model.trust import RegistriesConfig
 

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gitops_edge.adapters import docker_read, image_ref
+from gitops_edge.adapters import docker_read
+from gitops_edge.core import image_ref
 
 
 @pytest.mark.parametrize(

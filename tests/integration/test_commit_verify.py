@@ -276,7 +276,7 @@ class GpgSigner:
 def gpg_signers() -> Iterator[dict[str, GpgSigner]]:
     """Throwaway keys (no passphrase) in short-path homes; their agents are stopped after."""
     if shutil.which("gpg") is None:
-        pytest.skip("gpg is not installed")
+        pytest.fail("gpg is not installed: scripts/bootstrap installs gnupg")
     signers: dict[str, GpgSigner] = {}
     try:
         for name in ("alice", "mallory"):

@@ -35,6 +35,7 @@ import docker
 
 from bench import summary
 from gitops_edge.tinyimage import build_image
+from tests.support.cleanup import remove_project
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "gitops-edge-bench/app"
@@ -125,20 +126,6 @@ def ensure_images(client: docker.DockerClient) -> None:
             client.images.get(f"{IMAGE}:{tag}")
         except docker.errors.ImageNotFound:
             build_image(client, IMAGE, tag, cmd=SERVE)
-
-
-def remove_project(client: docker.DockerClient, project: str) -> None:
-    flt = {"label": f"com.docker.compose.project={project}"}
-    for c in client.containers.list(all=True, filters=flt):
-        try:
-            c.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-    for n in client.networks.list(filters=flt):
-        try:
-            n.remove()
-        except docker.errors.APIError:
-            pass
 
 
 def running(client: docker.DockerClient, project: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from tests.support.cleanup import remove_project
 from tests.support.images import build_image, push
 from tests.support.mosquitto import Mosquitto
 
@@ -95,25 +96,6 @@ def cleanup_stacks(docker_client: docker.DockerClient) -> Iterator[list[str]]:
     yield names
     for name in names:
         remove_project(docker_client, name)
-
-
-def remove_project(client: docker.DockerClient, project: str) -> None:
-    flt = {"label": f"com.docker.compose.project={project}"}
-    for c in client.containers.list(all=True, filters=flt):
-        try:
-            c.remove(force=True, v=False)
-        except docker.errors.NotFound:
-            pass
-    for n in client.networks.list(filters=flt):
-        try:
-            n.remove()
-        except docker.errors.APIError:
-            pass
-    for v in client.volumes.list(filters=flt):
-        try:
-            v.remove(force=True)
-        except docker.errors.APIError:
-            pass
 
 
 def git(cwd: Path, *args: str) -> str:

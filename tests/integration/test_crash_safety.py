@@ -29,8 +29,8 @@ import pytest
 
 from gitops_edge.faults import ENV as CRASH_ENV
 from gitops_edge.model.observed import KEPT_SUFFIX
-from tests.conftest import remove_project
 from tests.integration.agent_harness import ROOT, Device, assert_clean_failure
+from tests.support.cleanup import remove_project
 from tests.support.images import build_image, push
 
 SWITCH_SRC = ROOT / "gitops_edge" / "switch.py"

@@ -204,7 +204,7 @@ class Reconciler:
                 self.store.stop_automation(sp.stack, str(exc))
                 failures.append(exc)
             except ApplyError as exc:
-                self.store.quarantine(sp.stack, prep.revision, exc.message)
+                self.store.quarantine(sp.stack, prep.revision, exc.message.removeprefix(f"{sp.stack}: "))
                 failures.append(exc)
         if failures:
             err = failures[0]

@@ -40,6 +40,7 @@ def build_reconciler(config: AgentConfig, store: StateStore, runtime: ContainerR
         from gitops_edge.adapters.docker_runtime import DockerRuntime
 
         runtime = DockerRuntime()
+
     def loader(root: Path, subpath: str, revision: str) -> DesiredState:
         return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
 

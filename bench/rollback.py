@@ -34,12 +34,11 @@ from pathlib import Path
 import docker
 
 from bench import summary
-from gitops_edge.tinyimage import build_image
+from gitops_edge.tinyimage import SERVE, build_image
 from tests.support.cleanup import remove_project
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "gitops-edge-bench/app"
-SERVE = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
 CRASH = ["sh", "-c", "sleep 0.5; exit 1"]
 TIMING = re.compile(r"timing (\S+) (\S+) ([0-9.]+)$")

@@ -8,12 +8,14 @@ history as a device would show them.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import textwrap
 from pathlib import Path
 
 from gitops_edge.errors import RuntimeError_
+from gitops_edge.tinyimage import SERVE
 
 STACK = "edge-demo"
 
@@ -39,7 +41,7 @@ services:
     restart: unless-stopped
 """
 
-GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+GOOD = json.dumps(SERVE)  # the image's own default, spelled out so the broken commit can differ
 BROKEN = '["sh", "-c", "echo starting; sleep 1; echo config error >&2; exit 3"]'
 
 

@@ -21,7 +21,7 @@ from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.errors import ApplyError, EdgeError, StateStoreError, TrustError
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
-from gitops_edge.model.plan import ActionKind, Plan, StackPlan
+from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.spec import DesiredState, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.ports import ContainerRuntime, GitSource
@@ -263,10 +263,10 @@ class Reconciler:
         images = {svc.name: prep.pinned[(stack.name, svc.name)] for svc in stack.services}
         self.store.record_applied(stack.name, prep.revision, stack_to_json(stack), images)
 
-    def _record_revisions(self, prep: Prepared, plans: object) -> None:
+    def _record_revisions(self, prep: Prepared, plans: Iterable[StackPlan]) -> None:
         """A no-op stack still moved to the new revision (e.g. only another stack changed)."""
         applied = self.store.applied()
-        for sp in plans:  # type: ignore[attr-defined]
+        for sp in plans:
             if sp.remove_stack or sp.stack in prep.skipped:
                 continue
             stack = prep.desired.stack(sp.stack)
@@ -335,9 +335,3 @@ class Reconciler:
         except EdgeError as exc:
             log.info("kept container %s already gone: %s", cid[:12], exc)
 
-
-def plan_reasons(plan: Plan) -> list[str]:
-    return [a.describe() for a in plan.actions()]
-
-
-__all__ = ["ActionKind", "Prepared", "Reconciler", "SyncResult", "plan_reasons"]

@@ -59,7 +59,6 @@ def rootfs_tar(version: str, extra_files: dict[str, str] | None = None) -> bytes
 # A process as PID 1 ignores SIGTERM unless it handles it; the shell's trap makes
 # `docker stop` take milliseconds instead of the 10 s grace period.
 SERVE = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"]
-IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
 def build_image(

@@ -155,7 +155,8 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory, docker_client: docke
     Started for the session and stopped after it; the Docker client is logged in to it.
     Yields a ``tests.support.auth_registry.AuthRegistry`` (addr, username, password).
     """
-    from tests.support.auth_registry import free_port, start_auth_registry
+    from tests.support.auth_registry import start_auth_registry
+    from tests.support.net import free_port
 
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is not installed; run scripts/bootstrap")

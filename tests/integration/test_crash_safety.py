@@ -32,6 +32,7 @@ from gitops_edge.model.observed import KEPT_SUFFIX
 from tests.integration.agent_harness import ROOT, Device, assert_clean_failure
 from tests.support.cleanup import remove_project
 from tests.support.images import build_image, push
+from tests.support.net import free_port
 
 SWITCH_SRC = ROOT / "gitops_edge" / "switch.py"
 CRASH_POINTS = re.findall(r'crash_point\("([a-z-]+)"\)', SWITCH_SRC.read_text())
@@ -220,11 +221,6 @@ def wait_for_gate(dev: Device, s: str, proc: subprocess.Popen[Any], timeout: flo
 
 
 # -- a registry that dies while images are staged ----------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class Registry:
     """Our own ``docker-registry`` on a loopback port, so nobody else's registry is touched."""

@@ -18,11 +18,12 @@ from typing import Any
 
 import pytest
 
+from gitops_edge import tinyimage
 from tests.integration.agent_harness import ROOT, Device, assert_clean_failure
 
 KEPT = "-gitops-edge-kept"
 # httpd as PID 1 ignores SIGTERM and every stop would take the 10 s grace
-SERVE = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+SERVE = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 PROBE_OK = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
 
 

@@ -8,24 +8,17 @@ import subprocess
 import sys
 import time
 
+from gitops_edge import tinyimage
 from tests.integration.agent_harness import ROOT, Device
+from tests.support.net import wait_for
 
-SERVE = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+SERVE = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 
 
 def history(dev: Device) -> list[dict[str, object]]:
     out = dev.cli("history", "--json")
     assert out.returncode == 0, out.stderr
     return list(json.loads(out.stdout))
-
-
-def wait_for(cond, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := cond():
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_invalid_commit_is_parked_until_the_ref_moves(device: Device, stack_name: str,

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +16,13 @@ import docker
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gitops_edge import tinyimage
 from tests.conftest import commit_files
-from tests.support.mosquitto import Mosquitto, free_port
+from tests.support.mosquitto import Mosquitto
+from tests.support.net import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+GOOD = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 
 
 def stack(image: str) -> str:
@@ -71,15 +72,6 @@ def fleet(broker: str, prefix: str) -> list[dict[str, Any]]:
 def by_device(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {e["device"]: e for e in entries}
 
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Events:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,9 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from gitops_edge import tinyimage
 from tests.integration.agent_harness import ROOT, Device
+from tests.support.net import free_port, wait_for
 
-GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+GOOD = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 CRASH = '["sh", "-c", "sleep 0.3; exit 4"]'
 
 
@@ -34,11 +35,6 @@ services:
       retries: 3
 """
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Hook:
@@ -72,15 +68,6 @@ def get(url: str) -> tuple[int, bytes]:
     except OSError:
         return 0, b""
 
-
-def wait_for(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_daemon_endpoints_metrics_webhook_and_json_logs(

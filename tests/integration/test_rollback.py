@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+from gitops_edge import tinyimage
 from tests.integration.agent_harness import Device, assert_clean_failure
+from tests.support.net import free_port
 
-GOOD = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+GOOD = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 CRASH = '["sh", "-c", "sleep 0.5; exit 3"]'
 UNHEALTHY_PROBE = '["CMD", "sh", "-c", "exit 1"]'
 HEALTHY_PROBE = '["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]'
@@ -150,12 +152,7 @@ def started_at(dev: Device, name: str) -> str:
 def test_start_first_old_container_never_stops_for_a_bad_release_stop_first_does(
     device: Device, stack_name: str, test_images: dict[str, str]
 ) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    fixed_port = f"    ports: ['127.0.0.1:{port}:8080']\n"
+    fixed_port = f"    ports: ['127.0.0.1:{free_port()}:8080']\n"
     free, pinned = stack_name + "a", stack_name + "b"
     device.cleanup += [free, pinned]  # type: ignore[attr-defined]
     device.commit({"README.md": "d\n",

@@ -11,13 +11,14 @@ from pathlib import Path
 import docker
 import pytest
 
+from gitops_edge import tinyimage
 from gitops_edge.adapters.registry import RegistryClient
 from tests.conftest import git
 from tests.integration.agent_harness import Device, assert_clean_failure
 from tests.support.cosign_signer import generate_key, push_legacy_signature
 from tests.support.images import push
 
-SERVE = '["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]'
+SERVE = json.dumps(tinyimage.SERVE)  # a YAML flow sequence for `command:`
 
 
 def compose(image: str, extra: str = "") -> str:

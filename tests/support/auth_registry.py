@@ -36,11 +36,6 @@ class AuthRegistry:
             self.process.wait(timeout=10)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _listening(addr: str) -> bool:
     host, port = addr.rsplit(":", 1)

@@ -64,7 +64,10 @@ class Device:
 
     def containers(self, stack: str) -> dict[str, Any]:
         """name -> container, every state, for one compose project."""
-        cs = self.client.containers.list(all=True, filters={"label": f"com.docker.compose.project={stack}"})
+        # the agent may remove a container (a kept one at commit) between the list and its inspect
+        cs = self.client.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={stack}"}, ignore_removed=True
+        )
         return {c.name: c for c in cs}
 
     def status(self) -> dict[str, Any]:

@@ -164,7 +164,9 @@ def test_containerized_agent_syncs_a_stack_read_only_and_turns_healthy(
     def stack_running() -> bool:
         agent.reload()
         assert agent.status in ("created", "running"), f"agent container {agent.status}:\n{logs()}"
-        cs = docker_client.containers.list(filters={"label": f"com.docker.compose.project={stack_name}"})
+        cs = docker_client.containers.list(
+            filters={"label": f"com.docker.compose.project={stack_name}"}, ignore_removed=True
+        )
         return len(cs) == 1 and cs[0].status == "running" and cs[0].labels.get("io.gitops-edge.revision") == rev
 
     synced = wait_for("the stack deployed by the containerized agent", stack_running, 60, logs)

@@ -7,7 +7,7 @@ import docker
 
 def remove_project(client: docker.DockerClient, project: str) -> None:
     flt = {"label": f"com.docker.compose.project={project}"}
-    for c in client.containers.list(all=True, filters=flt):
+    for c in client.containers.list(all=True, filters=flt, ignore_removed=True):
         try:
             c.remove(force=True, v=False)
         except docker.errors.NotFound:

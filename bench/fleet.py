@@ -5,14 +5,14 @@ What is real: one bare fleet repository (``fleet.yaml`` + a 20-service stack,
 (``tests.support.git_servers``, in its own process, behind the counting TCP
 proxy of ``bench.git_poll``: every byte on the wire, HTTP headers included);
 a real Mosquitto broker. Each of N devices is the agent's own daemon object
-(``gitops_edge.agent.Agent``) with its own config file (distinct ``device.id``
+(``gitops_edge.daemon.loop.Agent``) with its own config file (distinct ``device.id``
 and labels, loaded by the real config loader), its own state dir and Git
 cache, its own APScheduler (first poll by ``first_delay``, then
 ``next_delay``: interval + jitter) and its own ``FleetReporter`` (its own
 paho connection, retained status + online flag after every sync). A sync is
 the real ``Agent._sync_once``: the real ``GitRepoSource`` (``ls-remote``
 first, fetch only when the ref moved), the real fleet.yaml targeting, state
-store, plan and ``after_sync``.
+store, plan and reporting.
 
 What is simulated: all devices run as threads of this one process (not N
 processes), and the container engine is a stub that reports no containers
@@ -288,7 +288,7 @@ class Polls:
         self.errors = 0
 
     def install(self) -> None:
-        from gitops_edge.adapters.git_source import GitRepoSource
+        from gitops_edge.adapters.git.source import GitRepoSource
 
         original = GitRepoSource.checkout
         polls = self
@@ -311,7 +311,7 @@ class Polls:
 
         GitRepoSource.checkout = checkout  # type: ignore[method-assign]
 
-        from gitops_edge.agent import Agent
+        from gitops_edge.daemon.loop import Agent
 
         original_sync = Agent._sync_once
 
@@ -407,10 +407,10 @@ def progress(msg: str) -> None:
 
 def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
-    import gitops_edge.adapters.docker_runtime as docker_runtime
-    from gitops_edge.adapters.config_file import load_config
-    from gitops_edge.agent import Agent
-    from gitops_edge.mqtt_status import FleetReporter
+    import gitops_edge.adapters.docker.runtime as docker_runtime
+    from gitops_edge.adapters.files.config_file import load_config
+    from gitops_edge.daemon.loop import Agent
+    from gitops_edge.wiring import Wiring
     from tests.support.mosquitto import Mosquitto
 
     docker_runtime.DockerRuntime = NoEngine  # type: ignore[misc, assignment]
@@ -432,14 +432,16 @@ def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         setup = time.monotonic()
         configs = write_configs(root, args.agents, server.url, args.interval, args.jitter, broker.port)
         for path in configs:
-            agent = Agent(load_config(path))
-            agent.runtime = NoEngine()  # type: ignore[assignment]
+            wiring = Wiring(load_config(path))
+            wiring._runtime = NoEngine()  # type: ignore[assignment]
+            agent = Agent(wiring.config, wiring)
             agents.append(agent)
         progress(f"{len(agents)} agents configured in {time.monotonic() - setup:.1f}s; starting "
                  f"(first polls spread over {args.interval:g}s)")  # fmt: skip
         started = time.monotonic()
         for agent in agents:
-            agent.reporter = FleetReporter(agent.config)
+            agent.reporter = agent.device.fleet_reporter()
+            assert agent.reporter is not None
             agent.reporter.start()
             agent.scheduler.start()
             agent._schedule(first=True)

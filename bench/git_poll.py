@@ -109,7 +109,7 @@ def kib(n: float) -> str:
 
 def scenario(root: Path, reps: int, tags: int) -> tuple[list[int], list[int], dict[str, list[int]], int]:
     """(no-change bytes, with-fetch bytes, connections per kind, clone bytes) for a repo with ``tags`` tags."""
-    from gitops_edge.adapters.git_source import GitRepoSource
+    from gitops_edge.adapters.git.source import GitRepoSource
     from gitops_edge.model.config import SourceConfig
 
     noop: list[int] = []

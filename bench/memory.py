@@ -46,7 +46,7 @@ from bench.stack20 import AgentDevice, cleanup, project_name, stack_yaml
 REGISTRY = "127.0.0.1:5055"
 TARGET_IDLE_MIB = 45.0
 MODULES_CODE = (
-    "import sys; from gitops_edge.cli import main; rc = main(sys.argv[1:]); "
+    "import sys; from gitops_edge.cli.main import main; rc = main(sys.argv[1:]); "
     "print('IMPORTED', [m for m in ('cryptography', 'sigstore') if m in sys.modules], file=sys.stderr); "
     "sys.exit(rc)"
 )
@@ -124,7 +124,7 @@ def registry_up() -> bool:
 def signed_image(client: docker.DockerClient, keydir: Path) -> tuple[str, Path]:
     """Push the tiny v1 image to the loopback registry and sign it (cosign .sig, our key)."""
     sys.path.insert(0, str(ROOT))
-    from gitops_edge.adapters.registry import RegistryClient
+    from gitops_edge.adapters.registry.client import RegistryClient
     from tests.support.cosign_signer import generate_key, push_legacy_signature
     from tests.support.images import push
 

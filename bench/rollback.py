@@ -6,7 +6,7 @@ exits 1 after 0.5 s under ``restart: unless-stopped``. Per repetition:
 
 (a) the real ``gitops-edge sync`` process applies it: from the failure
     verdict to the old stack healthy again (the ``timing`` debug lines of
-    ``gitops_edge.switch``);
+    ``gitops_edge.engine.switch``);
 (b) Compose, the peer: with the bad release running (``up -d``), the
     previous commit's compose file is checked out and ``up -d --wait`` is
     timed from start to exit;
@@ -34,7 +34,7 @@ from pathlib import Path
 import docker
 
 from bench import summary
-from gitops_edge.tinyimage import SERVE, build_image
+from gitops_edge.demo.tinyimage import SERVE, build_image
 from tests.support.cleanup import remove_project
 
 ROOT = Path(__file__).resolve().parents[1]

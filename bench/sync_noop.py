@@ -7,7 +7,7 @@ as the peer, by ``docker-compose up -d``. Per repetition, interleaved:
     load, observe, plan): wall time;
 (b) Compose, the peer: ``docker-compose -p P up -d`` on the same, already
     running file (it recreates nothing): wall time;
-(c) the daemon's per-poll cost: ``gitops_edge.agent.Agent._sync_once``, what
+(c) the daemon's per-poll cost: ``gitops_edge.daemon.loop.Agent._sync_once``, what
     ``gitops-edge run`` executes on each tick (sync lock, state store,
     reconciler, ``sync()``, metrics and notifications), called in this process
     after a warm-up.
@@ -36,10 +36,12 @@ from bench.stack20 import N_SERVICES, AgentDevice, ComposeProject, cleanup, proj
 
 def daemon_cycle(device: AgentDevice) -> Callable[[], None]:
     """One tick of the daemon: ``Agent._sync_once`` itself (its scheduler is never started)."""
-    from gitops_edge.adapters.config_file import load_config
-    from gitops_edge.agent import Agent
+    from gitops_edge.adapters.files.config_file import load_config
+    from gitops_edge.daemon.loop import Agent
+    from gitops_edge.wiring import Wiring
 
-    agent = Agent(load_config(device.config))
+    wiring = Wiring(load_config(device.config))
+    agent = Agent(wiring.config, wiring)
 
     def cycle() -> None:
         agent._sync_once()

@@ -1,3 +1,3 @@
-from gitops_edge.cli import main
+from gitops_edge.cli.main import main
 
 raise SystemExit(main())

@@ -1,7 +1,10 @@
-"""Build a reconciler from the agent config: the one place adapters meet.
+"""The composition root: the one place adapters are constructed and joined to the engine.
 
-Imports are deferred so commands that need no Docker or Git (``validate``,
-``history``) start fast and work on a machine without an engine.
+Everything above (the command line, the daemon) asks a ``Wiring`` for what it
+needs; nothing below builds a Docker client, a Git source, a registry client,
+an MQTT link or a state store by itself. Adapter imports are deferred so that
+commands which need no Docker or Git (``validate``, ``history``) start fast and
+work on a machine without an engine.
 """
 
 from __future__ import annotations
@@ -13,48 +16,116 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitops_edge.adapters.state_store import StateStore
-from gitops_edge.errors import ConfigError
+from gitops_edge.errors import ConfigError, EdgeError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.result import SyncResult
 from gitops_edge.model.spec import DesiredState
-from gitops_edge.reconciler import Reconciler, SyncResult
-from gitops_edge.verify import ImagePolicy, VerdictCache
 
 if TYPE_CHECKING:
-    from gitops_edge.metrics import Metrics
-    from gitops_edge.mqtt_status import FleetReporter
-    from gitops_edge.ports import ContainerRuntime
+    from gitops_edge.adapters.store.sqlite import StateStore
+    from gitops_edge.engine.image_policy import ImagePolicy
+    from gitops_edge.engine.reconcile import Reconciler
+    from gitops_edge.ports.runtime import ContainerRuntime
+    from gitops_edge.report.mqtt_status import FleetReporter
 
 
-def open_store(config: AgentConfig) -> StateStore:
-    return StateStore(config.state_dir)
+class Wiring:
+    """Builds the adapters for one device config; the daemon keeps one for its whole life."""
 
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._runtime: ContainerRuntime | None = None
 
-def build_reconciler(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None = None) -> Reconciler:
-    """``runtime``: one the caller keeps across syncs (the daemon), else a new ``DockerRuntime``."""
-    from gitops_edge.adapters.desired_state import load_desired_state
-    from gitops_edge.adapters.git_source import GitRepoSource
+    # -- adapters ------------------------------------------------------------------------
+    def open_store(self) -> StateStore:
+        from gitops_edge.adapters.store.sqlite import StateStore
 
-    source = GitRepoSource(config.source, config.state_dir / "source")
-    if runtime is None:
-        from gitops_edge.adapters.docker_runtime import DockerRuntime
+        return StateStore(self.config.state_dir)
 
-        runtime = DockerRuntime()
+    def runtime(self) -> ContainerRuntime:
+        """One engine client, kept across syncs: no reconnect per poll."""
+        if self._runtime is None:
+            self._runtime = self.new_runtime()
+        return self._runtime
 
-    def loader(root: Path, subpath: str, revision: str) -> DesiredState:
-        return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
+    def new_runtime(self, timeout: float | None = None) -> ContainerRuntime:
+        from gitops_edge.adapters.docker.runtime import DockerRuntime
 
-    return Reconciler(config, source, runtime, store, loader=loader, image_policy=build_image_policy(config, store))
+        return DockerRuntime() if timeout is None else DockerRuntime(timeout=timeout)
 
+    def runtime_or_none(self, timeout: float | None = None) -> tuple[ContainerRuntime | None, EdgeError | None]:
+        """A fresh engine client for a status read, or the reason there is none."""
+        try:
+            return self.new_runtime(timeout), None
+        except EdgeError as exc:
+            return None, exc
 
-def build_image_policy(config: AgentConfig, store: StateStore | None) -> ImagePolicy | None:
-    """None without a ``trust`` section: images then run unverified, and status says so."""
-    if config.trust is None:
-        return None
-    from gitops_edge.adapters.signatures import SignatureVerifier
+    def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler:
+        """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one."""
+        from gitops_edge.adapters.files.desired_state import load_desired_state
+        from gitops_edge.adapters.git.source import GitRepoSource
+        from gitops_edge.engine.reconcile import Reconciler
 
-    cache = VerdictCache(store.get, store.put) if store is not None else None
-    return ImagePolicy(config.trust, SignatureVerifier(config.registries), cache)
+        config = self.config
+        source = GitRepoSource(config.source, config.state_dir / "source")
+        runtime = self.runtime() if keep_runtime else self.new_runtime()
+
+        def loader(root: Path, subpath: str, revision: str) -> DesiredState:
+            return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
+
+        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store))
+
+    def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
+        """None without a ``trust`` section: images then run unverified, and status says so."""
+        if self.config.trust is None:
+            return None
+        from gitops_edge.adapters.registry.signatures import SignatureVerifier
+        from gitops_edge.engine.image_policy import ImagePolicy, VerdictCache
+
+        cache = VerdictCache(store.get, store.put) if store is not None else None
+        return ImagePolicy(self.config.trust, SignatureVerifier(self.config.registries), cache)
+
+    def fleet_reporter(self, *, daemon: bool = True) -> FleetReporter | None:
+        """The MQTT publisher of this device, None without an ``mqtt`` section."""
+        if self.config.mqtt is None:
+            return None
+        from gitops_edge.adapters.mqtt.link import MqttLink
+        from gitops_edge.report.mqtt_status import FleetReporter, client_id, will_for
+
+        mqtt = self.config.mqtt
+        link = MqttLink(mqtt, client_id(self.config, daemon), will=will_for(self.config, daemon), on_connect=None)
+        return FleetReporter(self.config, link, self.open_store, self._status_runtime, daemon=daemon)
+
+    def _status_runtime(self) -> ContainerRuntime | None:
+        return self.runtime_or_none(timeout=10)[0]
+
+    # -- reporting -----------------------------------------------------------------------
+    def report(self, store: StateStore, result: SyncResult, reporter: FleetReporter | None = None) -> None:
+        """Report a finished sync: webhook notifications and MQTT fleet status.
+
+        MQTT: the event is queued in the store; the daemon's ``reporter`` sends it on its own
+        thread, a one-shot ``sync`` (no reporter) tries the broker briefly itself.
+        """
+        from gitops_edge.report.webhook import Notifier
+
+        config = self.config
+        Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
+        if config.mqtt is not None:
+            from gitops_edge.report.mqtt_status import publish_once, record_sync
+
+            record_sync(config, store, result)
+            if reporter is not None:
+                reporter.wake()
+            else:
+                oneshot = self.fleet_reporter(daemon=False)
+                if oneshot is not None:
+                    publish_once(oneshot)
+
+    # -- one sync at a time ----------------------------------------------------------------
+    @contextmanager
+    def sync_lock(self) -> Iterator[None]:
+        with sync_lock(self.config.state_dir):
+            yield
 
 
 @contextmanager
@@ -71,34 +142,3 @@ def sync_lock(state_dir: Path) -> Iterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def after_sync(
-    config: AgentConfig,
-    store: StateStore,
-    result: SyncResult,
-    duration_s: float,
-    metrics: Metrics | None = None,
-    reporter: FleetReporter | None = None,
-) -> None:
-    """Report a finished sync: metrics (daemon), webhook notifications and MQTT fleet status (both).
-
-    MQTT: the event is queued in the store; the daemon's ``reporter`` sends it on its own
-    thread, a one-shot ``sync`` (no reporter) tries the broker briefly itself.
-    """
-    from gitops_edge.errors import RegistryError, SourceError
-    from gitops_edge.notify import Notifier
-
-    err = result.error
-    reached = not (isinstance(err, SourceError) and not isinstance(err, RegistryError))
-    if metrics is not None:
-        metrics.observe(result.outcome, duration_s, reached, store)
-    Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
-    if config.mqtt is not None:
-        from gitops_edge.mqtt_status import publish_once, record_sync
-
-        record_sync(config, store, result)
-        if reporter is not None:
-            reporter.wake()
-        else:
-            publish_once(config)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gitops_edge.adapters.git_source import GitRepoSource
+from gitops_edge.adapters.git.source import GitRepoSource
 from gitops_edge.errors import TrustError
 from gitops_edge.model.config import SourceConfig
 from gitops_edge.model.trust import CommitVerification

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.desired_state import load_desired_state, validate_tree
+from gitops_edge.adapters.files.desired_state import load_desired_state, validate_tree
 from gitops_edge.errors import DesiredStateError
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from gitops_edge.adapters.desired_state import load_desired_state, load_stack
+from gitops_edge.adapters.files.desired_state import load_desired_state
+from gitops_edge.adapters.files.stack_files import load_stack
 from gitops_edge.core.compose.units import parse_duration, parse_size
 from gitops_edge.model.spec import ServiceSpec, StackSpec
 

@@ -27,7 +27,7 @@ from typing import Any
 import docker
 import pytest
 
-from gitops_edge.faults import ENV as CRASH_ENV
+from gitops_edge.engine.faults import ENV as CRASH_ENV
 from gitops_edge.model.observed import KEPT_SUFFIX
 from tests.integration.agent_harness import ROOT, Device, assert_clean_failure
 from tests.support.cleanup import remove_project

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from gitops_edge import tinyimage
+from gitops_edge.demo import tinyimage
 from tests.integration.agent_harness import ROOT, Device, assert_clean_failure
 
 KEPT = "-gitops-edge-kept"

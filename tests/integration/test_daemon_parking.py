@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from gitops_edge import tinyimage
+from gitops_edge.demo import tinyimage
 from tests.integration.agent_harness import ROOT, Device
 from tests.support.net import wait_for
 

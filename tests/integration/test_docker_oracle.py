@@ -19,9 +19,9 @@ from typing import Any
 import docker
 import pytest
 
-from gitops_edge.adapters.desired_state import load_stack
-from gitops_edge.adapters.docker_runtime import DockerRuntime
-from gitops_edge.errors import ImageNotFoundError, RegistryError, RuntimeError_, RuntimeNotFoundError
+from gitops_edge.adapters.docker.runtime import DockerRuntime
+from gitops_edge.adapters.files.stack_files import load_stack
+from gitops_edge.errors import EngineError, EngineNotFoundError, ImageNotFoundError, RegistryError
 from gitops_edge.model.spec import NetworkSpec, StackSpec, VolumeSpec
 from tests.support.images import build_image, push
 
@@ -353,9 +353,9 @@ def test_rename_restart_policy_and_remove(
     assert info["HostConfig"]["RestartPolicy"]["Name"] == "no"
     rt.remove_container(ids["web"])
     rt.remove_container(ids["web"])  # idempotent
-    with pytest.raises(RuntimeNotFoundError):
+    with pytest.raises(EngineNotFoundError):
         rt.start_container(ids["web"])
-    with pytest.raises(RuntimeNotFoundError):
+    with pytest.raises(EngineNotFoundError):
         rt.inspect_state(ids["web"])
 
 
@@ -372,9 +372,9 @@ def test_networks_and_volumes(rt: DockerRuntime, docker_client: docker.DockerCli
     assert vlabels["com.docker.compose.project"] == b and vlabels["com.docker.compose.volume"] == "data"
     observed = rt.observe()
     assert net.name in observed.networks and vol.name in observed.volumes
-    with pytest.raises(RuntimeNotFoundError, match="external"):
+    with pytest.raises(EngineNotFoundError, match="external"):
         rt.ensure_network(b, NetworkSpec("ext", f"{b}-absent", external=True))
-    with pytest.raises(RuntimeNotFoundError, match="external"):
+    with pytest.raises(EngineNotFoundError, match="external"):
         rt.ensure_volume(b, VolumeSpec("ext", f"{b}-absent", external=True))
     rt.remove_network(net.name)
     rt.remove_network(net.name)  # idempotent
@@ -423,7 +423,7 @@ def test_registry_unreachable_is_a_transient_registry_error(rt: DockerRuntime) -
     for policy in ("always", "missing"):
         with pytest.raises(RegistryError) as info:
             rt.resolve_image("127.0.0.1:1/x:y", policy)
-        assert info.value.transient and info.value.exit_code == 4
+        assert info.value.retryable and info.value.exit_code == 4
         assert not isinstance(info.value, ImageNotFoundError)
     with pytest.raises(RegistryError):
         rt.pull_image("127.0.0.1:1/x@sha256:" + "0" * 64)
@@ -432,9 +432,9 @@ def test_registry_unreachable_is_a_transient_registry_error(rt: DockerRuntime) -
 def test_engine_unreachable_is_a_runtime_error(tmp_path: Path) -> None:
     rt = DockerRuntime(base_url=f"unix://{tmp_path}/no-docker.sock", timeout=3)
     started = time.monotonic()
-    with pytest.raises(RuntimeError_) as info:
+    with pytest.raises(EngineError) as info:
         rt.observe()
-    assert info.value.transient and "unreachable" in str(info.value)
+    assert info.value.retryable and "unreachable" in str(info.value)
     assert time.monotonic() - started < 10
 
 

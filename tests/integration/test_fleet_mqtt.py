@@ -16,7 +16,7 @@ import docker
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gitops_edge import tinyimage
+from gitops_edge.demo import tinyimage
 from tests.conftest import commit_files
 from tests.support.mosquitto import Mosquitto
 from tests.support.net import free_port, wait_for

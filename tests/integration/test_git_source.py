@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gitops_edge.adapters.git_source import GitRepoSource
+from gitops_edge.adapters.git.source import GitRepoSource
 from gitops_edge.errors import RefNotFoundError, SourceError
 from gitops_edge.model.config import SourceConfig
 from tests.conftest import commit_files, git
@@ -126,7 +126,7 @@ def test_missing_ref_is_a_permanent_source_error(git_repo: Path, cache: Path) ->
         src = make_source(git_repo, cache, ref=ref)
         with pytest.raises(RefNotFoundError) as info:
             src.checkout()
-        assert info.value.transient is False
+        assert info.value.retryable is False
         assert info.value.exit_code == 4
         assert isinstance(info.value, SourceError)
 
@@ -236,7 +236,7 @@ def test_corrupt_clone_heals(
         shutil.rmtree(dot_git)
         dot_git.write_text("gitdir: /nonexistent\n")
 
-    with caplog.at_level(logging.WARNING, logger="gitops_edge.adapters.git_source"):
+    with caplog.at_level(logging.WARNING, logger="gitops_edge.adapters.git.source"):
         co = src.checkout()
     healed = any("re-cloning" in r.getMessage() for r in caplog.records)
     assert healed is (damage not in ("directory", "git_dir_file"))
@@ -277,7 +277,7 @@ def test_unreachable_remote_keeps_previous_checkout(
     for call in (bad.remote_revision, bad.checkout):
         with pytest.raises(SourceError) as info:
             call()
-        assert info.value.transient is True
+        assert info.value.retryable is True
         assert "\n" not in str(info.value)
     assert head_of(good.root) == sha
     assert (good.root / "stacks/a/compose.yaml").exists()
@@ -355,7 +355,7 @@ def test_http_wrong_or_missing_token_is_a_source_error_without_the_token(
             msg = str(info.value)
             assert "wrong-token-value" not in msg and TOKEN not in msg
             assert "\n" not in msg
-            assert info.value.transient is True
+            assert info.value.retryable is True
         assert server.rejected >= 2
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.git_source import GitRepoSource
-from gitops_edge.agent import next_delay
+from gitops_edge.adapters.git.source import GitRepoSource
+from gitops_edge.daemon.loop import next_delay
 from gitops_edge.errors import SourceThrottledError
 from gitops_edge.model.config import SourceConfig
 from tests.conftest import commit_files, git
@@ -48,7 +48,7 @@ def test_429_with_retry_after_is_carried_and_costs_one_request(bare: Path, tmp_p
         with pytest.raises(SourceThrottledError) as caught:
             src.remote_revision()
         err = caught.value
-        assert (err.status, err.retry_after_s, err.transient) == (429, 7.0, True)
+        assert (err.status, err.retry_after_s, err.retryable) == (429, 7.0, True)
         assert "HTTP 429" in str(err) and "Retry-After 7s" in str(err)
         assert server.throttled == 1  # no retries of our own against a busy server
         assert next_delay(1, 0, 1, random.Random(0), err.retry_after_s) == 7

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.keyless import verify_keyless_bundle
+from gitops_edge.adapters.registry.keyless import verify_keyless_bundle
 from gitops_edge.errors import TrustError
 from gitops_edge.model.trust import KeylessIdentity, TrustRule
 from tests.support import keyless_producer
@@ -322,6 +322,7 @@ def test_bad_regex_in_rule(material: Material) -> None:
 
 
 def test_sigstore_is_imported_lazily() -> None:
-    code = "import sys, gitops_edge.adapters.keyless; print(any(m.startswith('sigstore') for m in sys.modules))"
+    code = ("import sys, gitops_edge.adapters.registry.keyless; "
+            "print(any(m.startswith('sigstore') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "False"

@@ -16,8 +16,8 @@ import docker
 import pytest
 import requests
 
-from gitops_edge.adapters.keyless import verify_keyless_bundle
-from gitops_edge.adapters.signatures import SignatureVerifier
+from gitops_edge.adapters.registry.keyless import verify_keyless_bundle
+from gitops_edge.adapters.registry.signatures import SignatureVerifier
 from gitops_edge.errors import RegistryError, TrustError
 from gitops_edge.model.trust import KeylessIdentity, RegistriesConfig, TrustRule
 from tests.support import keyless_producer

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from gitops_edge import tinyimage
+from gitops_edge.demo import tinyimage
 from tests.integration.agent_harness import ROOT, Device
 from tests.support.net import free_port, wait_for
 

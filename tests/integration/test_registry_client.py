@@ -18,9 +18,8 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from gitops_edge.adapters.registry import RegistryClient, RegistryProtocolError
-from gitops_edge.adapters.registry_auth import RegistryAuthError
-from gitops_edge.errors import RegistryError
+from gitops_edge.adapters.registry.client import RegistryClient
+from gitops_edge.errors import RegistryAuthError, RegistryError, RegistryProtocolError
 from gitops_edge.model.trust import RegistriesConfig
 
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -110,7 +109,7 @@ def test_bearer_flow_with_wrong_or_missing_credentials_is_a_lasting_auth_error(f
     wrong = client_with(tmp_path, {host(fake): {"username": "robot", "password": "nope"}}, fake)
     with pytest.raises(RegistryAuthError, match="token service refused the credentials") as info:
         wrong.resolve(f"{host(fake)}/edge/app:v1")
-    assert not info.value.transient and info.value.exit_code == 4
+    assert not info.value.retryable and info.value.exit_code == 4
     with pytest.raises(RegistryAuthError, match="refused anonymous access"):
         client_with(tmp_path / "none", None, fake).resolve(f"{host(fake)}/edge/app:v1")
 
@@ -146,4 +145,4 @@ def test_a_registry_that_never_answers_times_out() -> None:
         client = RegistryClient(timeout_s=0.5)
         with pytest.raises(RegistryError, match=r"did not answer within 0\.5s") as info:
             client.resolve(f"127.0.0.1:{listener.getsockname()[1]}/edge/app:v1")
-        assert info.value.transient
+        assert info.value.retryable

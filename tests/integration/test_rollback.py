@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from gitops_edge import tinyimage
+from gitops_edge.demo import tinyimage
 from tests.integration.agent_harness import Device, assert_clean_failure
 from tests.support.net import free_port
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from gitops_edge.adapters.registry import RegistryClient
-from gitops_edge.adapters.signatures import SignatureVerifier
+from gitops_edge.adapters.registry.client import RegistryClient
+from gitops_edge.adapters.registry.signatures import SignatureVerifier
 from gitops_edge.errors import RegistryError, TrustError
 from gitops_edge.model.trust import KeylessIdentity, TrustRule
 from tests.support.cosign_signer import (
@@ -175,7 +175,7 @@ def test_resolve_digest_matches_the_registry(image: Signed, docker_client: docke
 def test_unknown_tag_is_not_found(image: Signed) -> None:
     with pytest.raises(RegistryError) as info:
         SignatureVerifier().resolve_digest(f"{image.repo}:nope")
-    assert not info.value.transient and "not found" in str(info.value)
+    assert not info.value.retryable and "not found" in str(info.value)
 
 
 def test_registry_down_is_a_transient_registry_error(tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_registry_down_is_a_transient_registry_error(tmp_path: Path) -> None:
     rule = TrustRule(match="*", keys=(key.public_path,))
     with pytest.raises(RegistryError) as info:
         SignatureVerifier().verify("127.0.0.1:1/edge/app", "sha256:" + "a" * 64, rule)
-    assert info.value.exit_code == 4 and info.value.transient
+    assert info.value.exit_code == 4 and info.value.retryable
     assert "127.0.0.1:1" in str(info.value)
     with pytest.raises(RegistryError):
         SignatureVerifier().resolve_digest("127.0.0.1:1/edge/app:v1")

@@ -11,8 +11,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from gitops_edge import tinyimage
-from gitops_edge.adapters.registry import RegistryClient
+from gitops_edge.adapters.registry.client import RegistryClient
+from gitops_edge.demo import tinyimage
 from tests.conftest import git
 from tests.integration.agent_harness import Device, assert_clean_failure
 from tests.support.cosign_signer import generate_key, push_legacy_signature

@@ -21,9 +21,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gitops_edge.adapters.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
-from gitops_edge.adapters.registry_names import split_repository
-from gitops_edge.adapters.signature_formats import (
+from gitops_edge.adapters.registry.client import OCI_INDEX, OCI_MANIFEST, RegistryClient
+from gitops_edge.adapters.registry.names import split_repository
+from gitops_edge.adapters.registry.signature_formats import (
     BUNDLE_V03,
     COSIGN_PAYLOAD_TYPE,
     COSIGN_SIGN_PREDICATE,

@@ -6,7 +6,7 @@ import time
 
 import docker
 
-from gitops_edge.tinyimage import build_image, rootfs_tar
+from gitops_edge.demo.tinyimage import build_image, rootfs_tar
 
 __all__ = ["build_image", "push", "rootfs_tar"]
 

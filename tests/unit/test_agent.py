@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from gitops_edge.agent import BACKOFF_CAP_S, next_delay
+from gitops_edge.daemon.loop import BACKOFF_CAP_S, next_delay
 
 
 def test_interval_plus_jitter_stays_in_bounds() -> None:

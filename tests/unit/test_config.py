@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.yaml_reader import parse_yaml
+from gitops_edge.adapters.files.yaml_reader import parse_yaml
 from gitops_edge.core.config import parse_config, parse_duration
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import AgentConfig

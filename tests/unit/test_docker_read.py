@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gitops_edge.adapters import docker_read
+from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.core import image_ref
 
 

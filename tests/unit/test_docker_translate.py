@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_edge.adapters import docker_translate as t
+from gitops_edge.adapters.docker import translate as t
 from gitops_edge.model.spec import (
     Dependency,
     Healthcheck,

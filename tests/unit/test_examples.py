@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from gitops_edge.adapters.config_file import load_config
-from gitops_edge.adapters.desired_state import load_desired_state, validate_tree
+from gitops_edge.adapters.files.config_file import load_config
+from gitops_edge.adapters.files.desired_state import load_desired_state, validate_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.config_file import load_config
-from gitops_edge.adapters.desired_state import load_desired_state, validate_tree
-from gitops_edge.cli import main
+from gitops_edge.adapters.files.config_file import load_config
+from gitops_edge.adapters.files.desired_state import load_desired_state, validate_tree
+from gitops_edge.cli.main import main
 from gitops_edge.core.compose import StackErrors
 from gitops_edge.model.config import DeviceConfig
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.git_transport import (
+from gitops_edge.adapters.git.transport import (
     display_url,
     normalise_url,
     ssh_command,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.git_verify import gpg_outcome, signature_kind, ssh_outcome
+from gitops_edge.adapters.git.verify import gpg_outcome, signature_kind, ssh_outcome
 
 SIGNERS = Path("/etc/gitops-edge/allowed_signers")
 FPR = "92EF4E912E4F856D122A7400A9CBDB2F2CA08497"

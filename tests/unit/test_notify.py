@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gitops_edge.adapters.state_store import StateStore
+from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.model.config import NotifyConfig
 from gitops_edge.model.status import Outcome
-from gitops_edge.notify import Notifier
+from gitops_edge.report.webhook import Notifier
 
 
 class Receiver:

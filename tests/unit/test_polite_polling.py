@@ -7,9 +7,9 @@ from email.utils import formatdate
 
 import pytest
 
-from gitops_edge.adapters.git_transport import parse_retry_after, retry_after_from_trace, throttle_status
-from gitops_edge.agent import BACKOFF_CAP_S, RETRY_AFTER_CAP_S, first_delay, next_delay
+from gitops_edge.adapters.git.transport import parse_retry_after, retry_after_from_trace, throttle_status
 from gitops_edge.core.config import parse_config
+from gitops_edge.daemon.loop import BACKOFF_CAP_S, RETRY_AFTER_CAP_S, first_delay, next_delay
 from gitops_edge.errors import ConfigError
 
 NOW = 1_800_000_000.0

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from gitops_edge.adapters.registry_auth import (
+from gitops_edge.adapters.registry.auth import (
     Credentials,
     RegistryAuthError,
     credentials_for,
     load_docker_config,
     parse_challenge,
 )
-from gitops_edge.adapters.registry_names import canonical, scheme_for, split_repository
+from gitops_edge.adapters.registry.names import canonical, scheme_for, split_repository
 
 
 @pytest.mark.parametrize("repository, host, path", [

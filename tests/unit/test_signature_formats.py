@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from gitops_edge.adapters.signature_formats import (
+from gitops_edge.adapters.registry.signature_formats import (
     Envelope,
     Rejected,
     check_simple_signing,
@@ -139,7 +139,7 @@ def test_bundle_classification() -> None:
 
 
 def test_importing_the_verifier_does_not_load_cryptography() -> None:
-    code = ("import sys, gitops_edge.adapters.signatures, gitops_edge.adapters.registry; "
+    code = ("import sys, gitops_edge.adapters.registry.signatures, gitops_edge.adapters.registry.client; "
             "print('cryptography' in sys.modules, 'sigstore' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]

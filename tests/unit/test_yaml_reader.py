@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_edge.adapters.yaml_reader import parse_yaml
+from gitops_edge.adapters.files.yaml_reader import parse_yaml
 from gitops_edge.errors import DesiredStateError
 
 

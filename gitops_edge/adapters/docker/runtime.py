@@ -1,0 +1,360 @@
+"""``ContainerRuntime`` on the Docker Engine API (docker SDK; no CLI, no compose).
+
+The request bodies come from ``docker_translate`` (pure, Compose-equivalent);
+this class only talks to the engine and translates its failures, once, into
+the project's error tree:
+
+- engine unreachable / timed out            -> ``EngineError`` (transient)
+- engine says 404                            -> ``EngineNotFoundError``
+- engine refuses (other 4xx: conflict, bad)  -> ``EngineConflictError``
+- engine 5xx                                 -> ``EngineError`` (transient)
+- registry unreachable / refuses             -> ``RegistryError`` (transient)
+- image unknown to the registry              -> ``ImageNotFoundError``
+
+Every call carries the client's timeout, so a stuck daemon becomes an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from gitops_edge.adapters.docker import read as docker_read
+from gitops_edge.adapters.docker import translate as t
+from gitops_edge.core import image_ref
+from gitops_edge.errors import (
+    DesiredStateError,
+    EdgeError,
+    EngineConflictError,
+    EngineError,
+    EngineNotFoundError,
+    EngineUnavailableError,
+    ImageNotFoundError,
+    RegistryError,
+)
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+DEFAULT_TIMEOUT_S = 60.0
+_UNREACHABLE = (requests.exceptions.RequestException, docker.errors.DockerException, OSError)
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc).strip()
+
+
+@contextmanager
+def _engine(what: str) -> Iterator[None]:
+    """Translate docker SDK / transport failures of one engine call."""
+    try:
+        yield
+    except EdgeError:
+        raise
+    except docker.errors.NotFound as exc:
+        raise EngineNotFoundError(f"{what}: {_explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        if exc.is_client_error():
+            raise EngineConflictError(f"{what}: {_explain(exc)}") from exc
+        raise EngineError(f"{what}: Docker engine error: {_explain(exc)}") from exc
+    except _UNREACHABLE as exc:
+        raise EngineUnavailableError(f"{what}: Docker engine unreachable or not answering ({exc})") from exc
+
+
+@contextmanager
+def _registry(ref: str) -> Iterator[None]:
+    """Translate failures of calls where the engine talks to a registry for us."""
+    try:
+        yield
+    except EdgeError:
+        raise
+    except docker.errors.NotFound as exc:
+        raise ImageNotFoundError(f"image {ref} not found in its registry: {_explain(exc)}") from exc
+    except docker.errors.APIError as exc:
+        raise RegistryError(f"registry for {ref} unreachable or refused: {_explain(exc)}") from exc
+    except _UNREACHABLE as exc:
+        raise EngineUnavailableError(f"resolving {ref}: Docker engine unreachable or not answering ({exc})") from exc
+
+
+class DockerRuntime:
+    """The Docker engine as the agent sees it. Construct once; cheap until first use."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self._client = client
+        self._base_url = base_url
+        self._timeout = timeout
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """Connect lazily: an agent must start (and report) even while dockerd is down."""
+        if self._client is None:
+            with _engine("connecting to the Docker engine"):
+                if self._base_url:
+                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
+                else:
+                    self._client = docker.from_env(timeout=self._timeout)
+        return self._client
+
+    @property
+    def _api(self) -> docker.APIClient:
+        return self.client.api
+
+    # -- observe -----------------------------------------------------------
+
+    def observe(self) -> ObservedState:
+        """Compose-labelled containers, networks and volumes: three list calls in all.
+
+        Health comes from the summary's status text; the restart count is read
+        (by inspect) only for containers that are restarting right now, so a
+        steady poll costs no per-container calls. Use ``inspect_state`` for exact
+        counts (the health gate does).
+        """
+        flt = {"label": t.PROJECT}
+        with _engine("listing containers"):
+            summaries = self._api.containers(all=True, filters=flt)
+        containers: list[ObservedContainer] = []
+        for s in summaries:
+            restarts = 0
+            if s.get("State") == "restarting":
+                try:
+                    restarts = self.inspect_state(s["Id"]).restart_count
+                except EngineNotFoundError:
+                    continue  # removed between list and inspect
+            oc = docker_read.observed_container(s, restart_count=restarts)
+            if oc is not None:
+                containers.append(oc)
+        with _engine("listing networks"):
+            networks = self._api.networks(filters=flt)
+        with _engine("listing volumes"):
+            volumes = (self._api.volumes(filters=flt) or {}).get("Volumes") or []
+        return ObservedState(
+            containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
+            networks=tuple(sorted(n["Name"] for n in networks)),
+            volumes=tuple(sorted(v["Name"] for v in volumes)),
+        )
+
+    def inspect_state(self, container_id: str) -> ContainerState:
+        with _engine(f"inspecting container {container_id[:12]}"):
+            return docker_read.container_state(self._api.inspect_container(container_id))
+
+    # -- images ------------------------------------------------------------
+
+    def _local_image(self, ref: str) -> dict[str, Any] | None:
+        try:
+            with _engine(f"inspecting image {ref}"):
+                return dict(self._api.inspect_image(ref))
+        except EngineNotFoundError:
+            return None
+
+    def _registry_digest(self, ref: str) -> str:
+        with _registry(ref):
+            data = self.client.images.get_registry_data(ref)
+        return str(data.id)
+
+    def resolve_image(self, ref: str, pull_policy: str) -> str:
+        """Pin ``ref`` to exact content, as Compose's pull policies would choose it.
+
+        ``always``: the registry's manifest digest (``repo@sha256:..``).
+        ``missing`` (default): the local image if present (its registry digest
+        for this repository if known, else its image id), else the registry.
+        ``never``: the local image or ``ImageNotFoundError``. Other policies
+        (``if_not_present``, ``build``, ``daily``...) behave like ``missing``.
+        """
+        if image_ref.is_pinned(ref):
+            return ref
+        parsed = image_ref.parse(ref)
+        if pull_policy == "always":
+            return parsed.pinned(self._registry_digest(ref))
+        local = self._local_image(ref)
+        if local is not None:
+            pinned = image_ref.repo_digest_for(parsed.repository, local.get("RepoDigests") or [])
+            return pinned or str(local["Id"])
+        if pull_policy == "never":
+            raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
+        return parsed.pinned(self._registry_digest(ref))
+
+    def pull_image(self, pinned: str) -> None:
+        """Pull ``pinned`` by digest unless it is already present."""
+        if self._local_image(pinned) is not None:
+            return
+        parsed = image_ref.parse(pinned)
+        if parsed.digest is None:
+            raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
+        with _registry(pinned):
+            for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
+                if isinstance(line, dict) and line.get("error"):
+                    raise RegistryError(f"pulling {pinned}: {line['error']}")
+        if self._local_image(pinned) is None:
+            raise RegistryError(f"pulling {pinned} finished but the image is not present")
+
+    # -- networks and volumes ---------------------------------------------
+
+    def ensure_network(self, stack: str, net: NetworkSpec) -> None:
+        """Create the stack's network with Compose's labels; an external one must exist."""
+        existing = self._network(net.name)
+        if net.external:
+            if existing is None:
+                raise EngineNotFoundError(f"network {net.name} is declared external but does not exist")
+            return
+        if existing is not None:
+            found = (existing.get("Labels") or {}).get(t.NETWORK)
+            if found is not None and found != net.key:
+                raise EngineConflictError(
+                    f"network {net.name} exists with label {t.NETWORK}={found!r}, expected {net.key!r}"
+                )
+            return
+        with _engine(f"creating network {net.name}"):
+            self._api.create_network(**t.network_create_args(stack, net))
+
+    def _network(self, name: str) -> dict[str, Any] | None:
+        # Inspect matches id prefixes too, so list by name and match exactly.
+        with _engine(f"looking up network {name}"):
+            found = self._api.networks(names=[name])
+        exact = [n for n in found if n.get("Name") == name]
+        return dict(exact[0]) if exact else None
+
+    def ensure_volume(self, stack: str, vol: VolumeSpec) -> None:
+        """Create the stack's volume with Compose's labels; an external one must exist."""
+        try:
+            with _engine(f"inspecting volume {vol.name}"):
+                self._api.inspect_volume(vol.name)
+            return
+        except EngineNotFoundError:
+            if vol.external:
+                raise EngineNotFoundError(
+                    f"volume {vol.name} is declared external but does not exist"
+                ) from None
+        with _engine(f"creating volume {vol.name}"):
+            self._api.create_volume(**t.volume_create_args(stack, vol))
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network; already gone is fine (idempotent for crash recovery)."""
+        try:
+            with _engine(f"removing network {name}"):
+                self._api.remove_network(name)
+        except EngineNotFoundError:
+            pass
+
+    # -- containers --------------------------------------------------------
+
+    def _service_container(self, stack: str, service: str) -> str:
+        """The id of a service's current container (for ``network_mode: service:x``)."""
+        flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
+        with _engine(f"looking up service {service} of {stack}"):
+            found = self._api.containers(all=True, filters=flt)
+        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
+        live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
+        if not live:
+            raise EngineNotFoundError(
+                f"network_mode service:{service} of stack {stack}: the service has no container"
+            )
+        return str(live[0]["Id"])
+
+    def create_container(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        *,
+        image: str,
+        config_hash: str,
+        revision: str,
+        name: str | None = None,
+    ) -> str:
+        """Create (not start) the container Compose would create, joined to all its networks."""
+        local = self._local_image(image)
+        if local is None:
+            raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
+        netc = None
+        if spec.network_mode and spec.network_mode.startswith("service:"):
+            netc = self._service_container(stack.name, spec.network_mode.removeprefix("service:"))
+        try:
+            req = t.container_create_args(
+                stack,
+                spec,
+                image=image,
+                image_id=str(local["Id"]),
+                config_hash=config_hash,
+                revision=revision,
+                name=name,
+                network_mode_container=netc,
+            )
+        except ValueError as exc:
+            raise DesiredStateError(f"service {spec.name}: {exc}") from exc
+        with _engine(f"creating container {req.name}"):
+            cid = str(self._api.create_container_from_config(req.body, req.name)["Id"])
+        try:
+            for ep in req.connect:
+                with _engine(f"connecting {req.name} to network {ep.network}"):
+                    self._api.connect_container_to_network(
+                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address
+                    )
+        except EdgeError:
+            self.remove_container(cid)  # never leave a half-wired container behind
+            raise
+        return cid
+
+    def start_container(self, container_id: str) -> None:
+        with _engine(f"starting container {container_id[:12]}"):
+            self._api.start(container_id)
+
+    def stop_container(self, container_id: str, timeout_s: float | None = None) -> None:
+        """Stop with the given grace (else the container's own StopTimeout, default 10 s).
+
+        The grace is always passed explicitly so the HTTP timeout covers it:
+        a 2-minute stop_grace_period must not read as a stuck daemon.
+        """
+        with _engine(f"stopping container {container_id[:12]}"):
+            if timeout_s is None:
+                config = self._api.inspect_container(container_id).get("Config") or {}
+                timeout_s = float(config.get("StopTimeout") or 10)
+            self._api.stop(container_id, timeout=max(0, round(timeout_s)))
+
+    def remove_container(self, container_id: str) -> None:
+        """Remove (forcefully, if it still runs); never its volumes. Gone already is fine."""
+        try:
+            with _engine(f"removing container {container_id[:12]}"):
+                self._api.remove_container(container_id, v=False, force=True)
+        except EngineNotFoundError:
+            pass
+
+    def rename_container(self, container_id: str, new_name: str) -> None:
+        with _engine(f"renaming container {container_id[:12]} to {new_name}"):
+            self._api.rename(container_id, new_name)
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``; e.g. off for a kept container."""
+        try:
+            rp = t.restart_policy(policy)
+        except ValueError as exc:
+            raise DesiredStateError(str(exc)) from exc
+        with _engine(f"updating restart policy of {container_id[:12]}"):
+            self._api.update_container(container_id, restart_policy=rp)
+
+    def events(
+        self,
+        since: datetime | float,
+        until: datetime | float,
+        filters: Mapping[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Engine events in ``[since, until]``, decoded.
+
+        ``until`` is required so the stream ends: keep it no later than now +
+        the client timeout, or a quiet engine reads as a timeout error.
+        """
+        with _engine("reading engine events"):
+            stream = self._api.events(since=since, until=until, filters=dict(filters or {}), decode=True)
+            try:
+                yield from stream
+            finally:
+                stream.close()

@@ -1,0 +1,559 @@
+"""The Git source adapter: a self-healing, shallow cache clone of one ref.
+
+Implements ``gitops_edge.ports.source.GitSource`` with GitPython's command runner.
+A poll where nothing moved costs one ``ls-remote`` (asking the server for
+branches, or tags, only) and one ``git status`` that checks HEAD and the work
+tree together; a moved ref costs one depth-1 fetch. The local clone is a
+cache, never a source of truth: when anything about it looks wrong it is
+deleted and fetched again.
+Every git failure leaves this module as a ``SourceError``.
+
+Before a commit reaches the work tree it is vetted (DESIGN.md §6): its
+signature when ``source.verify`` is set, and, unless ``source.allow_rewind``,
+that it descends from the revision last applied. Refusals are ``TrustError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from git.cmd import Git
+from git.exc import GitError
+
+from gitops_edge.adapters.git.transport import (
+    Transport,
+    is_http,
+    normalise_url,
+    retry_after_from_trace,
+    throttle_status,
+    trace_env,
+    transport_for,
+)
+from gitops_edge.adapters.git.verify import CommitVerifier
+from gitops_edge.errors import RefNotFoundError, SourceError, SourceThrottledError, TrustError
+from gitops_edge.model.config import SourceConfig
+from gitops_edge.ports.source import Checkout
+
+log = logging.getLogger(__name__)
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_ABBREV_SHA = re.compile(r"[0-9a-f]{7,63}")
+_FETCHED = "refs/gitops-edge/fetched"  # keeps a fetched commit alive until checkout
+_LOCAL_TIMEOUT_S = 300.0  # local commands: only a hung disk should ever hit this
+
+
+@dataclass(frozen=True)
+class _Result:
+    rc: int
+    out: str
+    err: str
+    timed_out: bool
+    retry_after_s: float | None = None  # the server's Retry-After, when it answered 429/503
+
+    @property
+    def final(self) -> bool:
+        """Timed out or throttled: trying again another way now would only add load."""
+        return self.timed_out or throttle_status(self.err) is not None
+
+
+class _CorruptClone(Exception):
+    """The local clone cannot be trusted; delete it and start over."""
+
+
+class GitRepoSource:
+    """A ``GitSource`` over https, ssh, git://, file:// or a local path.
+
+    ``cache_dir`` is owned by this object: the clone lives in ``cache_dir/repo``
+    and the last checked-out revision in ``cache_dir/revision``. One sync at a
+    time; no locking is done.
+    """
+
+    def __init__(self, config: SourceConfig, cache_dir: Path) -> None:
+        self._config = config
+        self._url = normalise_url(config.url)
+        self._cache_dir = cache_dir
+        self._repo_dir = cache_dir / "repo"
+        self._git_dir = self._repo_dir / ".git"
+        self._revision_file = cache_dir / "revision"
+        self._ref_hint_file = cache_dir / "remote-ref"  # the full ref name a short ref matched last
+        self._remote_ref: str | None = None  # the full ref name ls-remote matched last
+        self._verifier = CommitVerifier(config.verify, config.timeout_s) if config.verify else None
+
+    # -- the port -------------------------------------------------------------
+
+    def remote_revision(self) -> str:
+        """Where the ref points now, per the remote.
+
+        A full sha is its own answer (no network). An abbreviated sha cannot be
+        answered by ``ls-remote``, so it is resolved in the cache clone, fetching
+        the remote's history when the cache does not know it yet.
+        """
+        transport = transport_for(self._config, self._url)
+        target = self._target(transport)
+        if target is not None:
+            return target
+        return self._healing(lambda: self._resolve_abbreviated(transport))
+
+    def checkout(self, applied_revision: str | None = None) -> Checkout:
+        """Make the cache clone's work tree exactly the ref's commit, clean.
+
+        ``applied_revision`` is the commit last applied on the device (None:
+        nothing yet); unless ``allow_rewind``, the new commit must descend from it.
+        """
+        transport = transport_for(self._config, self._url)
+        target = self._target(transport)
+        previous = self._read_previous()
+        revision = self._healing(lambda: self._sync_tree(transport, target, applied_revision))
+        self._write_previous(revision)
+        return Checkout(revision=revision, root=self._repo_dir, changed=revision != previous)
+
+    # -- resolving the ref ------------------------------------------------------
+
+    def _target(self, transport: Transport) -> str | None:
+        """The commit the ref names, or None for an abbreviated sha (resolve locally)."""
+        ref = self._config.ref
+        if _FULL_SHA.fullmatch(ref):
+            return ref
+        found = self._ls_remote(transport)
+        if found is not None:
+            return found
+        if _ABBREV_SHA.fullmatch(ref):
+            return None
+        raise RefNotFoundError(f"ref {ref!r} not found in {transport.redact(self._url)}")
+
+    def _ref_queries(self) -> list[tuple[list[str], list[str]]]:
+        """``ls-remote`` (options, patterns) to try in turn until one names the ref.
+
+        Patterns, in git's order of precedence (branch over tag), never narrow
+        what the server lists; ``--heads``/``--tags`` do (protocol v2 sends them
+        as ``ref-prefix``). A short name is looked for among branches first, then
+        tags; once it is known to be a tag (``cache_dir/remote-ref``), both are
+        listed in one request so that a new branch of that name still wins.
+        """
+        ref = self._config.ref
+        if ref == "HEAD":
+            return [([], ["HEAD"])]
+        if ref.startswith("refs/heads/"):
+            return [(["--heads"], [ref])]
+        if ref.startswith("refs/tags/"):
+            return [(["--tags"], [f"{ref}^{{}}", ref])]
+        if ref.startswith("refs/"):
+            return [([], [f"{ref}^{{}}", ref])]
+        branch, tags = [f"refs/heads/{ref}"], [f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}"]
+        if self._read_ref_hint() == f"refs/tags/{ref}":
+            return [(["--heads", "--tags"], branch + tags)]
+        return [(["--heads"], branch), (["--tags"], tags)]
+
+    def _ls_remote(self, transport: Transport) -> str | None:
+        self._mkdir(self._cache_dir)
+        for options, patterns in self._ref_queries():
+            result = self._run(
+                ["ls-remote", *options, "--", self._url, *patterns],
+                transport,
+                cwd=self._cache_dir,
+                timeout=self._config.timeout_s,
+                in_repo=False,
+            )
+            if result.rc != 0:
+                raise self._network_error("ls-remote", result, transport)
+            refs: dict[str, str] = {}
+            for line in result.out.splitlines():
+                sha, _, ref_name = line.partition("\t")
+                refs[ref_name.strip()] = sha.strip()
+            # A peeled entry ("^{}") exists only for annotated tags and wins over the tag object.
+            name = next((p for p in patterns if p in refs), None)
+            if name is not None:
+                self._remote_ref = name.removesuffix("^{}")
+                if self._config.ref != "HEAD" and not self._config.ref.startswith("refs/"):
+                    self._write_ref_hint(self._remote_ref)  # a short name: remember its kind
+                return refs[name]
+        return None
+
+    def _resolve_abbreviated(self, transport: Transport) -> str:
+        self._open_or_init()
+        sha = self._local_commit(self._config.ref)
+        if sha is None:
+            self._fetch_everything(transport)
+            sha = self._local_commit(self._config.ref)
+        if sha is None:
+            raise RefNotFoundError(
+                f"ref {self._config.ref!r} names no branch, tag or commit "
+                f"in {transport.redact(self._url)}"
+            )
+        return sha
+
+    # -- the cache clone --------------------------------------------------------
+
+    def _healing(self, work: Callable[[], str]) -> str:
+        """Run ``work``; if the clone proves corrupt, delete it and run once more."""
+        try:
+            return work()
+        except _CorruptClone as exc:
+            log.warning("git cache clone %s is damaged (%s); re-cloning", self._repo_dir, exc)
+            self._wipe()
+        try:
+            return work()
+        except _CorruptClone as exc:
+            raise SourceError(f"git cache clone {self._repo_dir} unusable: {exc}") from None
+
+    def _sync_tree(self, transport: Transport, target: str | None, applied: str | None) -> str:
+        head, clean = self._inspect()
+        if target is not None and head == target and clean:
+            self._vet(transport, target, applied)
+            return target
+        if target is None:
+            target = self._resolve_abbreviated(transport)
+        if self._local_commit(target) != target:
+            # With a rewind check ahead, fetch the history down to what we have
+            # (only the new commits on a fast-forward) instead of depth 1.
+            target = self._fetch(transport, target, shallow=not self._guards_rewind(applied, target))
+        self._vet(transport, target, applied)
+        self._switch_to(target)
+        return target
+
+    # -- vetting a commit before checkout ---------------------------------------
+
+    def _guards_rewind(self, applied: str | None, target: str) -> bool:
+        return applied is not None and applied != target and not self._config.allow_rewind
+
+    def _vet(self, transport: Transport, target: str, applied: str | None) -> None:
+        """Refuse ``target`` (``TrustError``) unless its signature and ancestry are acceptable."""
+        if self._verifier is not None:
+            signer = self._verifier.verify(self._git_dir, target)
+            log.debug("commit %s is signed by %s", target, signer)
+        if applied is not None and self._guards_rewind(applied, target):
+            self._require_descent(transport, applied, target)
+
+    def _require_descent(self, transport: Transport, applied: str, target: str) -> None:
+        """``target`` must have ``applied`` in its history.
+
+        A shallow history cannot prove a negative: while the walk from
+        ``target`` ends at a shallow boundary, fetch its whole history once.
+        """
+        if self._is_ancestor(applied, target):
+            return
+        if self._history_truncated(target):
+            self._unshallow(transport, target)
+            if self._is_ancestor(applied, target):
+                return
+            if self._history_truncated(target):
+                raise TrustError(
+                    f"ref {self._config.ref}: cannot fetch enough history to check that "
+                    f"{target[:12]} descends from the applied {applied[:12]}; refusing it"
+                )
+        raise TrustError(
+            f"ref {self._config.ref} moved from {applied[:12]} to {target[:12]}, which does not "
+            f"descend from it: refusing a rewind (set source.allow_rewind to accept)"
+        )
+
+    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """True if ``ancestor`` is in ``descendant``'s history as the clone knows it."""
+        result = self._run_local(["merge-base", "--is-ancestor", ancestor, descendant])
+        return result.rc == 0  # 1: not an ancestor; 128: ``ancestor`` is unknown here
+
+    def _history_truncated(self, commit: str) -> bool:
+        """Does the walk back from ``commit`` end at a shallow boundary (parents missing)?"""
+        try:
+            shallow = set((self._git_dir / "shallow").read_text(encoding="ascii").split())
+        except FileNotFoundError:
+            return False
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _CorruptClone(f"cannot read .git/shallow: {exc}") from None
+        return not shallow.isdisjoint(self._local(["rev-list", commit]).split())
+
+    def _unshallow(self, transport: Transport, target: str) -> None:
+        refspecs = [f"+{target}:{_FETCHED}"]
+        if self._remote_ref is not None:
+            refspecs.append(f"+{self._remote_ref}:{_FETCHED}-ref")
+        result: _Result | None = None
+        for refspec in refspecs:
+            result = self._run_fetch(transport, ["--unshallow"], [refspec])
+            if result.rc == 0 or result.final:
+                break
+        assert result is not None
+        if result.rc != 0:
+            raise self._network_error("fetch", result, transport)
+
+    def _open_or_init(self) -> str | None:
+        """Validate the clone (or create it); returns the commit HEAD is detached at.
+
+        HEAD is symbolic only in a fresh clone (we always detach), so anything
+        else that is not a readable commit with its tree present means damage.
+        """
+        if not self._git_dir.is_dir():
+            self._wipe()
+            self._mkdir(self._repo_dir)
+            self._local(["init", "-q"])
+            # No reflog: old revisions become unreachable and gc can drop them.
+            self._local(["config", "core.logAllRefUpdates", "false"])
+            self._local(["config", "gc.autoDetach", "false"])
+            return None
+        symbolic = self._run_local(["symbolic-ref", "-q", "HEAD"])
+        if symbolic.rc == 0:
+            return None
+        if symbolic.rc != 1:
+            raise _CorruptClone(_first_error(symbolic.err))
+        head = self._local(["rev-parse", "--verify", "HEAD^{commit}"]).strip()
+        self._local(["cat-file", "-e", "HEAD^{tree}"])
+        return head
+
+    def _local_commit(self, name: str) -> str | None:
+        """The full sha of commit ``name`` if the clone has it."""
+        result = self._run_local(["rev-parse", "--verify", "-q", "--end-of-options", f"{name}^{{commit}}"])
+        if result.rc != 0:
+            return None
+        sha = result.out.strip()
+        return sha if self._run_local(["cat-file", "-e", f"{sha}^{{tree}}"]).rc == 0 else None
+
+    def _inspect(self) -> tuple[str | None, bool]:
+        """(the commit HEAD is detached at or None, work tree clean?), in one git process.
+
+        ``git status`` compares the index with HEAD's tree, so a HEAD whose commit
+        or tree is missing or unreadable fails it, as does a damaged index: the
+        clone is then corrupt. Porcelain v2 ``--branch`` also names HEAD's commit
+        and says whether it is detached. A missing clone is created (not clean).
+        """
+        if not self._git_dir.is_dir():
+            return self._open_or_init(), False
+        status = self._local(["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"])
+        oid, detached, clean = "", False, True
+        for line in status.splitlines():
+            if line.startswith("# branch.oid "):
+                oid = line.removeprefix("# branch.oid ").strip()
+            elif line == "# branch.head (detached)":
+                detached = True
+            elif not line.startswith("# "):
+                clean = False  # an edited, staged, untracked or ignored entry
+        return (oid if detached and _FULL_SHA.fullmatch(oid) else None), clean
+
+    def _switch_to(self, sha: str) -> None:
+        """Detach at ``sha``; nothing untracked, ignored or edited survives."""
+        self._local(["clean", "-ffdxq"])
+        self._local(["-c", "advice.detachedHead=false", "checkout", "-q", "-f", "--detach", sha])
+        self._local(["reset", "-q", "--hard", sha])
+        self._local(["clean", "-ffdxq"])
+        self._drop_fetch_refs()
+
+    def _drop_fetch_refs(self) -> None:
+        refs = self._local(["for-each-ref", "--format=%(refname)", "refs/gitops-edge/"])
+        for ref in refs.split():
+            self._local(["update-ref", "-d", ref])
+
+    def _mkdir(self, path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"cannot create {path}: {exc.strerror}") from None
+
+    def _wipe(self) -> None:
+        if self._repo_dir.exists() or self._repo_dir.is_symlink():
+            try:
+                shutil.rmtree(self._repo_dir)
+            except OSError as exc:
+                raise SourceError(f"cannot remove git cache clone {self._repo_dir}: {exc.strerror}") from None
+
+    # -- fetching ---------------------------------------------------------------
+
+    def _fetch(self, transport: Transport, target: str, *, shallow: bool = True) -> str:
+        """Bring ``target`` into the clone, as cheaply as the server allows.
+
+        Depth 1 (or, unless ``shallow``, down to commits the clone has) by sha
+        first (exact); then by ref name, for servers that
+        refuse unadvertised shas (if the ref moved meanwhile, its new commit is
+        taken); then the whole history. Returns the commit to check out.
+        """
+        errors: list[_Result] = []
+        refspecs = [f"+{target}:{_FETCHED}"]
+        if self._remote_ref is not None and not _FULL_SHA.fullmatch(self._config.ref):
+            refspecs.append(f"+{self._remote_ref}:{_FETCHED}")
+        for refspec in refspecs:
+            result = self._run_fetch(transport, ["--depth", "1"] if shallow else [], [refspec])
+            if result.rc == 0:
+                fetched = self._local_commit(_FETCHED)
+                if fetched is not None:
+                    return target if self._local_commit(target) == target else fetched
+            else:
+                errors.append(result)
+            if result.final:
+                raise self._network_error("fetch", result, transport)
+        try:
+            self._fetch_everything(transport)
+        except SourceError:
+            if errors:
+                raise self._network_error("fetch", errors[0], transport) from None
+            raise
+        if self._local_commit(target) == target:
+            return target
+        raise RefNotFoundError(f"commit {target} not found in {transport.redact(self._url)}")
+
+    def _fetch_everything(self, transport: Transport) -> None:
+        options = ["--unshallow"] if (self._git_dir / "shallow").exists() else []
+        refspecs = ["+refs/heads/*:refs/gitops-edge/heads/*", "+refs/tags/*:refs/gitops-edge/tags/*"]
+        result = self._run_fetch(transport, options, refspecs)
+        if result.rc != 0:
+            raise self._network_error("fetch", result, transport)
+
+    def _run_fetch(self, transport: Transport, options: list[str], refspecs: list[str]) -> _Result:
+        result = self._run(
+            ["fetch", "-q", "--no-tags", "--no-recurse-submodules", *options,
+             "--", self._url, *refspecs],
+            transport,
+            cwd=self._repo_dir,
+            timeout=self._config.timeout_s,
+            in_repo=True,
+        )  # fmt: skip
+        if result.rc != 0 and not result.final and self._clone_is_damaged():
+            raise _CorruptClone(_first_error(result.err))
+        return result
+
+    def _clone_is_damaged(self) -> bool:
+        """After a failed fetch: was it the clone (heal) rather than the remote (report)?"""
+        fsck = self._run_local(["fsck", "--connectivity-only", "--no-dangling", "--no-progress"])
+        return fsck.rc != 0
+
+    def _network_error(self, op: str, result: _Result, transport: Transport) -> SourceError:
+        url = transport.redact(self._url)
+        if result.timed_out:
+            return SourceError(f"git {op} {url}: timed out after {self._config.timeout_s:g}s")
+        status = throttle_status(result.err)
+        if status is not None:
+            wait = f" (Retry-After {result.retry_after_s:g}s)" if result.retry_after_s is not None else ""
+            return SourceThrottledError(
+                f"git {op} {url}: server busy, HTTP {status}{wait}", status=status, retry_after_s=result.retry_after_s
+            )
+        return SourceError(f"git {op} {url}: {transport.redact(_first_error(result.err))}")
+
+    # -- running git ------------------------------------------------------------
+
+    def _local(self, args: list[str]) -> str:
+        """A local git command that must succeed; failure means a damaged clone."""
+        result = self._run_local(args)
+        if result.rc != 0:
+            raise _CorruptClone(f"git {args[0]}: {_first_error(result.err)}")
+        return result.out
+
+    def _run_local(self, args: list[str]) -> _Result:
+        return self._run(args, None, cwd=self._repo_dir, timeout=_LOCAL_TIMEOUT_S, in_repo=True)
+
+    def _run(
+        self,
+        args: list[str],
+        transport: Transport | None,
+        *,
+        cwd: Path,
+        timeout: float,
+        in_repo: bool,
+    ) -> _Result:
+        env = dict(transport.env) if transport is not None else {}
+        # Never pick up a repository above the cache (e.g. the agent's own checkout).
+        env["GIT_CEILING_DIRECTORIES"] = str(self._cache_dir.resolve().parent)
+        if in_repo:
+            env["GIT_DIR"] = str(self._git_dir)
+            env["GIT_WORK_TREE"] = str(self._repo_dir)
+        trace = self._trace_file() if transport is not None and is_http(self._url) else None
+        if trace is not None:
+            env.update(trace_env(str(trace)))
+        started = time.monotonic()
+        try:
+            rc, out, err = Git(str(cwd)).execute(
+                ["git", *args],
+                with_extended_output=True,
+                with_exceptions=False,
+                kill_after_timeout=timeout,
+                env=env,
+            )
+        except (GitError, OSError) as exc:
+            raise SourceError(f"cannot run git: {type(exc).__name__}") from None
+        finally:
+            retry_after = self._retry_after(trace) if trace is not None else None
+        timed_out = time.monotonic() - started >= timeout and rc != 0
+        return _Result(rc=rc, out=str(out), err=str(err), timed_out=timed_out,
+                       retry_after_s=retry_after if rc != 0 else None)  # fmt: skip
+
+    def _trace_file(self) -> Path | None:
+        """A private (0600) file for curl's header trace; None if it cannot be made (then no Retry-After)."""
+        try:
+            fd, name = tempfile.mkstemp(prefix=".curl-trace-", dir=self._cache_dir)
+        except OSError:
+            return None
+        os.close(fd)
+        return Path(name)
+
+    @staticmethod
+    def _retry_after(trace: Path) -> float | None:
+        """Read the header trace for a Retry-After, then delete it (it is never kept)."""
+        try:
+            return retry_after_from_trace(trace.read_text(encoding="utf-8", errors="replace"), time.time())
+        except OSError:
+            return None
+        finally:
+            trace.unlink(missing_ok=True)
+
+    # -- remembering the previous checkout --------------------------------------
+
+    def _read_previous(self) -> str | None:
+        try:
+            text = self._revision_file.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if _FULL_SHA.fullmatch(text) else None
+
+    def _write_previous(self, revision: str) -> None:
+        _write_atomic(self._revision_file, revision)
+
+    def _read_ref_hint(self) -> str | None:
+        try:
+            return self._ref_hint_file.read_text(encoding="ascii").strip() or None
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _write_ref_hint(self, name: str) -> None:
+        """Best effort: without it the next poll only asks for branches first."""
+        try:
+            _write_atomic(self._ref_hint_file, name)
+        except SourceError as exc:
+            log.debug("%s", exc)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` + newline; no write at all when it already says that."""
+    data = text + "\n"
+    try:
+        if path.read_text(encoding="ascii") == data:
+            return  # polls where nothing moved do not wear the device's flash
+    except (OSError, UnicodeDecodeError):
+        pass
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(data, encoding="ascii")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SourceError(f"cannot write {path}: {exc.strerror}") from None
+
+
+_BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")
+
+
+def _first_error(stderr: str) -> str:
+    """git's stderr as one bounded line: the last two lines that say something.
+
+    git often splits a cause over two lines ("unable to connect to HOST:" then
+    the errno; ssh's reason then "Could not read from remote repository").
+    """
+    lines = [
+        line.strip().removeprefix("fatal: ").removeprefix("error: ")
+        for line in stderr.splitlines()
+        if line.strip() and not line.strip().startswith(_BOILERPLATE)
+    ]
+    text = ""
+    for line in lines[-2:]:
+        text += ("" if not text else " " if text.endswith(":") else "; ") + line
+    return (text or "git failed without a message")[:300]

@@ -1,0 +1,356 @@
+"""The command line (DESIGN.md §5): parse, dispatch, map errors to exit codes.
+
+Every error a user can cause ends here as one line on stderr and the exit
+code of its class; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gitops_edge import __version__
+from gitops_edge.cli.fleet import add_parser as add_fleet_parser
+from gitops_edge.cli.fleet import cmd_fleet
+from gitops_edge.errors import EdgeError, UsageError
+from gitops_edge.model.config import AgentConfig
+
+if TYPE_CHECKING:
+    from gitops_edge.wiring import Wiring
+
+log = logging.getLogger("gitops_edge")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gitops-edge", description="Pull-based GitOps for Docker edge devices.")
+    p.add_argument("--config", help="agent config file (default: $GITOPS_EDGE_CONFIG or /etc/gitops-edge/config.yaml)")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="human", choices=["human", "json"], help="json: one object per line")
+    p.add_argument("--version", action="version", version=f"gitops-edge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
+    sub.add_parser("sync", help="one full cycle now, then exit")
+    for name, text in (("plan", "what a sync would do, changing nothing"),
+                       ("status", "revision per stack, health per service, last sync"),
+                       ("history", "past syncs")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = sub.add_parser("validate", help="check a desired-state tree offline (for the repo's own CI)")
+    sp.add_argument("path", help="directory holding stack directories (the repository root with fleet.yaml)")
+    sp.add_argument("--device-id", help="show the stacks and values this device would get (docs/fleet.md)")
+    sp.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="a device label (repeat)")
+    sp = sub.add_parser("rollback", help="go back to the stack's previous good revision")
+    sp.add_argument("stack")
+    sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
+    sp.add_argument("stack")
+    sp = sub.add_parser("lock", help="defer updates on this device (maintenance); status shows who and why")
+    sp.add_argument("--reason", required=True)
+    sub.add_parser("unlock", help="let updates run again")
+    sp = sub.add_parser("suspend", help="leave one stack alone until resumed")
+    sp.add_argument("stack")
+    sp.add_argument("--reason", default="suspended by hand")
+    sp = sub.add_parser("resume", help="manage a suspended stack again")
+    sp.add_argument("stack")
+    sp = sub.add_parser("verify", help="check one image reference against the trust policy")
+    sp.add_argument("image")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    add_fleet_parser(sub)
+    sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
+    sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage line
+        return 0 if exc.code == 0 else 2
+    from gitops_edge.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(COMMANDS[args.command](args))
+    except EdgeError as exc:
+        print(f"gitops-edge: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: say so in one line; the traceback is for --log-level debug
+        log.debug("internal error", exc_info=True)
+        print(f"gitops-edge: internal error (please report): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 70
+
+
+def _config(args: argparse.Namespace) -> AgentConfig:
+    from gitops_edge.adapters.files.config_file import config_path, load_config
+
+    return load_config(config_path(args.config))
+
+
+def _wiring(args: argparse.Namespace) -> Wiring:
+    from gitops_edge.wiring import Wiring
+
+    return Wiring(_config(args))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from gitops_edge.core.outcome import exit_code
+
+    wiring = _wiring(args)
+    with wiring.sync_lock():
+        store = wiring.open_store()
+        result = wiring.reconciler(store).sync()
+        wiring.report(store, result)
+    if result.plan is not None:
+        from gitops_edge.core.plan import format_plan
+
+        for line in format_plan(result.plan):
+            print(line)
+    print(f"{result.outcome.value}: {(result.revision or '-')[:12]}" + (f" ({result.reason})" if result.reason else ""))
+    if result.error is not None:
+        print(f"gitops-edge: {result.error}", file=sys.stderr)
+    return exit_code(result)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from gitops_edge.cli.targeting import describe_device
+    from gitops_edge.core.plan import format_plan
+    from gitops_edge.core.serialize import to_data
+    wiring = _wiring(args)
+    config = wiring.config
+    with wiring.sync_lock():
+        store = wiring.open_store()
+        prep = wiring.reconciler(store).prepare()
+    selected = [st.name for st in prep.desired.stacks]
+    if args.json:
+        out = {
+            "device": {"id": config.device.id, "labels": dict(config.device.labels)},
+            "selected": selected,
+            "revision": prep.revision,
+            "noop": prep.plan.is_noop,
+            "skipped": dict(prep.skipped),
+            "stacks": [
+                {
+                    "stack": sp.stack,
+                    "remove_stack": sp.remove_stack,
+                    "unchanged": list(sp.unchanged),
+                    "actions": [
+                        {"action": a.kind.value, "service": a.service, "reason": a.reason, "image": a.image,
+                         "wave": a.wave}
+                        for a in sp.actions
+                    ],
+                }
+                for sp in prep.plan.stacks
+            ],
+        }
+        print(json.dumps(to_data(out), indent=2))
+        return 0
+    print(f"{describe_device(config.device)}: stacks {', '.join(selected) or '(none)'}")
+    print(f"revision {prep.revision[:12]}")
+    for line in format_plan(prep.plan):
+        print(line)
+    for stack, why in sorted(prep.skipped.items()):
+        print(f"{stack}: skipped ({why})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from gitops_edge.report.status_view import device_status
+    wiring = _wiring(args)
+    runtime, err = wiring.runtime_or_none()
+    if err is not None:
+        log.warning("%s", err)
+    st = device_status(wiring.config, wiring.open_store(), runtime)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"device {st['device']}  source {st['source']['url']} @ {st['source']['ref']}  path {st['source']['path']}")
+    print(f"trust: {st['trust']}")
+    if st["engine_error"]:
+        print(f"engine: {st['engine_error']}")
+    if st["lock"]:
+        print(f"LOCKED by {st['lock']['who']}: {st['lock']['reason']} (updates wait; `gitops-edge unlock`)")
+    last = st["last_sync"]
+    if last:
+        print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
+              + (f" ({last['reason']})" if last["reason"] else ""))
+    rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
+    for s in st["stacks"]:
+        for svc in s["services"] or [{"service": "-", "status": "-", "health": "-", "revision": None}]:
+            rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
+        if s["quarantined"]:
+            q = s["quarantined"]
+            rows.append((s["stack"], "", "quarantined", q["revision"][:12], q["reason"][:60]))
+        if s["automation_stopped"]:
+            rows.append((s["stack"], "", "STOPPED", "", s["automation_stopped"][:60]))
+        if s["suspended"]:
+            rows.append((s["stack"], "", "suspended", "", s["suspended"][:60]))
+    _table(rows)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    records = _wiring(args).open_store().history(50)
+    if args.json:
+        print(json.dumps([
+            {"id": r.id, "started_at": r.started_at, "revision": r.revision,
+             "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
+             "reason": r.reason, "actions": list(r.actions)}
+            for r in records], indent=2))
+        return 0
+    rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
+    for r in records:
+        rows.append((
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
+            (r.revision or "-")[:12],
+            r.outcome.value if r.outcome else "running",
+            f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
+            (r.reason or "; ".join(r.actions))[:80],
+        ))
+    _table(rows)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from gitops_edge.adapters.files.desired_state import validate_tree
+
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UsageError(f"{path}: not a directory")
+    if args.label and not args.device_id:
+        raise UsageError("--label needs --device-id")
+    device = None
+    if args.device_id:
+        from gitops_edge.cli.targeting import device_from_args, target_lines
+
+        device = device_from_args(args.device_id, args.label)
+        print("\n".join(target_lines(path, ".", device)))
+    problems = validate_tree(path, device=device)
+    for p in problems:
+        print(str(p), file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{path}: valid")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from gitops_edge.engine.manual_rollback import rollback_stack
+    wiring = _wiring(args)
+    with wiring.sync_lock():
+        store = wiring.open_store()
+        print(rollback_stack(wiring.reconciler(store), args.stack))
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    store = _wiring(args).open_store()
+    cleared = store.clear_quarantine(args.stack) | store.resume_automation(args.stack)
+    print(f"{args.stack}: {'cleared; the next sync tries again' if cleared else 'nothing to clear'}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from gitops_edge.core.serialize import to_data
+    from gitops_edge.errors import TrustError
+    wiring = _wiring(args)
+    config = wiring.config
+    policy = wiring.image_policy(wiring.open_store())
+    if policy is None:
+        print(f"{args.image}: no trust policy in {config.config_file}: it would run unverified")
+        return 0
+    try:
+        verdict = policy.check(args.image)
+    except TrustError as exc:
+        if args.json:
+            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message}))
+        print(f"refused: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        print(json.dumps(to_data(verdict), indent=2, default=str))
+        return 0
+    print(f"allowed: {args.image}")
+    print(f"  digest: {verdict.digest}")
+    print(f"  rule:   {verdict.rule or '(none: trust.default is allow)'}")
+    for e in verdict.evidence:
+        print(f"  evidence: {e.format} signed by {e.signer}" + (f" ({e.detail})" if e.detail else ""))
+    return 0
+
+
+def _who() -> str:
+    import getpass
+    import os
+
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    _wiring(args).open_store().set_lock(_who(), args.reason)
+    print(f"locked: updates wait until `gitops-edge unlock` ({args.reason})")
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    was = _wiring(args).open_store().clear_lock()
+    print("unlocked" if was else "was not locked")
+    return 0
+
+
+def cmd_suspend(args: argparse.Namespace) -> int:
+    _wiring(args).open_store().suspend(args.stack, f"{args.reason} ({_who()})")
+    print(f"{args.stack}: suspended; syncs leave it as it is until `gitops-edge resume {args.stack}`")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    was = _wiring(args).open_store().resume(args.stack)
+    print(f"{args.stack}: {'resumed' if was else 'was not suspended'}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gitops_edge.daemon.loop import run_daemon
+
+    wiring = _wiring(args)
+    return run_daemon(wiring.config, wiring)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gitops_edge.demo.walkthrough import run_demo
+
+    return run_demo(main, Path(args.workdir) if args.workdir else None)
+
+
+def _table(rows: list[tuple[Any, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+COMMANDS = {
+    "sync": cmd_sync,
+    "plan": cmd_plan,
+    "status": cmd_status,
+    "history": cmd_history,
+    "validate": cmd_validate,
+    "rollback": cmd_rollback,
+    "retry": cmd_retry,
+    "run": cmd_run,
+    "verify": cmd_verify,
+    "lock": cmd_lock,
+    "unlock": cmd_unlock,
+    "suspend": cmd_suspend,
+    "resume": cmd_resume,
+    "demo": cmd_demo,
+    "fleet": cmd_fleet,
+}

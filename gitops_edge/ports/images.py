@@ -1,0 +1,27 @@
+"""The image verifier port: registry digests and signature evidence."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gitops_edge.model.trust import Evidence, TrustRule
+
+
+class ImageVerifier(Protocol):
+    """Registry + signatures: resolve a reference to a digest and check its evidence.
+
+    Implementations fail closed: any error while discovering or checking a
+    signature is a refusal (``TrustError``) or, when the registry cannot be
+    reached, a ``RegistryError`` (transient); never an allowed verdict.
+    """
+
+    def resolve_digest(self, ref: str) -> str:
+        """The manifest digest (``sha256:...``) the registry serves for ``ref``."""
+        ...
+
+    def verify(self, repository: str, digest: str, rule: TrustRule) -> tuple[Evidence, ...]:
+        """Evidence that ``repository@digest`` is signed as ``rule`` demands.
+
+        Raises ``TrustError`` (with the reason) when no acceptable signature exists.
+        """
+        ...

@@ -1,0 +1,55 @@
+"""The container engine port: observe, create, start, stop, rename, inspect."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gitops_edge.model.observed import ContainerState, ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+
+class ContainerRuntime(Protocol):
+    def observe(self) -> ObservedState:
+        """Every container carrying Compose project labels, plus networks and volumes."""
+        ...
+
+    def resolve_image(self, ref: str, pull_policy: str) -> str:
+        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
+        ...
+
+    def pull_image(self, pinned: str) -> None:
+        """Make ``pinned`` present locally (no-op if it already is)."""
+        ...
+
+    def ensure_network(self, stack: str, net: NetworkSpec) -> None: ...
+
+    def ensure_volume(self, stack: str, vol: VolumeSpec) -> None: ...
+
+    def create_container(
+        self,
+        stack: StackSpec,
+        spec: ServiceSpec,
+        *,
+        image: str,
+        config_hash: str,
+        revision: str,
+        name: str | None = None,
+    ) -> str:
+        """Create (not start) the service's container with Compose labels; returns its id."""
+        ...
+
+    def start_container(self, container_id: str) -> None: ...
+
+    def stop_container(self, container_id: str, timeout_s: float | None = None) -> None: ...
+
+    def remove_container(self, container_id: str) -> None: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def rename_container(self, container_id: str, new_name: str) -> None: ...
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``."""
+        ...
+
+    def inspect_state(self, container_id: str) -> ContainerState: ...

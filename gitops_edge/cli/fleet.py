@@ -7,12 +7,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from gitops_edge.errors import UsageError
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fleet", help="the fleet as the devices report it over MQTT")
     fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND")
     sp = fsub.add_parser("status", help="device, online, revision per stack, health, last sync")

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gitops_edge import __version__
 from gitops_edge.cli.fleet import add_parser as add_fleet_parser
@@ -331,7 +331,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, Path(args.workdir) if args.workdir else None)
 
 
-def _table(rows: list[tuple[Any, ...]]) -> None:
+def _table(rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gitops_edge.core.compose.problems import KeyPath, LineMap
 from gitops_edge.core.compose.units import parse_duration as go_duration_ns
 from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.config_trust import (
@@ -88,11 +89,11 @@ def expand_env(
 
 
 class ConfigReader:
-    def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, lines: LineMap, environ: Mapping[str, str]) -> None:
         self.file, self.lines, self.environ = file, lines, environ
         self.device: DeviceConfig | None = None  # set once parsed: then ${DEVICE_ID}, ${label:X} expand
 
-    def loc(self, path: tuple[object, ...]) -> Location:
+    def loc(self, path: KeyPath) -> Location:
         line = None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
@@ -100,7 +101,7 @@ class ConfigReader:
                 break
         return Location(self.file, line, ".".join(str(p) for p in path) or None)
 
-    def expand(self, value: Any, path: tuple[object, ...]) -> Any:
+    def expand(self, value: Any, path: KeyPath) -> Any:
         if isinstance(value, str):
             if self.device is None or path[:1] == ("device",):
                 return expand_env(value, self.environ, lambda: self.loc(path))
@@ -201,7 +202,7 @@ def parse_config(
     data: object,
     *,
     file: str,
-    lines: Mapping[tuple[object, ...], int] | None = None,
+    lines: LineMap | None = None,
     environ: Mapping[str, str] | None = None,
     hostname: str = "device",
 ) -> AgentConfig:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import MqttConfig
 
@@ -33,8 +33,8 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def parse_mqtt(r: Any, data: object) -> MqttConfig | None:
-    """``r`` is the config reader (``loc`` for error locations); None when the section is absent."""
+def parse_mqtt(r: Locator, data: object) -> MqttConfig | None:
+    """None when the section is absent; ``r`` places errors in the file."""
     if data is None:
         return None
     if not isinstance(data, dict):

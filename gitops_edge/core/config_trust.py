@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gitops_edge.core.compose.problems import KeyPath
+from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.trust import (
     CommitVerification,
@@ -15,8 +17,6 @@ from gitops_edge.model.trust import (
     TrustPolicy,
     TrustRule,
 )
-
-Path_ = tuple[object, ...]
 
 RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
@@ -29,7 +29,7 @@ SECURITY_KEYS = {
 class _Fields:
     """Typed reads from one mapping, errors naming the key path."""
 
-    def __init__(self, reader: Any, data: object, path: Path_, allowed: set[str]) -> None:
+    def __init__(self, reader: Locator, data: object, path: KeyPath, allowed: set[str]) -> None:
         self.r, self.path = reader, path
         if not isinstance(data, dict):
             raise ConfigError("must be a mapping", reader.loc(path))
@@ -66,7 +66,7 @@ class _Fields:
         return tuple(v)
 
 
-def parse_trust(reader: Any, data: object) -> TrustPolicy | None:
+def parse_trust(reader: Locator, data: object) -> TrustPolicy | None:
     if data is None:
         return None
     f = _Fields(reader, data, ("trust",), {"default", "images"})
@@ -80,7 +80,7 @@ def parse_trust(reader: Any, data: object) -> TrustPolicy | None:
                                                     for i, r in enumerate(images)))
 
 
-def _rule(reader: Any, data: object, path: Path_) -> TrustRule:
+def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
     f = _Fields(reader, data, path, RULE_KEYS)
     match = f.str_("match", required=True)
     assert match is not None
@@ -116,7 +116,7 @@ def _rule(reader: Any, data: object, path: Path_) -> TrustRule:
     )
 
 
-def parse_security(reader: Any, data: object) -> SecurityPolicy:
+def parse_security(reader: Locator, data: object) -> SecurityPolicy:
     if data is None:
         return SecurityPolicy()
     f = _Fields(reader, data, ("security",), SECURITY_KEYS)
@@ -136,7 +136,7 @@ def parse_security(reader: Any, data: object) -> SecurityPolicy:
     )
 
 
-def parse_registries(reader: Any, data: object) -> RegistriesConfig:
+def parse_registries(reader: Locator, data: object) -> RegistriesConfig:
     if data is None:
         return RegistriesConfig()
     f = _Fields(reader, data, ("registries",), {"insecure", "auth_file"})
@@ -144,7 +144,7 @@ def parse_registries(reader: Any, data: object) -> RegistriesConfig:
     return RegistriesConfig(insecure=f.strs("insecure"), auth_file=Path(auth) if auth else None)
 
 
-def parse_commit_verification(reader: Any, data: object) -> CommitVerification | None:
+def parse_commit_verification(reader: Locator, data: object) -> CommitVerification | None:
     if data is None:
         return None
     f = _Fields(reader, data, ("source", "verify"), {"mode", "allowed_signers", "gpg_keyring"})

@@ -1,7 +1,9 @@
-"""Validate the device-local agent configuration (DESIGN.md §4).
+"""Validate the device-local agent configuration (keys: README.md, ``config/*.example.yaml``).
 
 Input is plain data (the adapter parsed the YAML and knows the lines);
 output is a frozen ``AgentConfig`` or a ``ConfigError`` naming the key.
+Every default comes from the model's field defaults (``SourceConfig.ref`` is
+the class attribute dataclasses leave there): written once, in ``model/config.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
+    DEFAULT_STATE_DIR,
     AgentConfig,
     DeviceConfig,
     HealthConfig,
@@ -169,13 +172,15 @@ def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     url = r.string(n, ("notify", "webhook"))
     if url and not re.match(r"https?://", url):
         raise ConfigError("must be an http(s) URL", r.loc(("notify", "webhook")))
-    repeat = n.get("repeat_after", 3)
+    repeat = n.get("repeat_after", NotifyConfig.repeat_after)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise ConfigError("must be a positive integer", r.loc(("notify", "repeat_after")))
-    return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
+    return NotifyConfig(
+        webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), NotifyConfig.timeout_s), repeat_after=repeat
+    )
 
 
-def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool = False) -> bool:
+def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
         raise ConfigError("must be true or false", r.loc(path))
@@ -224,7 +229,7 @@ def parse_config(
     url = r.string(src, ("source", "url"))
     if not url:
         raise ConfigError("source.url is required", r.loc(("source",)) if "source" in data else Location(file))
-    path = r.string(src, ("source", "path"), ".") or "."
+    path = r.string(src, ("source", "path"), SourceConfig.path) or SourceConfig.path
     if path.startswith("/") or ".." in Path(path).parts:
         raise ConfigError("must be a relative path inside the repository", r.loc(("source", "path")))
 
@@ -234,33 +239,33 @@ def parse_config(
 
     source = SourceConfig(
         url=url,
-        ref=r.string(src, ("source", "ref"), "main") or "main",
+        ref=r.string(src, ("source", "ref"), SourceConfig.ref) or SourceConfig.ref,
         path=path,
-        interval_s=r.duration(src, ("source", "interval"), 60.0),
-        jitter_s=r.duration(src, ("source", "jitter"), 10.0),
+        interval_s=r.duration(src, ("source", "interval"), SourceConfig.interval_s),
+        jitter_s=r.duration(src, ("source", "jitter"), SourceConfig.jitter_s),
         token_file=opt_path("token_file"),
-        username=r.string(src, ("source", "username"), "git") or "git",
+        username=r.string(src, ("source", "username"), SourceConfig.username) or SourceConfig.username,
         ssh_key=opt_path("ssh_key"),
         known_hosts=opt_path("known_hosts"),
-        timeout_s=r.duration(src, ("source", "timeout"), 60.0),
+        timeout_s=r.duration(src, ("source", "timeout"), SourceConfig.timeout_s),
         verify=parse_commit_verification(r, src.get("verify")),
-        allow_rewind=_bool(r, src, ("source", "allow_rewind")),
-        spread_start=_bool(r, src, ("source", "spread_start"), default=True),
+        allow_rewind=_bool(r, src, ("source", "allow_rewind"), SourceConfig.allow_rewind),
+        spread_start=_bool(r, src, ("source", "spread_start"), SourceConfig.spread_start),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
 
-    state_dir = data.get("state_dir", "/var/lib/gitops-edge")
+    state_dir = data.get("state_dir", DEFAULT_STATE_DIR)
     if not isinstance(state_dir, str) or not state_dir:
         raise ConfigError("must be a directory path", r.loc(("state_dir",)))
 
     h = r.section(data, "health")
     health = HealthConfig(
-        timeout_s=r.duration(h, ("health", "timeout"), 120.0),
-        stable_for_s=r.duration(h, ("health", "stable_for"), 10.0),
+        timeout_s=r.duration(h, ("health", "timeout"), HealthConfig.timeout_s),
+        stable_for_s=r.duration(h, ("health", "stable_for"), HealthConfig.stable_for_s),
     )
     st = r.section(data, "status")
-    listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
+    listen = r.string(st, ("status", "listen"), StatusConfig.listen) or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
     return AgentConfig(

@@ -51,7 +51,7 @@ class _Fields:
             raise self.fail(key, "must be a non-empty string")
         return v
 
-    def bool_(self, key: str, default: bool = False) -> bool:
+    def bool_(self, key: str, default: bool) -> bool:
         v = self.data.get(key, default)
         if not isinstance(v, bool):
             raise self.fail(key, "must be true or false")
@@ -70,7 +70,7 @@ def parse_trust(reader: Locator, data: object) -> TrustPolicy | None:
     if data is None:
         return None
     f = _Fields(reader, data, ("trust",), {"default", "images"})
-    default = f.data.get("default", "deny")
+    default = f.data.get("default", TrustPolicy.default)
     if default not in ("deny", "allow"):
         raise f.fail("default", "must be deny or allow")
     images = f.data.get("images") or []
@@ -112,7 +112,7 @@ def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
         keys=keys,
         keyless=tuple(keyless),
         trusted_root=Path(root) if root else None,
-        require_digest=f.bool_("require_digest"),
+        require_digest=f.bool_("require_digest", TrustRule.require_digest),
     )
 
 
@@ -124,15 +124,16 @@ def parse_security(reader: Locator, data: object) -> SecurityPolicy:
     for b in binds:
         if not b.startswith("/"):
             raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
+    d = SecurityPolicy  # strict defaults, from the model
     return SecurityPolicy(
-        allow_privileged=f.bool_("allow_privileged"),
-        allow_host_network=f.bool_("allow_host_network"),
-        allow_host_pid=f.bool_("allow_host_pid"),
-        allow_host_ipc=f.bool_("allow_host_ipc"),
+        allow_privileged=f.bool_("allow_privileged", d.allow_privileged),
+        allow_host_network=f.bool_("allow_host_network", d.allow_host_network),
+        allow_host_pid=f.bool_("allow_host_pid", d.allow_host_pid),
+        allow_host_ipc=f.bool_("allow_host_ipc", d.allow_host_ipc),
         allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
         allowed_devices=f.strs("allowed_devices"),
         allowed_bind_paths=binds,
-        allow_unconfined=f.bool_("allow_unconfined"),
+        allow_unconfined=f.bool_("allow_unconfined", d.allow_unconfined),
     )
 
 
@@ -148,7 +149,7 @@ def parse_commit_verification(reader: Locator, data: object) -> CommitVerificati
     if data is None:
         return None
     f = _Fields(reader, data, ("source", "verify"), {"mode", "allowed_signers", "gpg_keyring"})
-    mode = f.str_("mode") or "ssh"
+    mode = f.str_("mode") or CommitVerification.mode
     if mode not in ("ssh", "gpg"):
         raise f.fail("mode", "must be ssh or gpg")
     signers, keyring = f.str_("allowed_signers"), f.str_("gpg_keyring")

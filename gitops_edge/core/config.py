@@ -41,7 +41,7 @@ from gitops_edge.model.config import (
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
-KNOWN: dict[str, set[str]] = {
+SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt"},
     "device": {"id", "labels"},
@@ -120,7 +120,7 @@ class ConfigReader:
         value = data.get(key) or {}
         if not isinstance(value, dict):
             raise ConfigError("must be a mapping", self.loc((key,)))
-        allowed = KNOWN.get(key)
+        allowed = SECTION_KEYS.get(key)
         if allowed is not None:
             for k in value:
                 if k not in allowed:
@@ -168,15 +168,15 @@ def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
 def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     if data.get("notify") is None:
         return NotifyConfig()
-    n = r.section(data, "notify")
-    url = r.string(n, ("notify", "webhook"))
+    notify = r.section(data, "notify")
+    url = r.string(notify, ("notify", "webhook"))
     if url and not re.match(r"https?://", url):
         raise ConfigError("must be an http(s) URL", r.loc(("notify", "webhook")))
-    repeat = n.get("repeat_after", NotifyConfig.repeat_after)
+    repeat = notify.get("repeat_after", NotifyConfig.repeat_after)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise ConfigError("must be a positive integer", r.loc(("notify", "repeat_after")))
     return NotifyConfig(
-        webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), NotifyConfig.timeout_s), repeat_after=repeat
+        webhook=url, timeout_s=r.duration(notify, ("notify", "timeout"), NotifyConfig.timeout_s), repeat_after=repeat
     )
 
 
@@ -218,8 +218,8 @@ def parse_config(
         raise ConfigError("the agent config must be a mapping", Location(file, 1))
     raw: dict[str, Any] = data
     for k in raw:
-        if k not in KNOWN[""]:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(KNOWN['']))})", r.loc((k,)))
+        if k not in SECTION_KEYS[""]:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(SECTION_KEYS['']))})", r.loc((k,)))
     # device first, from the environment only; everything else may then use its identity
     r.device = _device(r, {"device": r.expand(raw.get("device"), ("device",))}, hostname)
     data = dict(r.expand(raw, ()))
@@ -259,13 +259,12 @@ def parse_config(
     if not isinstance(state_dir, str) or not state_dir:
         raise ConfigError("must be a directory path", r.loc(("state_dir",)))
 
-    h = r.section(data, "health")
+    health_sect = r.section(data, "health")
     health = HealthConfig(
-        timeout_s=r.duration(h, ("health", "timeout"), HealthConfig.timeout_s),
-        stable_for_s=r.duration(h, ("health", "stable_for"), HealthConfig.stable_for_s),
+        timeout_s=r.duration(health_sect, ("health", "timeout"), HealthConfig.timeout_s),
+        stable_for_s=r.duration(health_sect, ("health", "stable_for"), HealthConfig.stable_for_s),
     )
-    st = r.section(data, "status")
-    listen = r.string(st, ("status", "listen"), StatusConfig.listen) or ""
+    listen = r.string(r.section(data, "status"), ("status", "listen"), StatusConfig.listen) or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
     return AgentConfig(

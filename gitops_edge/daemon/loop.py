@@ -30,7 +30,7 @@ from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig
 
 if TYPE_CHECKING:
-    from gitops_edge.daemon.device import Device
+    from gitops_edge.daemon.wiring_port import DaemonWiring
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
@@ -63,13 +63,13 @@ def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, r
 
 
 class Agent:
-    """``device`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
+    """``wiring`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
 
-    def __init__(self, config: AgentConfig, device: Device) -> None:
+    def __init__(self, config: AgentConfig, wiring: DaemonWiring) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.config = config
-        self.device = device
+        self.wiring = wiring
         self.stop_event = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -90,16 +90,16 @@ class Agent:
         self.idle.clear()
         self.last_tick = time.monotonic()
         try:
-            with self.device.sync_lock():
-                store = self.device.open_store()
+            with self.wiring.sync_lock():
+                store = self.wiring.open_store()
                 try:
                     started = time.monotonic()
-                    rec = self.device.reconciler(store, keep_runtime=True)
+                    rec = self.wiring.reconciler(store, keep_runtime=True)
                     result = None if self._still_parked(rec) else rec.sync()
                     if result is not None:
                         self.parked = result.revision if outcome.is_permanent(result) else None
                         self.metrics.observe(result, time.monotonic() - started, store)
-                        self.device.report(store, result, self.reporter)
+                        self.wiring.report(store, result, self.reporter)
                 finally:
                     store.close()
             if result is not None:
@@ -148,7 +148,7 @@ class Agent:
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
         try:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
         except EdgeError:
             return True  # the first sync reports the problem; no reason to wait for it
         try:
@@ -166,7 +166,7 @@ class Agent:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
-        self.reporter = self.device.fleet_reporter()
+        self.reporter = self.wiring.fleet_reporter()
         if self.reporter is not None:
             self.reporter.start()
         self.scheduler.start()
@@ -199,9 +199,9 @@ class Agent:
         from gitops_edge.report.status_view import device_status
 
         def status() -> dict[str, object]:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
             try:
-                return device_status(self.config, store, self.device.runtime_or_none(timeout=10)[0])
+                return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])
             finally:
                 store.close()
 
@@ -218,5 +218,5 @@ class Agent:
         return server
 
 
-def run_daemon(config: AgentConfig, device: Device) -> int:
-    return Agent(config, device).run()
+def run_daemon(config: AgentConfig, wiring: DaemonWiring) -> int:
+    return Agent(config, wiring).run()

@@ -317,9 +317,6 @@ class StateStore:
         with self._tx() as db:
             db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id=?", (next_at, item_id))
 
-    def outbox_size(self) -> int:
-        return _int(self._query("SELECT COUNT(*) FROM outbox")[0][0])
-
     # -- named FIFO queues (e.g. MQTT events waiting for the broker) ----------------------
     def queue_add(self, name: str, payload: str) -> None:
         with self._tx() as db:

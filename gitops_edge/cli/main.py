@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md §5): parse, dispatch, map errors to exit codes.
+"""The command line (README.md lists it): parse, dispatch, map errors to exit codes.
 
 Every error a user can cause ends here as one line on stderr and the exit
 code of its class; tracebacks are for bugs only.

@@ -82,7 +82,7 @@ class MqttConfig:
     keepalive_s: int = 30  # the broker publishes the Last Will after 1.5x this without a word
 
 
-DEFAULT_STATE_DIR = "/var/lib/gitops-edge"  # SQLite state, journal, the Git checkout, revision trees
+DEFAULT_STATE_DIR = "/var/lib/gitops-edge"  # SQLite state (history, journal), the Git checkout
 
 
 @dataclass(frozen=True)

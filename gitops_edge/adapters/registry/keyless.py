@@ -1,4 +1,4 @@
-"""Keyless sigstore bundles (DESIGN.md §6): certificate identity + OIDC issuer.
+"""Keyless sigstore bundles (README.md, "Trust"): certificate identity + OIDC issuer.
 
 The cryptography (Fulcio chain, SCT, Rekor inclusion, signature) is the
 ``sigstore`` package's; what it leaves to callers is done here, fail closed:

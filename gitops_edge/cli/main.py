@@ -186,7 +186,9 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f" ({last['reason']})" if last["reason"] else ""))
     rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
     for s in st["stacks"]:
-        for svc in s["services"] or [{"service": "-", "status": "-", "health": "-", "revision": None}]:
+        if not s["services"]:
+            rows.append((s["stack"], "-", "-", "-", "-"))
+        for svc in s["services"]:
             rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
         if s["quarantined"]:
             q = s["quarantined"]

@@ -196,9 +196,9 @@ class Agent:
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
-        from gitops_edge.report.status_view import device_status
+        from gitops_edge.report.status_view import DeviceStatus, device_status
 
-        def status() -> dict[str, object]:
+        def status() -> DeviceStatus:
             store = self.wiring.open_store()
             try:
                 return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])

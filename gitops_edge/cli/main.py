@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md §5): parse, dispatch, map errors to exit codes.
+"""The command line (README.md lists it): parse, dispatch, map errors to exit codes.
 
 Every error a user can cause ends here as one line on stderr and the exit
 code of its class; tracebacks are for bugs only.
@@ -50,7 +50,7 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
     """Every sub-command also takes the global flags, so they may follow the command name."""
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        sp = super().add_parser(name, **kwargs)
+        sp: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         _global_flags(sp, defaults=False)
         return sp
 
@@ -175,7 +175,7 @@ def daemon_commands(agent: Agent) -> Handler:
         if args.command not in DAEMON_COMMANDS:
             reply.err(f"gitops-edge: {args.command} is not run by the daemon\n")
             return 2
-        args.wiring = agent.device
+        args.wiring = agent.wiring
         args.who = who
         if args.command == "sync":
             progress = logging.StreamHandler(err)
@@ -295,7 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f" ({last['reason']})" if last["reason"] else ""))
     rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
     for s in st["stacks"]:
-        for svc in s["services"] or [{"service": "-", "status": "-", "health": "-", "revision": None}]:
+        if not s["services"]:
+            rows.append((s["stack"], "-", "-", "-", "-"))
+        for svc in s["services"]:
             rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
         if s["quarantined"]:
             q = s["quarantined"]
@@ -502,7 +504,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, Path(args.workdir) if args.workdir else None)
 
 
-def _table(rows: list[tuple[Any, ...]]) -> None:
+def _table(rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -14,6 +14,7 @@ the daemon answers with ``{"out": text}`` / ``{"err": text}`` lines and one fina
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 log = logging.getLogger("gitops_edge.daemon.control")
 
@@ -63,13 +64,14 @@ class Reply:
 
     def stream(self, which: str) -> TextIO:
         """A text stream whose writes reach the client (``print(..., file=reply.stream("out"))``)."""
-        return _ReplyStream(self, which)
+        return cast(TextIO, _ReplyStream(self, which))
 
 
-class _ReplyStream:
-    """Just enough of TextIO for ``print`` and ``contextlib.redirect_stdout``."""
+class _ReplyStream(io.TextIOBase):
+    """Just enough of a text stream for ``print``, logging and ``contextlib.redirect_stdout``."""
 
     def __init__(self, reply: Reply, which: str) -> None:
+        super().__init__()
         self._reply = reply
         self._which = which
 
@@ -78,11 +80,8 @@ class _ReplyStream:
             (self._reply.out if self._which == "out" else self._reply.err)(text)
         return len(text)
 
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
+    def writable(self) -> bool:
+        return True
 
 
 @contextlib.contextmanager

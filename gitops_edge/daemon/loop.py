@@ -33,7 +33,7 @@ from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.result import SyncResult
 
 if TYPE_CHECKING:
-    from gitops_edge.daemon.device import Device
+    from gitops_edge.daemon.wiring_port import DaemonWiring
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
@@ -68,13 +68,13 @@ def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, r
 
 
 class Agent:
-    """``device`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
+    """``wiring`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
 
-    def __init__(self, config: AgentConfig, device: Device, control: ControlFactory | None = None) -> None:
+    def __init__(self, config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.config = config
-        self.device = device
+        self.wiring = wiring
         self.control = control  # builds the control socket's command handler (the CLI's), or None
         self.stop_event = threading.Event()
         self.idle = threading.Event()
@@ -121,16 +121,16 @@ class Agent:
         self.last_tick = time.monotonic()
         result = None
         try:
-            with self.device.sync_lock():
-                store = self.device.open_store()
+            with self.wiring.sync_lock():
+                store = self.wiring.open_store()
                 try:
                     started = time.monotonic()
-                    rec = self.device.reconciler(store, keep_runtime=True)
+                    rec = self.wiring.reconciler(store, keep_runtime=True)
                     result = rec.sync() if force or not self._still_parked(rec) else None
                     if result is not None:
                         self.parked = result.revision if outcome.is_permanent(result) else None
                         self.metrics.observe(result, time.monotonic() - started, store)
-                        self.device.report(store, result, self.reporter)
+                        self.wiring.report(store, result, self.reporter)
                 finally:
                     store.close()
             if result is not None:
@@ -179,7 +179,7 @@ class Agent:
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
         try:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
         except EdgeError:
             return True  # the first sync reports the problem; no reason to wait for it
         try:
@@ -198,7 +198,7 @@ class Agent:
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
         control = self._control_server()
-        self.reporter = self.device.fleet_reporter()
+        self.reporter = self.wiring.fleet_reporter()
         if self.reporter is not None:
             self.reporter.start()
         self.scheduler.start()
@@ -241,12 +241,12 @@ class Agent:
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
-        from gitops_edge.report.status_view import device_status
+        from gitops_edge.report.status_view import DeviceStatus, device_status
 
-        def status() -> dict[str, object]:
-            store = self.device.open_store()
+        def status() -> DeviceStatus:
+            store = self.wiring.open_store()
             try:
-                return device_status(self.config, store, self.device.runtime_or_none(timeout=10)[0])
+                return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])
             finally:
                 store.close()
 
@@ -263,5 +263,5 @@ class Agent:
         return server
 
 
-def run_daemon(config: AgentConfig, device: Device, control: ControlFactory | None = None) -> int:
-    return Agent(config, device, control).run()
+def run_daemon(config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> int:
+    return Agent(config, wiring, control).run()

@@ -1,4 +1,4 @@
-"""Trust and device security policy (DESIGN.md §6): device-local, never from Git.
+"""Trust and device security policy (README.md, "Trust"): device-local, never from Git.
 
 The repository is what is being verified, so it cannot also be what vouches:
 these come only from the agent config.
@@ -71,7 +71,7 @@ class SecurityPolicy:
 class CommitVerification:
     """``source.verify``: every fetched commit must be signed by an allowed signer."""
 
-    mode: str  # ssh | gpg
+    mode: str = "ssh"  # ssh | gpg
     allowed_signers: Path | None = None  # ssh: allowed_signers file
     gpg_keyring: Path | None = None  # gpg: a keyring (public keys) file or GNUPGHOME directory
 

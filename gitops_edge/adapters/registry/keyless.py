@@ -1,4 +1,4 @@
-"""Keyless sigstore bundles (DESIGN.md §6): certificate identity + OIDC issuer.
+"""Keyless sigstore bundles (README.md, "Trust"): certificate identity + OIDC issuer.
 
 The cryptography (Fulcio chain, SCT, Rekor inclusion, signature) is the
 ``sigstore`` package's; what it leaves to callers is done here, fail closed:
@@ -131,11 +131,13 @@ def _cert_identity(cert: Certificate) -> tuple[str, list[str]]:
     """The OIDC issuer and the SANs (email, URI, sigstore username) that sigstore's ``Identity`` compares."""
     from cryptography import x509
 
+    issuer = "(no OIDC issuer)"
     try:
         issuer_ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(_OIDC_ISSUER_OID)).value
-        issuer = issuer_ext.value.decode()  # type: ignore[attr-defined]
+        if isinstance(issuer_ext, x509.UnrecognizedExtension):  # sigstore's OID: raw bytes of the issuer URL
+            issuer = issuer_ext.value.decode()
     except Exception:
-        issuer = "(no OIDC issuer)"
+        pass
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except Exception:

@@ -1,7 +1,7 @@
 """Public keys and ECDSA checks on ``cryptography``, imported only when a signature is checked.
 
 The agent idles for hours between syncs; the crypto stack stays out of its
-memory until a trust rule actually needs it (DESIGN.md, ENVIRONMENT.md).
+memory until a trust rule actually needs it (docs/benchmarks.md, "Memory").
 """
 
 from __future__ import annotations

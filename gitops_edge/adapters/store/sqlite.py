@@ -2,7 +2,7 @@
 
 Holds the applied revision per stack, the history of syncs and (for
 crash-safety) the journal. One writer at a time: the agent runs one sync
-at a time and the CLI takes the same file lock (see ``gitops_edge.lock``).
+at a time and the CLI takes the same file lock (``gitops_edge.wiring.sync_lock``).
 """
 
 from __future__ import annotations
@@ -78,6 +78,20 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+def _int(value: object) -> int:
+    """A column SQLite typed INTEGER (its rows are untyped to Python's type checker)."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise StateStoreError(f"state store: expected a number, found {value!r}")
+
+
+def _float(value: object) -> float:
+    """A column SQLite typed REAL."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise StateStoreError(f"state store: expected a number, found {value!r}")
+
+
 class StateStore:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "state.db"
@@ -150,14 +164,14 @@ class StateStore:
         for id_, start, end, rev, outcome, reason, actions in rows:
             out.append(
                 SyncRecord(
-                    id=int(id_),  # type: ignore[call-overload]
-                    started_at=float(start),  # type: ignore[arg-type]
-                    finished_at=float(end) if end is not None else None,  # type: ignore[arg-type]
+                    id=_int(id_),
+                    started_at=_float(start),
+                    finished_at=_float(end) if end is not None else None,
                     revision=str(rev) if rev else None,
-                    outcome=Outcome(outcome) if outcome else None,
+                    outcome=Outcome(str(outcome)) if outcome else None,
                     reason=str(reason),
                     actions=tuple(json.loads(str(actions))),
-                    duration_s=(float(end) - float(start)) if end is not None else None,  # type: ignore[arg-type]
+                    duration_s=(_float(end) - _float(start)) if end is not None else None,
                 )
             )
         return out
@@ -170,7 +184,7 @@ class StateStore:
     def applied(self) -> dict[str, AppliedStack]:
         rows = self._query("SELECT stack, revision, applied_at, specs_json FROM applied")
         return {
-            str(s): AppliedStack(str(s), str(r), float(a), str(j))  # type: ignore[arg-type]
+            str(s): AppliedStack(str(s), str(r), _float(a), str(j))
             for s, r, a, j in rows
         }
 
@@ -293,7 +307,7 @@ class StateStore:
 
     def outbox_due(self, now: float) -> list[tuple[int, str, int]]:
         rows = self._query("SELECT id, payload, attempts FROM outbox WHERE next_at <= ? ORDER BY id", (now,))
-        return [(int(i), str(p), int(a)) for i, p, a in rows]  # type: ignore[call-overload]
+        return [(_int(i), str(p), _int(a)) for i, p, a in rows]
 
     def outbox_done(self, item_id: int) -> None:
         with self._tx() as db:
@@ -303,9 +317,6 @@ class StateStore:
         with self._tx() as db:
             db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id=?", (next_at, item_id))
 
-    def outbox_size(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])  # type: ignore[call-overload]
-
     # -- named FIFO queues (e.g. MQTT events waiting for the broker) ----------------------
     def queue_add(self, name: str, payload: str) -> None:
         with self._tx() as db:
@@ -313,7 +324,7 @@ class StateStore:
 
     def queue_items(self, name: str, limit: int = 100) -> list[tuple[int, str]]:
         rows = self._query("SELECT id, payload FROM queue WHERE name=? ORDER BY id LIMIT ?", (name, limit))
-        return [(int(i), str(p)) for i, p in rows]  # type: ignore[call-overload]
+        return [(_int(i), str(p)) for i, p in rows]
 
     def queue_remove(self, item_id: int) -> None:
         with self._tx() as db:

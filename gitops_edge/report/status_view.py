@@ -72,6 +72,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
         else {
             "revision": last.revision,
             "outcome": last.outcome.value if last.outcome else "running",
+            "step": last.step.value if last.step else None,
             "reason": last.reason,
             "at": last.started_at,
             "age_s": round(time.time() - last.started_at, 1),

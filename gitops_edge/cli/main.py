@@ -340,7 +340,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps([
             {"id": r.id, "started_at": r.started_at, "started": _rfc3339(r.started_at), "revision": r.revision,
              "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
-             "reason": r.reason, "actions": list(r.actions)}
+             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions)}
             for r in records], indent=2))
         return 0
     rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]

@@ -1,5 +1,5 @@
 """The VERIFY step: every image resolved to a digest and checked against the
-device-local trust policy before anything is pulled or run (DESIGN.md §6).
+device-local trust policy before anything is pulled or run (README.md, "Trust").
 
 Verdicts are cached in the state store by digest and by a fingerprint of the
 rule *and the contents of its key and trusted-root files*, so an unchanged

@@ -57,6 +57,7 @@ class WindowStatus(TypedDict):
 class LastSync(TypedDict):
     revision: str | None
     outcome: str  # an Outcome value, or "running"
+    step: str | None  # the step where it stopped (a Step value), None for a sync still running
     reason: str
     at: float
     age_s: float
@@ -131,6 +132,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
         else {
             "revision": last.revision,
             "outcome": last.outcome.value if last.outcome else "running",
+            "step": last.step.value if last.step else None,
             "reason": last.reason,
             "at": last.started_at,
             "age_s": round(time.time() - last.started_at, 1),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gitops_edge.errors import StateStoreError
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
+from gitops_edge.model.step import Step, step_or_none
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS syncs (
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS syncs (
   revision TEXT,
   outcome TEXT,
   reason TEXT NOT NULL DEFAULT '',
-  actions TEXT NOT NULL DEFAULT '[]'
+  actions TEXT NOT NULL DEFAULT '[]',
+  step TEXT
 );
 CREATE TABLE IF NOT EXISTS applied (
   stack TEXT PRIMARY KEY,
@@ -101,8 +103,20 @@ class StateStore:
             self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreError(f"cannot open state store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older agent up to ``SCHEMA`` (added columns are nullable)."""
+        def has_step(db: sqlite3.Connection) -> bool:
+            return "step" in {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+
+        if has_step(self._db):  # the usual case: no write lock taken
+            return
+        with self._tx() as db:  # checked again under the write lock: two openers never add it twice
+            if not has_step(db):
+                db.execute("ALTER TABLE syncs ADD COLUMN step TEXT")
 
     def _enable_wal(self) -> None:
         """Switching a new database to WAL needs it to itself; a second opener at the
@@ -146,22 +160,30 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def finish_sync(
-        self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str, actions: list[str]
+        self,
+        sync_id: int,
+        *,
+        revision: str | None,
+        outcome: Outcome,
+        reason: str,
+        actions: list[str],
+        step: Step | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=? WHERE id=?",
-                (time.time(), revision, outcome.value, reason, json.dumps(actions), sync_id),
+                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
+                (time.time(), revision, outcome.value, reason, json.dumps(actions),
+                 step.value if step is not None else None, sync_id),
             )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
         rows = self._query(
-            "SELECT id, started_at, finished_at, revision, outcome, reason, actions "
+            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step "
             "FROM syncs ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         out = []
-        for id_, start, end, rev, outcome, reason, actions in rows:
+        for id_, start, end, rev, outcome, reason, actions, step in rows:
             out.append(
                 SyncRecord(
                     id=_int(id_),
@@ -172,6 +194,7 @@ class StateStore:
                     reason=str(reason),
                     actions=tuple(json.loads(str(actions))),
                     duration_s=(_float(end) - _float(start)) if end is not None else None,
+                    step=step_or_none(step),
                 )
             )
         return out

@@ -3,6 +3,7 @@ and what the daemon makes of it (quarantine, parking, backoff, stopped automatio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -86,12 +87,13 @@ def test_one_failing_stack_leaves_the_others_updated(bench: Bench) -> None:
     ],
     ids=["invalid", "refused-by-policy", "image-not-in-registry"],
 )
-def test_a_bad_commit_is_permanent_and_changes_nothing(bench: Bench, make_bad: object, want: Outcome,
-                                                       step: Step) -> None:
+def test_a_bad_commit_is_permanent_and_changes_nothing(
+    bench: Bench, make_bad: Callable[[Bench], object], want: Outcome, step: Step
+) -> None:
     bench.commit(REV1, two_services("s", "app:v1"))
     bench.sync()
     before = {n: (c.id, c.status) for n, c in bench.containers("s").items()}
-    make_bad(bench)  # type: ignore[operator]
+    make_bad(bench)
     result = bench.sync()
     assert (result.outcome, result.step, result.revision) == (want, step, REV2), result.reason
     assert outcome.is_permanent(result)  # the daemon parks the commit until the ref moves

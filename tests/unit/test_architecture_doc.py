@@ -16,13 +16,14 @@ from pathlib import Path
 
 import gitops_edge.errors as errors_module
 from gitops_edge.errors import EdgeError
+from gitops_edge.model.step import Step
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "architecture.md"
 PACKAGE = ROOT / "gitops_edge"
 
-# The named steps of one update (the engine's Step enum will carry the same names).
-STEPS = ["FETCH", "LOAD", "SECURITY", "VERIFY", "PLAN", "HOLD", "STAGE", "SWITCH", "GATE", "COMMIT", "ROLLBACK"]
+# The named steps of one update, in the order the engine's Step enum lists them.
+STEPS = [s.name for s in Step]
 
 
 def _section(heading: str) -> str:

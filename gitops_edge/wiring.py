@@ -40,7 +40,9 @@ class Wiring:
     def open_store(self) -> StateStore:
         from gitops_edge.adapters.store.sqlite import StateStore
 
-        return StateStore(self.config.state_dir)
+        keep = self.config.retention
+        return StateStore(self.config.state_dir, history_keep=keep.history, history_days=keep.history_days,
+                          keep_revisions=keep.rollback_revisions)
 
     def runtime(self) -> ContainerRuntime:
         """One engine client, kept across syncs: no reconnect per poll."""

@@ -177,6 +177,7 @@ def daemon_commands(agent: Agent) -> Handler:
             return 2
         args.wiring = agent.wiring
         args.who = who
+        args.unchanged = agent.unchanged_polls()
         if args.command == "sync":
             progress = logging.StreamHandler(err)
             progress.setFormatter(human_formatter())
@@ -279,7 +280,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     runtime, err = wiring.runtime_or_none()
     if err is not None:
         log.warning("%s", err)
-    st = device_status(wiring.config, wiring.open_store(), runtime)
+    st = device_status(wiring.config, wiring.open_store(), runtime, unchanged=getattr(args, "unchanged", None))
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
@@ -293,6 +294,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if last:
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
               + (f" ({last['reason']})" if last["reason"] else ""))
+    polls = st["unchanged_polls"]
+    if polls and polls["count"]:
+        ago = f", last {time.time() - polls['last_at']:.0f}s ago" if polls["last_at"] else ""
+        print(f"unchanged polls since the daemon started: {polls['count']}{ago} (not kept in history)")
     rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
     for s in st["stacks"]:
         if not s["services"]:
@@ -340,7 +345,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps([
             {"id": r.id, "started_at": r.started_at, "started": _rfc3339(r.started_at), "revision": r.revision,
              "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
-             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions)}
+             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions),
+             "repeats": r.repeats, "last_at": r.last_at}
             for r in records], indent=2))
         return 0
     rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
@@ -348,7 +354,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         rows.append((
             _rfc3339(r.started_at),
             (r.revision or "-")[:12],
-            r.outcome.value if r.outcome else "running",
+            (r.outcome.value if r.outcome else "running") + (f" x{r.repeats}" if r.repeats > 1 else ""),
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
             r.reason or "; ".join(r.actions),
         ))

@@ -33,6 +33,7 @@ from gitops_edge.model.config import (
     DeviceConfig,
     HealthConfig,
     NotifyConfig,
+    RetentionConfig,
     SourceConfig,
     StatusConfig,
     UpdateWindow,
@@ -43,14 +44,30 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
-         "notify", "mqtt"},
+         "notify", "mqtt", "retention"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start"},
     "health": {"timeout", "stable_for"},
     "status": {"listen"},
     "notify": {"webhook", "timeout", "repeat_after"},
+    "retention": {"history", "history_days", "rollback_revisions", "min_free_space", "full_check"},
 }
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?", re.IGNORECASE)
+
+
+def parse_size(value: object) -> int:
+    """``500MB``, ``2GiB``, ``1.5G`` or a number of bytes -> bytes (K/M/G/T are powers of 1000, Ki/Mi.. of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"invalid size {value!r}")
+    m = _SIZE.fullmatch(str(value).strip())
+    if m is None:
+        raise ValueError(f"invalid size {value!r} (e.g. 500MB, 2GiB)")
+    unit = (m.group(2) or "b").lower().rstrip("b")
+    power = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}[unit.rstrip("i")]
+    base = 1024 if unit.endswith("i") else 1000
+    return int(float(m.group(1)) * base**power)
 
 
 def parse_duration(value: object) -> float:
@@ -180,6 +197,35 @@ def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     )
 
 
+def _retention(r: ConfigReader, data: Mapping[str, Any]) -> RetentionConfig:
+    if data.get("retention") is None:
+        return RetentionConfig()
+    sect = r.section(data, "retention")
+
+    def count(key: str, default: int, least: int) -> int:
+        value = sect.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"must be an integer >= {least}", r.loc(("retention", key)))
+        return value
+
+    free = RetentionConfig.min_free_bytes
+    if "min_free_space" in sect:
+        try:
+            free = parse_size(sect["min_free_space"])
+        except ValueError as exc:
+            raise ConfigError(str(exc), r.loc(("retention", "min_free_space"))) from None
+    days = sect.get("history_days", RetentionConfig.history_days)
+    if not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
+        raise ConfigError("must be a number of days > 0", r.loc(("retention", "history_days")))
+    return RetentionConfig(
+        history=count("history", RetentionConfig.history, 1),
+        history_days=float(days),
+        rollback_revisions=count("rollback_revisions", RetentionConfig.rollback_revisions, 1),
+        min_free_bytes=free,
+        full_check_s=r.duration(sect, ("retention", "full_check"), RetentionConfig.full_check_s),
+    )
+
+
 def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
@@ -279,5 +325,6 @@ def parse_config(
         update_windows=_windows(r, data.get("update_windows")),
         notify=_notify(r, data),
         mqtt=parse_mqtt(r, data.get("mqtt")),
+        retention=_retention(r, data),
         config_file=file,
     )

@@ -8,6 +8,12 @@ The first poll after start is spread over the whole interval
 it runs at once when a switch was interrupted and must be recovered.
 SIGTERM/SIGINT stop the scheduler; a sync in progress is allowed to finish
 its current step but the process exits within a few seconds.
+
+One state store and one reconciler live across polls (closing the last SQLite
+connection checkpoints the WAL: a write per poll), so the reconciler's idle
+memo (``engine.idle``) lets a poll where nothing moved end after one ls-remote
+and one container list, writing nothing; unchanged polls are counted in memory
+(``/status``, ``/metrics``), not in the history.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.result import SyncResult
 
 if TYPE_CHECKING:
+    from gitops_edge.adapters.store.sqlite import StateStore
     from gitops_edge.daemon.wiring_port import DaemonWiring
     from gitops_edge.report.mqtt_status import FleetReporter
 
@@ -82,6 +89,9 @@ class Agent:
         self.failures = 0
         self.retry_after_s: float | None = None  # from the last sync's 429/503, if the server said
         self.rng = random.Random()
+        if not logging.getLogger().isEnabledFor(logging.DEBUG):
+            # its four INFO lines per job run would be the only write of an idle poll (journald, flash)
+            logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.metrics = Metrics()
         self.synced_once = threading.Event()
@@ -89,6 +99,29 @@ class Agent:
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
         # A commit that failed permanently (invalid, refused): no retry until the ref moves.
         self.parked: str | None = None
+        self._store: StateStore | None = None  # kept open across polls
+        self._rec: Reconciler | None = None  # kept across polls: its idle memo
+
+    def _reconciler(self) -> tuple[StateStore, Reconciler]:
+        """The kept store and reconciler, built on first use or after a crash dropped them."""
+        if self._store is None or self._rec is None:
+            self._drop()
+            self._store = self.wiring.open_store()
+            self._rec = self.wiring.reconciler(self._store, keep_runtime=True)
+        return self._store, self._rec
+
+    def _drop(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:
+                pass
+        self._store = self._rec = None
+
+    def unchanged_polls(self) -> tuple[int, float | None]:
+        """(count since start, wall time of the last) of syncs that changed nothing."""
+        rec = self._rec
+        return (rec.idle.unchanged_polls, rec.idle.last_unchanged_at) if rec is not None else (0, None)
 
     def _sync_once(self) -> None:
         """The scheduled cycle: sync (unless parked), then schedule the next one."""
@@ -122,23 +155,21 @@ class Agent:
         result = None
         try:
             with self.wiring.sync_lock():
-                store = self.wiring.open_store()
-                try:
-                    started = time.monotonic()
-                    rec = self.wiring.reconciler(store, keep_runtime=True)
-                    result = rec.sync() if force or not self._still_parked(rec) else None
-                    if result is not None:
-                        self.parked = result.revision if outcome.is_permanent(result) else None
-                        self.metrics.observe(result, time.monotonic() - started, store)
+                store, rec = self._reconciler()
+                started = time.monotonic()
+                result = rec.sync() if force or not self._still_parked(rec) else None
+                if result is not None:
+                    self.parked = result.revision if outcome.is_permanent(result) else None
+                    self.metrics.observe(result, time.monotonic() - started, store, self.unchanged_polls())
+                    if not rec.last_idle:  # an idle poll repeats what was reported already
                         self.wiring.report(store, result, self.reporter)
-                finally:
-                    store.close()
             if result is not None:
                 self.failures = self.failures + 1 if outcome.counts_as_failure(result) else 0
                 self.retry_after_s = outcome.retry_after_s(result)
             self.synced_once.set()
         except Exception:  # the daemon must outlive a bug in one sync
             log.exception("sync crashed")
+            self._drop()  # start the next one afresh
             self.failures += 1
             self.retry_after_s = None
         finally:
@@ -217,6 +248,7 @@ class Agent:
             log.warning("a sync is still running; stopping anyway, the next start recovers it")
             logging.shutdown()
             os._exit(0)
+        self._drop()
         log.info("stopped")
         return 0
 
@@ -243,12 +275,15 @@ class Agent:
             return None
         from gitops_edge.report.status_view import DeviceStatus, device_status
 
+        kept: list[StateStore] = []  # one reader kept open: a new SQLite connection per request writes
+        reading = threading.Lock()
+
         def status() -> DeviceStatus:
-            store = self.wiring.open_store()
-            try:
-                return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])
-            finally:
-                store.close()
+            with reading:
+                if not kept:
+                    kept.append(self.wiring.open_store())
+                return device_status(self.config, kept[0], self.wiring.runtime_or_none(timeout=10)[0],
+                                     unchanged=self.unchanged_polls())
 
         server = StatusServer(
             self.config.status.listen,

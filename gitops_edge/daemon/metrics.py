@@ -35,8 +35,18 @@ class Metrics:
             registry=r,
         )
         self.quarantined = Gauge("gitops_edge_quarantined_stacks", "Stacks with a quarantined commit", registry=r)
+        self.unchanged = Gauge(
+            "gitops_edge_unchanged_polls", "Syncs since start that found nothing to change (not in the history)",
+            registry=r,
+        )
+        self.last_unchanged = Gauge(
+            "gitops_edge_last_unchanged_poll_timestamp_seconds", "When a sync last found nothing to change",
+            registry=r,
+        )
 
-    def observe(self, result: SyncResult, duration_s: float, store: StateStore) -> None:
+    def observe(
+        self, result: SyncResult, duration_s: float, store: StateStore, unchanged: tuple[int, float | None] = (0, None)
+    ) -> None:
         outcome = result.outcome
         self.sync_duration.labels(outcome=outcome.value).observe(duration_s)
         if outcome is Outcome.ROLLED_BACK:
@@ -51,6 +61,9 @@ class Metrics:
             self.revision.labels(stack=stack, revision=a.revision).set(1)
             self.applied_at.labels(stack=stack).set(a.applied_at)
         self.quarantined.set(len(store.quarantined()))
+        self.unchanged.set(unchanged[0])
+        if unchanged[1] is not None:
+            self.last_unchanged.set(unchanged[1])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

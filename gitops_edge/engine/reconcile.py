@@ -7,7 +7,14 @@ GATE -> COMMIT, or ROLLBACK. The first five only read (they also serve the
 early with a result (nothing to change, changes must wait) or raises one of
 our errors, which says by its ``retry`` whether trying again can help. The
 outcome of the sync, with the step where it stopped, is recorded on every
-exit path, in the ``finally`` of ``sync``.
+exit path but one, in the ``finally`` of ``sync``: a sync that changed nothing
+writes nothing (``engine.idle``; the daemon counts those in memory). The
+history row of a sync that changes something is started before STAGE, so a
+crash during an update still leaves its mark.
+
+A reconciler kept across polls (the daemon's) remembers the last no-op sync
+(``engine.idle.IdleMemo``): while the commit, the managed containers and the
+stacks' held state are as they were, FETCH ends the sync after one ls-remote.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine import recovery
+from gitops_edge.engine.idle import IdleMemo, held_digest
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.switch import StackSwitch
 from gitops_edge.errors import ApplyError, EdgeError, RollbackFailed, StateStoreError, TrustError
@@ -68,6 +76,10 @@ class _Pass:
     observed: ObservedState = field(default_factory=ObservedState)
     plan: Plan = field(default_factory=lambda: Plan(""))
     result: SyncResult = field(default_factory=lambda: SyncResult(Outcome.UNCHANGED))
+    idle: bool = False  # ended by the idle short-circuit at FETCH
+    remembered: bool = False  # a no-op sync that armed the short-circuit
+    sync_id: int | None = None  # the history row, once the sync is about to change something
+    started_at: float = 0.0  # wall clock
 
     def at(self, step: Step) -> None:
         self.step = step
@@ -96,33 +108,34 @@ class Reconciler:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
+        self.idle = IdleMemo(full_check_s=config.retention.full_check_s)
+        self.last_idle = False  # the last sync ended at the idle short-circuit
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:
         started = self.clock.monotonic()
-        sync_id = self.store.start_sync()
-        p = _Pass()
+        p = _Pass(started_at=self.clock.now().timestamp())
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
-            recovery.recover(self.store, self.runtime, self.switch, p.at)
+            if self.store.journal():
+                self.idle.forget()
+                recovery.recover(self.store, self.runtime, self.switch, p.at)
             result = self._run(p)
         except EdgeError as exc:
             result = SyncResult(outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
         finally:
             if result.step is None:
                 result.step = p.step
+            self.last_idle = p.idle
+            if result.outcome is Outcome.UNCHANGED:
+                self.idle.count_unchanged(self.clock.now().timestamp())
+            if not (p.idle or p.remembered):
+                self.idle.forget()
             try:
-                self.store.finish_sync(
-                    sync_id,
-                    revision=result.revision,
-                    outcome=result.outcome,
-                    reason=result.reason,
-                    actions=result.actions,
-                    step=result.step,
-                )
+                self._record_sync(p, result)
             except StateStoreError as exc:  # recording must never hide the real outcome
                 log.error("could not record the sync: %s", exc)
-            log.info(
+            (log.debug if p.idle else log.info)(
                 "sync %s at %s in %.2fs: %s%s",
                 result.outcome.value,
                 result.step.value,
@@ -131,6 +144,21 @@ class Reconciler:
                 f" ({result.reason})" if result.reason else "",
             )
         return result
+
+    def _record_sync(self, p: _Pass, result: SyncResult) -> None:
+        """History keeps what changed, failed or was refused; an unchanged sync is not a row."""
+        if p.sync_id is None and (result.outcome is Outcome.UNCHANGED or p.dry or p.idle):
+            return  # (an idle poll repeats the answer of the full sync that armed it)
+        if p.sync_id is None:
+            p.sync_id = self.store.start_sync(p.started_at)
+        self.store.finish_sync(
+            p.sync_id,
+            revision=result.revision,
+            outcome=result.outcome,
+            reason=result.reason,
+            actions=result.actions,
+            step=result.step,
+        )
 
     def _run(self, p: _Pass, last: Step | None = None) -> SyncResult:
         """Run ``STEPS`` in order until one ends the sync (or ``last`` has run)."""
@@ -156,6 +184,15 @@ class Reconciler:
 
     # -- FETCH, LOAD, SECURITY, VERIFY, PLAN: read only ---------------------------------
     def _fetch(self, p: _Pass) -> SyncResult | None:
+        if not p.dry and self.idle.armed(self.clock.monotonic()):
+            revision = self.source.remote_revision()  # one ls-remote; its failure is this sync's
+            engine = self.runtime.fingerprint(self.idle.stacks)
+            if self.idle.matches(revision, engine, held_digest(self.store)):
+                self.revision_seen = p.revision = revision
+                p.idle = True
+                p.result = SyncResult(self.idle.outcome, revision=revision, reason=self.idle.reason)
+                return p.result
+            self.idle.forget()  # something moved: the full sync, now
         checkout = self.source.checkout(applied_revision=self._applied_revision())
         self.revision_seen = p.revision = checkout.revision
         p.root = checkout.root
@@ -200,11 +237,23 @@ class Reconciler:
         if p.skipped:
             p.result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(p.skipped.items()))
         if not p.plan.is_noop:
+            self.idle.forget()
             return None
         self._record_revisions(p, p.plan.stacks)
         if p.skipped and not p.plan.stacks:  # every stack is held back
             p.result.outcome = Outcome.SKIPPED
+        self._remember_idle(p)
         return p.result
+
+    def _remember_idle(self, p: _Pass) -> None:
+        """Arm the idle short-circuit, unless a service asks its registry on every poll."""
+        if any(svc.pull_policy == "always" for st in p.desired.stacks for svc in st.services):
+            return
+        stacks = frozenset(st.name for st in p.desired.stacks) | frozenset(self.store.applied())
+        self.idle.stacks = stacks
+        self.idle.remember(p.revision, self.runtime.fingerprint(stacks), held_digest(self.store),
+                           self.clock.monotonic(), p.result.outcome, p.result.reason)
+        p.remembered = True
 
     def _applied_revision(self) -> str | None:
         """The newest revision applied to any stack: the ref may only move forward from it."""
@@ -261,6 +310,8 @@ class Reconciler:
         return None
 
     def _stage(self, p: _Pass) -> SyncResult | None:
+        if not p.dry and p.sync_id is None:  # about to change the device: its history row first
+            p.sync_id = self.store.start_sync(p.started_at)
         self.stage(p.plan.stacks)
         return None
 

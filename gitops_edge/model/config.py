@@ -82,6 +82,17 @@ class MqttConfig:
     keepalive_s: int = 30  # the broker publishes the Last Will after 1.5x this without a word
 
 
+@dataclass(frozen=True)
+class RetentionConfig:
+    """What the device keeps, and how much idle work it does (flash wear, full disks)."""
+
+    history: int = 1000  # sync history rows kept (changes, failures, refusals; unchanged polls are not rows)
+    history_days: float = 90.0  # and none older than this
+    rollback_revisions: int = 5  # good revisions per stack whose images stay for `rollback`
+    min_free_bytes: int = 0  # free space the engine's data root must keep when layer sizes are unknown
+    full_check_s: float = 600.0  # an idle daemon still re-plans from scratch at least this often
+
+
 DEFAULT_STATE_DIR = "/var/lib/gitops-edge"  # SQLite state (history, journal), the Git checkout
 
 
@@ -98,4 +109,5 @@ class AgentConfig:
     update_windows: tuple[UpdateWindow, ...] = ()  # empty: any time
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     mqtt: MqttConfig | None = None  # None: no fleet status over MQTT
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     config_file: str = "<config>"

@@ -28,6 +28,8 @@ class SyncRecord:
     actions: tuple[str, ...] = ()  # human descriptions of what was done
     duration_s: float | None = None
     step: Step | None = None  # where it stopped (None: still running, or recorded by an older agent)
+    repeats: int = 1  # the same failure, seen this many times in a row
+    last_at: float | None = None  # when it was seen last, if more than once
 
 
 @dataclass(frozen=True)

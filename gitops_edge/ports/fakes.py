@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -198,6 +198,14 @@ class FakeRuntime:
             ))
         return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)))
 
+    def fingerprint(self, stacks: Collection[str]) -> str:
+        self._call("fingerprint", "")
+        rows = []
+        for c in sorted((c for c in self.containers.values() if c.stack in stacks), key=lambda c: c.id):
+            self._advance(c)
+            rows.append(f"{c.id} {c.name} {c.status} {self._health(c)} {c.image} {c.config_hash} {c.revision}")
+        return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
     def resolve_image(self, ref: str, pull_policy: str) -> str:
         self._call("resolve_image", ref)
         if ref in self.missing:
@@ -343,8 +351,9 @@ class FakeStore:
         return self.clock.monotonic()
 
     # sync records
-    def start_sync(self) -> int:
-        self.syncs.append(SyncRecord(len(self.syncs) + 1, self._now(), None, None, None, ""))
+    def start_sync(self, started_at: float | None = None) -> int:
+        at = self._now() if started_at is None else started_at
+        self.syncs.append(SyncRecord(len(self.syncs) + 1, at, None, None, None, ""))
         return len(self.syncs)
 
     def finish_sync(self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str,

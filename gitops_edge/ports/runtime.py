@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from gitops_edge.model.observed import ContainerState, ObservedState
@@ -11,6 +12,11 @@ from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSp
 class ContainerRuntime(Protocol):
     def observe(self) -> ObservedState:
         """Every container carrying Compose project labels, plus networks and volumes."""
+        ...
+
+    def fingerprint(self, stacks: Collection[str]) -> str:
+        """A digest of the containers of ``stacks`` (Compose projects) from one cheap call: it
+        changes when any of them is added, removed, replaced, stopped, started or turns unhealthy."""
         ...
 
     def resolve_image(self, ref: str, pull_policy: str) -> str:

@@ -28,7 +28,9 @@ class JournalStore(Protocol):
 
 class EngineStore(JournalStore, Protocol):
     # -- sync records
-    def start_sync(self) -> int: ...
+    def start_sync(self, started_at: float | None = None) -> int:
+        """A history row for a sync that is about to change something (its crash marker)."""
+        ...
 
     def finish_sync(
         self,

@@ -63,6 +63,11 @@ class LastSync(TypedDict):
     age_s: float
 
 
+class UnchangedPolls(TypedDict):
+    count: int  # since the daemon started (kept in memory: an idle poll writes nothing)
+    last_at: float | None
+
+
 class DeviceStatus(TypedDict):
     device: str
     source: SourceStatus
@@ -71,10 +76,16 @@ class DeviceStatus(TypedDict):
     lock: dict[str, object] | None  # who, reason, at
     update_windows: list[WindowStatus]
     last_sync: LastSync | None
+    unchanged_polls: UnchangedPolls | None  # None outside the daemon
     stacks: list[StackStatus]
 
 
-def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None) -> DeviceStatus:
+def device_status(
+    config: AgentConfig,
+    store: StateStore,
+    runtime: ContainerRuntime | None,
+    unchanged: tuple[int, float | None] | None = None,
+) -> DeviceStatus:
     observed: ObservedState | None = None
     engine_error = None
     if runtime is not None:
@@ -137,6 +148,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
             "at": last.started_at,
             "age_s": round(time.time() - last.started_at, 1),
         },
+        "unchanged_polls": None if unchanged is None else {"count": unchanged[0], "last_at": unchanged[1]},
         "stacks": stacks,
     }
 

@@ -33,14 +33,14 @@ def test_steps_run_in_the_documented_order() -> None:
     assert list(Step)[len(STEPS):] == [Step.GATE, Step.COMMIT, Step.ROLLBACK]
 
 
-def test_no_change_stops_after_plan_and_records_the_step(bench: Bench) -> None:
+def test_no_change_stops_after_plan_and_writes_no_history(bench: Bench) -> None:
     bench.commit(REV1, two_services("s", "app:v1"))
     assert bench.sync().step is Step.COMMIT
-    calls = len(bench.runtime.calls)
+    calls, rows = len(bench.runtime.calls), len(bench.store.syncs)
     result = bench.sync()
     assert (result.outcome, result.step) == (Outcome.UNCHANGED, Step.PLAN)
-    assert {op for op, _ in bench.runtime.calls[calls:]} == {"resolve_image", "observe"}  # nothing touched
-    assert bench.store.syncs[-1].step is Step.PLAN
+    assert {op for op, _ in bench.runtime.calls[calls:]} == {"resolve_image", "observe", "fingerprint"}
+    assert len(bench.store.syncs) == rows  # history keeps changes, failures and refusals only
 
 
 def test_a_quarantined_commit_is_skipped_and_a_newer_one_applied(bench: Bench) -> None:
@@ -54,7 +54,7 @@ def test_a_quarantined_commit_is_skipped_and_a_newer_one_applied(bench: Bench) -
     calls = len(bench.runtime.calls)
     again = bench.sync()  # the ref still points at the bad commit
     assert again.outcome is Outcome.SKIPPED and f"commit {REV2[:12]} is quarantined" in again.reason
-    assert not [op for op, _ in bench.runtime.calls[calls:] if op not in ("observe",)]
+    assert not [op for op, _ in bench.runtime.calls[calls:] if op not in ("observe", "fingerprint")]
     bench.assert_converged(two_services("s", "app:v1"), REV1)
 
     bench.commit(REV3, two_services("s", "app:v3"))

@@ -8,6 +8,8 @@ The list API has no restart count; only ``inspect`` has it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,23 @@ def _int(text: str | None, default: int = 0) -> int:
         return int(text) if text is not None else default
     except ValueError:
         return default
+
+
+def containers_digest(summaries: list[dict[str, Any]]) -> str:
+    """One digest of the listed containers: any container added, removed, replaced, stopped,
+    started, turning unhealthy or relabelled changes it; uptime text does not."""
+    rows = sorted(
+        (
+            str(s.get("Id")),
+            str(s.get("State")),
+            health_from_status(str(s.get("Status") or "")) or "",
+            str(s.get("ImageID")),
+            sorted(s.get("Names") or []),
+            sorted((s.get("Labels") or {}).items()),
+        )
+        for s in summaries
+    )
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
 
 
 def observed_container(summary: dict[str, Any], restart_count: int = 0) -> ObservedContainer | None:

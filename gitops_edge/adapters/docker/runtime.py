@@ -16,7 +16,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -142,6 +142,15 @@ class DockerRuntime:
             containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
             networks=tuple(sorted(n["Name"] for n in networks)),
             volumes=tuple(sorted(v["Name"] for v in volumes)),
+        )
+
+    def fingerprint(self, stacks: Collection[str]) -> str:
+        """A digest of the containers of ``stacks``, from one list call (the idle poll)."""
+        with _engine("listing containers"):
+            summaries = self._api.containers(all=True, filters={"label": t.PROJECT})
+        wanted = set(stacks)
+        return docker_read.containers_digest(
+            [s for s in summaries if (s.get("Labels") or {}).get(t.PROJECT) in wanted]
         )
 
     def inspect_state(self, container_id: str) -> ContainerState:

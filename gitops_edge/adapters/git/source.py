@@ -323,7 +323,9 @@ class GitRepoSource:
         """
         if not self._git_dir.is_dir():
             return self._open_or_init(), False
-        status = self._local(["status", "--porcelain=v2", "--branch", "--ignored", "--untracked-files=all"])
+        # --no-optional-locks: no index refresh written back (flash wear)
+        status = self._local(["--no-optional-locks", "status", "--porcelain=v2", "--branch", "--ignored",
+                              "--untracked-files=all"])
         oid, detached, clean = "", False, True
         for line in status.splitlines():
             if line.startswith("# branch.oid "):

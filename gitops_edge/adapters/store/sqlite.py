@@ -1,8 +1,16 @@
-"""The device's memory: SQLite in ``state_dir`` (WAL, synchronous FULL).
+"""The device's memory: SQLite in ``state_dir`` (WAL).
 
 Holds the applied revision per stack, the history of syncs and (for
 crash-safety) the journal. One writer at a time: the agent runs one sync
 at a time and the CLI takes the same file lock (``gitops_edge.wiring.sync_lock``).
+
+Flash wear: writes use ``synchronous=NORMAL`` (a power cut may lose the last
+commits, never corrupts); the switch journal is written with ``FULL``, whose
+fsync of the WAL also makes everything before it durable. Reads never write,
+and a value written again unchanged is not written. History keeps changes,
+failures and refusals only (the engine records no unchanged sync), a repeat of
+the same failure bumps ``repeats`` of its row instead of adding one, and rows
+beyond ``history_keep`` or older than ``history_days`` are pruned.
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ CREATE TABLE IF NOT EXISTS syncs (
   outcome TEXT,
   reason TEXT NOT NULL DEFAULT '',
   actions TEXT NOT NULL DEFAULT '[]',
-  step TEXT
+  step TEXT,
+  repeats INTEGER NOT NULL DEFAULT 1,
+  last_at REAL
 );
 CREATE TABLE IF NOT EXISTS applied (
   stack TEXT PRIMARY KEY,
@@ -77,7 +87,18 @@ CREATE TABLE IF NOT EXISTS kv (
   key TEXT PRIMARY KEY,
   value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS images (
+  ref TEXT PRIMARY KEY,
+  image_id TEXT NOT NULL,
+  size INTEGER NOT NULL DEFAULT 0,
+  pulled_at REAL NOT NULL
+);
 """
+
+HISTORY_KEEP = 1000  # rows
+HISTORY_DAYS = 90.0
+KEEP_REVISIONS = 5  # good revisions per stack (manual rollback; their images are kept)
+_FOLDED = ("error", "refused", "skipped")  # outcomes whose identical repeats share one row
 
 
 def _int(value: object) -> int:
@@ -95,13 +116,24 @@ def _float(value: object) -> float:
 
 
 class StateStore:
-    def __init__(self, state_dir: Path) -> None:
+    """``history_keep`` rows at most, none older than ``history_days``.
+
+    The connection may be used from any thread (the daemon keeps one store open
+    across polls, its syncs run on scheduler and control-socket threads); the
+    sync lock makes the use one at a time.
+    """
+
+    def __init__(self, state_dir: Path, *, history_keep: int = HISTORY_KEEP,
+                 history_days: float = HISTORY_DAYS, keep_revisions: int = KEEP_REVISIONS) -> None:
         self.path = state_dir / "state.db"
+        self.history_keep = history_keep
+        self.history_days = history_days
+        self.keep_revisions = keep_revisions
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             self._enable_wal()
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._migrate()
         except (sqlite3.Error, OSError) as exc:
@@ -109,14 +141,17 @@ class StateStore:
 
     def _migrate(self) -> None:
         """Bring a database written by an older agent up to ``SCHEMA`` (added columns are nullable)."""
-        def has_step(db: sqlite3.Connection) -> bool:
-            return "step" in {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+        added = {"step": "TEXT", "repeats": "INTEGER NOT NULL DEFAULT 1", "last_at": "REAL"}
 
-        if has_step(self._db):  # the usual case: no write lock taken
+        def missing(db: sqlite3.Connection) -> list[str]:
+            have = {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+            return [col for col in added if col not in have]
+
+        if not missing(self._db):  # the usual case: no write lock taken
             return
         with self._tx() as db:  # checked again under the write lock: two openers never add it twice
-            if not has_step(db):
-                db.execute("ALTER TABLE syncs ADD COLUMN step TEXT")
+            for col in missing(db):
+                db.execute(f"ALTER TABLE syncs ADD COLUMN {col} {added[col]}")
 
     def _enable_wal(self) -> None:
         """Switching a new database to WAL needs it to itself; a second opener at the
@@ -135,15 +170,22 @@ class StateStore:
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``durable``: fsync at commit (``synchronous=FULL``), for the journal."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as exc:
             raise StateStoreError(f"state store {self.path}: {exc}") from exc
 
@@ -154,9 +196,9 @@ class StateStore:
             raise StateStoreError(f"state store {self.path}: {exc}") from exc
 
     # -- syncs ---------------------------------------------------------------
-    def start_sync(self) -> int:
+    def start_sync(self, started_at: float | None = None) -> int:
         with self._tx() as db:
-            cur = db.execute("INSERT INTO syncs (started_at) VALUES (?)", (time.time(),))
+            cur = db.execute("INSERT INTO syncs (started_at) VALUES (?)", (started_at or time.time(),))
             return int(cur.lastrowid or 0)
 
     def finish_sync(
@@ -169,21 +211,40 @@ class StateStore:
         actions: list[str],
         step: Step | None = None,
     ) -> None:
+        now = time.time()
+        row = (revision, outcome.value, reason, json.dumps(actions), step.value if step is not None else None)
         with self._tx() as db:
-            db.execute(
-                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
-                (time.time(), revision, outcome.value, reason, json.dumps(actions),
-                 step.value if step is not None else None, sync_id),
-            )
+            prev = db.execute(
+                "SELECT id, revision, outcome, reason, actions, step FROM syncs WHERE id < ? ORDER BY id DESC LIMIT 1",
+                (sync_id,),
+            ).fetchone()
+            if outcome.value in _FOLDED and not actions and prev is not None and tuple(prev[1:]) == row:
+                # the same failure again: one row says since when, how often, and when last
+                db.execute("UPDATE syncs SET last_at=?, repeats = repeats + 1 WHERE id=?", (now, prev[0]))
+                db.execute("DELETE FROM syncs WHERE id=?", (sync_id,))
+            else:
+                db.execute(
+                    "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
+                    (now, *row, sync_id),
+                )
+            self._prune(db, now)
+
+    def _prune(self, db: sqlite3.Connection, now: float) -> None:
+        """History retention: the newest ``history_keep`` rows of the last ``history_days``."""
+        db.execute("DELETE FROM syncs WHERE started_at < ?", (now - self.history_days * 86400,))
+        db.execute(
+            "DELETE FROM syncs WHERE id <= (SELECT id FROM syncs ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            (max(self.history_keep, 1),),
+        )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
         rows = self._query(
-            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step "
+            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step, repeats, last_at "
             "FROM syncs ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         out = []
-        for id_, start, end, rev, outcome, reason, actions, step in rows:
+        for id_, start, end, rev, outcome, reason, actions, step, repeats, last in rows:
             out.append(
                 SyncRecord(
                     id=_int(id_),
@@ -195,6 +256,8 @@ class StateStore:
                     actions=tuple(json.loads(str(actions))),
                     duration_s=(_float(end) - _float(start)) if end is not None else None,
                     step=step_or_none(step),
+                    repeats=_int(repeats) if repeats is not None else 1,
+                    last_at=_float(last) if last is not None else None,
                 )
             )
         return out
@@ -226,8 +289,8 @@ class StateStore:
             # keep the last few good revisions per stack (their images stay for `rollback`)
             db.execute(
                 "DELETE FROM good_revisions WHERE stack=? AND revision NOT IN "
-                "(SELECT revision FROM good_revisions WHERE stack=? ORDER BY applied_at DESC LIMIT 5)",
-                (stack, stack),
+                "(SELECT revision FROM good_revisions WHERE stack=? ORDER BY applied_at DESC LIMIT ?)",
+                (stack, stack, self.keep_revisions),
             )
 
     def forget_stack(self, stack: str) -> None:
@@ -276,7 +339,7 @@ class StateStore:
 
     # -- journal ---------------------------------------------------------------
     def journal_write(self, stack: str, revision: str, phase: str, data: dict[str, object]) -> None:
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.execute(
                 "INSERT OR REPLACE INTO journal (stack, revision, phase, data, updated_at) VALUES (?,?,?,?,?)",
                 (stack, revision, phase, json.dumps(data, sort_keys=True), time.time()),
@@ -288,7 +351,7 @@ class StateStore:
         return {str(s): (str(r), str(p), json.loads(str(d))) for s, r, p, d in rows}
 
     def journal_clear(self, stack: str) -> None:
-        with self._tx() as db:
+        with self._tx(durable=True) as db:
             db.execute("DELETE FROM journal WHERE stack=?", (stack,))
 
     # -- small values ----------------------------------------------------------
@@ -297,6 +360,8 @@ class StateStore:
         return str(rows[0][0]) if rows else None
 
     def put(self, key: str, value: str) -> None:
+        if self.get(key) == value:
+            return  # polls that change nothing write nothing
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO kv (key, value) VALUES (?,?)", (key, value))
 

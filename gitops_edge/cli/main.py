@@ -294,6 +294,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if last:
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
               + (f" ({last['reason']})" if last["reason"] else ""))
+    img = st["images"]
+    if img["pulled"] or img["freed_bytes"]:
+        print(f"images: {img['pulled']} pulled and kept, {img['bytes'] / 1e6:.1f} MB; "
+              f"{img['freed_bytes'] / 1e6:.1f} MB freed by retention")
     polls = st["unchanged_polls"]
     if polls and polls["count"]:
         ago = f", last {time.time() - polls['last_at']:.0f}s ago" if polls["last_at"] else ""

@@ -35,6 +35,13 @@ class Metrics:
             registry=r,
         )
         self.quarantined = Gauge("gitops_edge_quarantined_stacks", "Stacks with a quarantined commit", registry=r)
+        self.image_bytes = Gauge(
+            "gitops_edge_image_bytes", "Size of the images the agent pulled and keeps (current and rollback)",
+            registry=r,
+        )
+        self.image_freed = Gauge(
+            "gitops_edge_image_freed_bytes", "Bytes of unused images removed by retention so far", registry=r,
+        )
         self.unchanged = Gauge(
             "gitops_edge_unchanged_polls", "Syncs since start that found nothing to change (not in the history)",
             registry=r,
@@ -61,6 +68,9 @@ class Metrics:
             self.revision.labels(stack=stack, revision=a.revision).set(1)
             self.applied_at.labels(stack=stack).set(a.applied_at)
         self.quarantined.set(len(store.quarantined()))
+        _count, used, freed = store.image_usage()
+        self.image_bytes.set(used)
+        self.image_freed.set(freed)
         self.unchanged.set(unchanged[0])
         if unchanged[1] is not None:
             self.last_unchanged.set(unchanged[1])

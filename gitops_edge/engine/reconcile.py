@@ -28,7 +28,7 @@ from gitops_edge.core.outcome import outcome_for
 from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
-from gitops_edge.engine import recovery
+from gitops_edge.engine import recovery, retention
 from gitops_edge.engine.idle import IdleMemo, held_digest
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.switch import StackSwitch
@@ -318,8 +318,12 @@ class Reconciler:
     def stage(self, stack_plans: Iterable[StackPlan]) -> None:
         """Pull every image and create networks and volumes before touching a container."""
         stack_plans = list(stack_plans)
-        for image in sorted({a.image for sp in stack_plans for a in sp.actions if a.image}):
-            self.runtime.pull_image(image)
+        images = sorted({a.image for sp in stack_plans for a in sp.actions if a.image})
+        missing = [image for image in images if self.runtime.image_info(image) is None]
+        retention.ensure_space(self.store, self.runtime, missing, self.config.retention.min_free_bytes)
+        for image in images:
+            if self.runtime.pull_image(image):
+                retention.record_pull(self.store, self.runtime, image)
         for sp in stack_plans:
             for net in sp.networks:
                 self.runtime.ensure_network(sp.stack, net)
@@ -343,6 +347,8 @@ class Reconciler:
             except ApplyError as exc:
                 self.store.quarantine(sp.stack, p.revision, exc.message.removeprefix(f"{sp.stack}: "))
                 failures.append((exc, p.step))
+        if result.actions:  # retention, after COMMIT: images no container and no rollback target needs
+            retention.prune_after_commit(self.store, self.runtime)
         if failures:
             result.outcome = Outcome.ROLLED_BACK
             result.error, p.step = failures[0]

@@ -110,6 +110,8 @@ class FakeRuntime:
         self.networks: set[str] = set()
         self.volumes: set[str] = set()
         self.pulled: set[str] = set()
+        self.image_size = 10_000_000  # bytes, every image
+        self.free: int | None = None  # free bytes on the data root; None: unknown
         self.scripts: dict[str, Script] = {}  # image reference as written -> behaviour
         self.missing: set[str] = set()  # image references the registry does not have
         self.failures: dict[str, list[EdgeError]] = {}  # operation -> errors to raise, in turn
@@ -214,9 +216,32 @@ class FakeRuntime:
             return ref
         return f"{ref}@sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
 
-    def pull_image(self, pinned: str) -> None:
+    def pull_image(self, pinned: str) -> bool:
         self._call("pull_image", pinned)
+        if pinned in self.pulled:
+            return False
+        if self.free is not None:
+            self.free -= self.image_size
         self.pulled.add(pinned)
+        return True
+
+    def image_info(self, ref: str) -> tuple[str, int] | None:
+        return (f"id-of-{ref}", self.image_size) if ref in self.pulled else None
+
+    def images_in_use(self) -> set[str]:
+        return {f"id-of-{c.image}" for c in self.containers.values()}
+
+    def remove_image(self, ref: str) -> bool:
+        self._call("remove_image", ref)
+        if ref not in self.pulled or ref in {c.image for c in self.containers.values()}:
+            return False
+        self.pulled.discard(ref)
+        if self.free is not None:
+            self.free += self.image_size
+        return True
+
+    def free_space(self) -> int | None:
+        return self.free
 
     def ensure_network(self, stack: str, net: NetworkSpec) -> None:
         self._call("ensure_network", net.name)
@@ -344,6 +369,8 @@ class FakeStore:
     stopped_rows: dict[str, str] = field(default_factory=dict)
     suspended_rows: dict[str, str] = field(default_factory=dict)
     kv: dict[str, str] = field(default_factory=dict)
+    images: dict[str, tuple[str, int, float]] = field(default_factory=dict)
+    freed: int = 0
     syncs: list[SyncRecord] = field(default_factory=list)
     lock_row: dict[str, object] | None = None
 
@@ -382,6 +409,21 @@ class FakeStore:
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         return [(g.revision, g.specs_json, dict(g.images)) for g in self.good.get(stack, [])]
+
+    def good_stacks(self) -> list[str]:
+        return sorted(s for s, goods in self.good.items() if goods)
+
+    # images the agent pulled
+    def image_pulled(self, ref: str, image_id: str, size: int) -> None:
+        self.clock.advance(0.001)
+        self.images[ref] = (image_id, size, self._now())
+
+    def pulled_images(self) -> dict[str, tuple[str, int, float]]:
+        return dict(sorted(self.images.items(), key=lambda kv: (kv[1][2], kv[0])))
+
+    def forget_image(self, ref: str, freed: int = 0) -> None:
+        self.images.pop(ref, None)
+        self.freed += freed
 
     # what holds a stack or the device back
     def quarantine(self, stack: str, revision: str, reason: str) -> None:

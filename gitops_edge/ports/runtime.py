@@ -23,8 +23,25 @@ class ContainerRuntime(Protocol):
         """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
         ...
 
-    def pull_image(self, pinned: str) -> None:
-        """Make ``pinned`` present locally (no-op if it already is)."""
+    def pull_image(self, pinned: str) -> bool:
+        """Make ``pinned`` present locally; True if it was pulled now, False if it was there."""
+        ...
+
+    def image_info(self, ref: str) -> tuple[str, int] | None:
+        """(image id, size in bytes) of a local image, None when it is not present."""
+        ...
+
+    def images_in_use(self) -> set[str]:
+        """The image ids of every container on the engine, whoever created it."""
+        ...
+
+    def remove_image(self, ref: str) -> bool:
+        """Drop the reference ``ref`` (its layers go with the last reference); False when
+        it was absent or the engine refused (in use). Never forced."""
+        ...
+
+    def free_space(self) -> int | None:
+        """Free bytes on the engine's data root, None when it cannot be seen from here."""
         ...
 
     def ensure_network(self, stack: str, net: NetworkSpec) -> None: ...

@@ -54,6 +54,21 @@ class EngineStore(JournalStore, Protocol):
         """(revision, specs_json, images) of the stack's last good revisions, newest first."""
         ...
 
+    def good_stacks(self) -> list[str]:
+        """Every stack with a good revision kept (also stacks since removed from Git)."""
+        ...
+
+    # -- images the agent pulled (only those are ever removed)
+    def image_pulled(self, ref: str, image_id: str, size: int) -> None: ...
+
+    def pulled_images(self) -> dict[str, tuple[str, int, float]]:
+        """ref -> (image id, size, pulled at), oldest first."""
+        ...
+
+    def forget_image(self, ref: str, freed: int = 0) -> None:
+        """``ref`` is gone; ``freed`` bytes are added to the total freed (status, metrics)."""
+        ...
+
     # -- what holds a stack or the device back
     def quarantine(self, stack: str, revision: str, reason: str) -> None: ...
 

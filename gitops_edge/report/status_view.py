@@ -68,6 +68,12 @@ class UnchangedPolls(TypedDict):
     last_at: float | None
 
 
+class ImageUsage(TypedDict):
+    pulled: int  # images the agent pulled and still keeps (current and rollback revisions)
+    bytes: int  # their size as the engine reports it
+    freed_bytes: int  # removed by retention so far
+
+
 class DeviceStatus(TypedDict):
     device: str
     source: SourceStatus
@@ -77,6 +83,7 @@ class DeviceStatus(TypedDict):
     update_windows: list[WindowStatus]
     last_sync: LastSync | None
     unchanged_polls: UnchangedPolls | None  # None outside the daemon
+    images: ImageUsage
     stacks: list[StackStatus]
 
 
@@ -127,6 +134,7 @@ def device_status(
             }
         )
     last = store.last_sync()
+    pulled, used, freed = store.image_usage()
     return {
         "device": config.device.id,
         "source": {"url": _redact(config.source.url), "ref": config.source.ref, "path": config.source.path},
@@ -148,6 +156,7 @@ def device_status(
             "at": last.started_at,
             "age_s": round(time.time() - last.started_at, 1),
         },
+        "images": {"pulled": pulled, "bytes": used, "freed_bytes": freed},
         "unchanged_polls": None if unchanged is None else {"count": unchanged[0], "last_at": unchanged[1]},
         "stacks": stacks,
     }

@@ -16,6 +16,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -193,10 +194,10 @@ class DockerRuntime:
             raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
         return parsed.pinned(self._registry_digest(ref))
 
-    def pull_image(self, pinned: str) -> None:
-        """Pull ``pinned`` by digest unless it is already present."""
+    def pull_image(self, pinned: str) -> bool:
+        """Pull ``pinned`` by digest unless it is already present; True when pulled now."""
         if self._local_image(pinned) is not None:
-            return
+            return False
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
@@ -206,6 +207,33 @@ class DockerRuntime:
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
         if self._local_image(pinned) is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
+        return True
+
+    def image_info(self, ref: str) -> tuple[str, int] | None:
+        local = self._local_image(ref)
+        return (str(local["Id"]), int(local.get("Size") or 0)) if local is not None else None
+
+    def images_in_use(self) -> set[str]:
+        with _engine("listing containers"):
+            return {str(c.get("ImageID")) for c in self._api.containers(all=True)}
+
+    def remove_image(self, ref: str) -> bool:
+        try:
+            with _engine(f"removing image {ref}"):
+                self._api.remove_image(ref, force=False, noprune=False)
+        except (EngineNotFoundError, EngineConflictError):
+            return False
+        return True
+
+    def free_space(self) -> int | None:
+        """statvfs of ``DockerRootDir``: right when the agent runs on the engine's host."""
+        with _engine("reading engine info"):
+            root = str(self._api.info().get("DockerRootDir") or "")
+        try:
+            st = os.statvfs(root) if root else None
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize if st is not None else None
 
     # -- networks and volumes ---------------------------------------------
 

@@ -305,6 +305,36 @@ class StateStore:
         )
         return [(str(r), str(j), json.loads(str(i))) for r, j, i in rows]
 
+    def good_stacks(self) -> list[str]:
+        return [str(r[0]) for r in self._query("SELECT DISTINCT stack FROM good_revisions ORDER BY stack")]
+
+    # -- images the agent pulled ------------------------------------------------
+    def image_pulled(self, ref: str, image_id: str, size: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO images (ref, image_id, size, pulled_at) VALUES (?,?,?,?)",
+                (ref, image_id, size, time.time()),
+            )
+
+    def pulled_images(self) -> dict[str, tuple[str, int, float]]:
+        rows = self._query("SELECT ref, image_id, size, pulled_at FROM images ORDER BY pulled_at, ref")
+        return {str(r): (str(i), _int(z), _float(t)) for r, i, z, t in rows}
+
+    def forget_image(self, ref: str, freed: int = 0) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM images WHERE ref=?", (ref,))
+            if freed:
+                db.execute(
+                    "INSERT INTO kv (key, value) VALUES ('images:freed_bytes', ?) ON CONFLICT(key) "
+                    "DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)",
+                    (str(freed), freed),
+                )
+
+    def image_usage(self) -> tuple[int, int, int]:
+        """(images the agent pulled and still has, their bytes, bytes freed so far)."""
+        rows = self._query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM images")
+        return _int(rows[0][0]), _int(rows[0][1]), int(self.get("images:freed_bytes") or 0)
+
     # -- quarantine / stopped automation -------------------------------------
     def quarantine(self, stack: str, revision: str, reason: str) -> None:
         with self._tx() as db:

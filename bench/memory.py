@@ -80,14 +80,14 @@ def daemon_idle_mib(dev: AgentDevice, settle_s: float = 2.0) -> tuple[float, lis
         assert proc.stderr is not None
         for line in proc.stderr:
             lines.append(line)
-            if re.search(r"\bsync \w+ in [0-9.]+s", line):
+            if re.search(r"\bsync \w+ (?:at \w+ )?in [0-9.]+s", line):
                 synced.set()
 
     threading.Thread(target=read, daemon=True).start()
     try:
         if not synced.wait(120):
             raise RuntimeError("the daemon's first sync did not finish:\n" + "".join(lines))
-        if not re.search(r"sync (unchanged|applied) in", "".join(lines)):
+        if not re.search(r"sync (unchanged|applied) (?:at \w+ )?in", "".join(lines)):
             raise RuntimeError("the daemon's first sync failed:\n" + "".join(lines))
         time.sleep(settle_s)
         rss = vm_rss_mib(proc.pid)

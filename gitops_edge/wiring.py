@@ -35,14 +35,13 @@ class Wiring:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self._runtime: ContainerRuntime | None = None
+        self._reporter_store: StateStore | None = None
 
     # -- adapters ------------------------------------------------------------------------
     def open_store(self) -> StateStore:
         from gitops_edge.adapters.store.sqlite import StateStore
 
-        keep = self.config.retention
-        return StateStore(self.config.state_dir, history_keep=keep.history, history_days=keep.history_days,
-                          keep_revisions=keep.rollback_revisions)
+        return self._store(StateStore)
 
     def runtime(self) -> ContainerRuntime:
         """One engine client, kept across syncs: no reconnect per poll."""
@@ -96,7 +95,26 @@ class Wiring:
 
         mqtt = self.config.mqtt
         link = MqttLink(mqtt, client_id(self.config, daemon), will=will_for(self.config, daemon), on_connect=None)
-        return FleetReporter(self.config, link, self.open_store, self._status_runtime, daemon=daemon)
+        return FleetReporter(self.config, link, self._kept_store if daemon else self.open_store,
+                             self._status_runtime, daemon=daemon)
+
+    def _kept_store(self) -> StateStore:
+        """The daemon's reporter thread reuses one connection: opening a new one every
+        30 s dirtied SQLite's shared-memory pages, a write to storage each time."""
+        if self._reporter_store is None:
+            from gitops_edge.adapters.store.sqlite import StateStore
+
+            class _Kept(StateStore):
+                def close(self) -> None:  # kept open for the daemon's life
+                    pass
+
+            self._reporter_store = self._store(_Kept)
+        return self._reporter_store
+
+    def _store(self, cls: type[StateStore]) -> StateStore:
+        keep = self.config.retention
+        return cls(self.config.state_dir, history_keep=keep.history, history_days=keep.history_days,
+                   keep_revisions=keep.rollback_revisions)
 
     def _status_runtime(self) -> ContainerRuntime | None:
         return self.runtime_or_none(timeout=10)[0]

@@ -41,6 +41,7 @@ from gitops_edge.model.spec import DesiredState, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
 from gitops_edge.ports.clock import Clock, SystemClock
+from gitops_edge.ports.images import ImageSizes
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.source import GitSource
 from gitops_edge.ports.store import EngineStore
@@ -98,6 +99,7 @@ class Reconciler:
         loader: Loader,
         image_policy: ImagePolicy | None = None,
         clock: Clock | None = None,
+        sizes: ImageSizes | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -105,6 +107,7 @@ class Reconciler:
         self.store = store
         self.loader = loader
         self.image_policy = image_policy
+        self.sizes = sizes  # layer sizes from the registry, for the free-space check before STAGE
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
@@ -320,7 +323,7 @@ class Reconciler:
         stack_plans = list(stack_plans)
         images = sorted({a.image for sp in stack_plans for a in sp.actions if a.image})
         missing = [image for image in images if self.runtime.image_info(image) is None]
-        retention.ensure_space(self.store, self.runtime, missing, self.config.retention.min_free_bytes)
+        retention.ensure_space(self.store, self.runtime, missing, self.config.retention.min_free_bytes, self.sizes)
         for image in images:
             if self.runtime.pull_image(image):
                 retention.record_pull(self.store, self.runtime, image)

@@ -9,8 +9,8 @@ someone also tagged or uses stays.
 
 After a commit, ``prune`` removes what nothing needs any more. Before STAGE,
 ``ensure_space`` compares the engine's free space with what the pulls need
-(``retention.min_free_space`` kept free; the images' own sizes are not known
-before the pull, so the margin must cover one update) and, when short, removes
+(their layer sizes from the registry's manifests, when it tells them, plus
+``retention.min_free_space`` kept free) and, when short, removes
 the older rollback images first, oldest pull first. If that is still not
 enough the update fails before anything stops, with an ``EngineError``: it is
 retryable, because space can come back (logs rotated, an operator cleaning up)
@@ -24,6 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from gitops_edge.errors import EdgeError, EngineError
+from gitops_edge.ports.images import ImageSizes
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.store import EngineStore
 
@@ -92,25 +93,40 @@ def prune_after_commit(store: EngineStore, runtime: ContainerRuntime) -> Pruned:
         return Pruned()
 
 
-def ensure_space(store: EngineStore, runtime: ContainerRuntime, to_pull: Collection[str], min_free: int) -> None:
-    """Make room for ``to_pull`` before anything stops, or fail the update with a clear message."""
-    if not to_pull or min_free <= 0:
+UNPACK_FACTOR = 2  # a layer is downloaded compressed and unpacked beside it: about twice its size on disk
+
+
+def ensure_space(store: EngineStore, runtime: ContainerRuntime, to_pull: Collection[str], min_free: int,
+                 sizes: ImageSizes | None = None) -> None:
+    """Make room for ``to_pull`` before anything stops, or fail the update with a clear message.
+
+    Needed: ``min_free`` plus, for each image whose size the registry tells
+    (``sizes``), ``UNPACK_FACTOR`` times its compressed layers.
+    """
+    if not to_pull:
+        return
+    known = [sizes.pull_size(ref) for ref in to_pull] if sizes is not None else []
+    pulls = sum(n for n in known if n is not None) * UNPACK_FACTOR
+    need = min_free + pulls
+    if need <= 0:
         return
     free = runtime.free_space()
     if free is None:
         log.debug("free space of the engine's data root is not visible from here; not checked")
         return
-    if free >= min_free:
+    if free >= need:
         return
-    short = min_free - free
-    pruned = prune(store, runtime, spare=to_pull, also_rollback=True, enough=short)
+    pruned = prune(store, runtime, spare=to_pull, also_rollback=True, enough=need - free)
     free = runtime.free_space() or 0
-    if free >= min_free:
+    if free >= need:
         log.warning("short of space for %d image(s): removed %d older rollback image(s)",
                     len(to_pull), len(pruned.removed))
         return
+    unknown = sum(1 for n in known if n is None) if sizes is not None else len(to_pull)
     raise EngineError(
         f"not enough free space on the Docker data root for {len(to_pull)} new image(s): "
-        f"{free / 1e6:.0f} MB free, retention.min_free_space is {min_free / 1e6:.0f} MB "
-        f"(removed {len(pruned.removed)} older rollback image(s)); nothing was changed"
+        f"{free / 1e6:.0f} MB free, {need / 1e6:.0f} MB needed ({pulls / 1e6:.0f} MB for the pulls"
+        + (f", {unknown} of unknown size" if unknown else "")
+        + f", retention.min_free_space {min_free / 1e6:.0f} MB; removed {len(pruned.removed)} older "
+        "rollback image(s)); nothing was changed"
     )

@@ -25,3 +25,11 @@ class ImageVerifier(Protocol):
         Raises ``TrustError`` (with the reason) when no acceptable signature exists.
         """
         ...
+
+
+class ImageSizes(Protocol):
+    """What a pull will bring (the free-space check before STAGE)."""
+
+    def pull_size(self, pinned: str) -> int | None:
+        """Compressed bytes of ``repo@sha256:...``'s layers for this platform; None when unknown."""
+        ...

@@ -62,3 +62,32 @@ def test_short_of_space_older_rollback_images_go_first_then_the_update_fails_bef
     assert {c.id for c in bench.runtime.containers.values()} == before  # nothing stopped
     assert pins["app:v3"] in bench.runtime.pulled  # the running image stays
     assert pins["app:v1"] not in bench.runtime.pulled  # rollback images went first
+
+
+class Sizes:
+    """The registry's word on how big each pull is (compressed)."""
+
+    def __init__(self, size: int | None) -> None:
+        self.size = size
+
+    def pull_size(self, pinned: str) -> int | None:
+        return self.size
+
+
+def test_layer_sizes_from_the_registry_count_towards_the_space_needed(bench: Bench) -> None:
+    pins = _pinned(bench)
+    bench.runtime.free = 100_000_000
+    for i in range(2):
+        bench.commit(_rev(i + 1), _one(f"app:v{i}"))
+        assert bench.sync().outcome is Outcome.APPLIED  # no min_free_space, no sizes: not checked
+    agent = bench.agent()
+    agent.sizes = Sizes(45_000_000)  # x2 unpacked: 90 MB needed, 80 MB free
+    bench.commit(_rev(3), _one("app:v2"))
+    assert agent.sync().outcome is Outcome.APPLIED
+    assert pins["app:v0"] not in bench.runtime.pulled  # the older rollback image made room
+
+    agent.sizes = Sizes(60_000_000)  # 120 MB needed: even with every rollback image gone, short
+    bench.commit(_rev(4), _one("app:v3"))
+    result = agent.sync()
+    assert result.outcome is Outcome.ERROR and "120 MB needed" in result.reason
+    assert pins["app:v2"] in bench.runtime.pulled and pins["app:v3"] not in bench.runtime.pulled

@@ -67,8 +67,11 @@ def test_idle_polls_write_nothing_and_drift_is_still_repaired(
         web = device.containers(s)[f"{s}-web-1"]
         web.remove(force=True)
         wait_for("the removed container to be repaired", lambda: serving(device, s, rev), 30, d)
-        hist = device.cli("history", "--json")
-        outcomes = [h["outcome"] for h in json.loads(hist.stdout)]
-        assert "unchanged" not in outcomes and outcomes.count("applied") == 2, outcomes
+
+        def outcomes() -> list[str]:
+            return [h["outcome"] for h in json.loads(device.cli("history", "--json").stdout)]
+
+        wait_for("the repair in the history", lambda: outcomes().count("applied") == 2, 30, d)
+        assert outcomes() == ["applied", "applied"]  # the deploy and the repair; no unchanged polls
     finally:
         d.close()

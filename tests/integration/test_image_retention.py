@@ -96,3 +96,18 @@ def test_ten_updates_keep_only_current_and_rollback_images_and_a_full_disk_stops
     finally:
         if foreign is not None:
             foreign.remove(force=True)
+
+
+def test_the_registry_tells_how_big_a_pull_is(versions: list[tuple[str, str]], docker_client: docker.DockerClient,
+                                             registry: str) -> None:
+    """Compressed layers and config, from the real registry's manifest: smaller than the image unpacked."""
+    from gitops_edge.adapters.registry.sizes import RegistrySizes
+    from gitops_edge.model.trust import RegistriesConfig
+
+    sizes = RegistrySizes(RegistriesConfig(insecure=(registry,)))
+    tag, pinned = versions[0]
+    size = sizes.pull_size(pinned)
+    docker_client.images.pull(pinned)
+    unpacked = docker_client.images.get(pinned).attrs["Size"]
+    assert size is not None and 0 < size < unpacked, (size, unpacked)
+    assert sizes.pull_size(f"{tag.rsplit(':', 1)[0]}@sha256:{'0' * 64}") is None  # unknown, never an error

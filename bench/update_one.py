@@ -6,9 +6,13 @@ healthcheck) moves to the other image (v1 <-> v2) in the same compose file:
 
 (a) commit it, then time a whole ``gitops-edge sync`` process (fetch, plan,
     stage, switch, health gate, commit) until it exits;
-(b) Compose, the peer: write it, then time ``docker-compose up -d --wait``.
+(b) Compose, the peer: write it, then time ``docker-compose up -d --wait``;
+(c) then ``web`` moves back: commit, and time the daemon's tick in this process
+    (``Agent._sync_once``, as ``gitops-edge run`` does it: no process start, no
+    imports), against (b') Compose doing the same move.
 
-Both must replace ``web`` only; the other 19 containers must be the same ones.
+Each must replace ``web`` only; the other 19 containers must be the same ones.
+(a) against (c) separates the process start and imports from the update itself.
 
 Usage: ``.venv/bin/python -m bench.update_one [--reps N]``; prints a markdown table.
 """
@@ -19,12 +23,14 @@ import argparse
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import docker
 
 from bench import summary
+from bench.idle import daemon_agent
 from bench.rollback import compose_bin, ensure_images
 from bench.stack20 import N_SERVICES, AgentDevice, ComposeProject, cleanup, project_name, running_ids, stack_yaml
 
@@ -53,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     agent_p, compose_p = project_name("gebupd"), project_name("gebupdc")
     a: list[float] = []
     b: list[float] = []
+    c: list[float] = []
+    b2: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="gebench-") as tmp:
             dev = AgentDevice(Path(tmp) / "agent", agent_p)
@@ -62,15 +70,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             peer.write(stack_yaml("v1"))
             peer.up("--wait")
             ids = {agent_p: running_ids(client, agent_p), compose_p: running_ids(client, compose_p)}
+            agent = daemon_agent(dev)
+            agent._sync_once()  # warm: imports, connections (nothing to change)
             for i in range(args.reps):
-                yaml = stack_yaml("v2" if i % 2 == 0 else "v1")
-                dev.commit(yaml, f"web -> rep {i}")
-                a.append(dev.sync())
-                ids[agent_p] = check_one_replaced(client, agent_p, ids[agent_p])
-                peer.write(yaml)
-                b.append(peer.up("--wait", "--wait-timeout", "120"))
-                ids[compose_p] = check_one_replaced(client, compose_p, ids[compose_p])
-                print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.2f}s (b) {b[-1]:.2f}s", file=sys.stderr, flush=True)
+                for tag, own, peer_times in (("v2", a, b), ("v1", c, b2)):
+                    yaml = stack_yaml(tag)
+                    dev.commit(yaml, f"web -> {tag}, rep {i}")
+                    if own is a:
+                        own.append(dev.sync())
+                    else:
+                        t0 = time.monotonic()
+                        agent._sync_once()
+                        own.append(time.monotonic() - t0)
+                        if agent.failures:
+                            raise RuntimeError("the daemon's update failed")
+                    ids[agent_p] = check_one_replaced(client, agent_p, ids[agent_p])
+                    peer.write(yaml)
+                    peer_times.append(peer.up("--wait", "--wait-timeout", "120"))
+                    ids[compose_p] = check_one_replaced(client, compose_p, ids[compose_p])
+                print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.2f}s (b) {b[-1]:.2f}s (c) {c[-1]:.2f}s "
+                      f"(b') {b2[-1]:.2f}s", file=sys.stderr, flush=True)
     finally:
         cleanup(client, agent_p, compose_p)
     ratio = statistics.median(a) / statistics.median(b)
@@ -80,8 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(fmt_row("(b) Compose: `up -d --wait` (peer)", b))
     print(fmt_row("(a)/(b), per repetition", [x / y for x, y in zip(a, b, strict=True)], unit="x"))
     print(f"| (a)/(b), of the medians | {ratio:.2f} | | |")
+    print(fmt_row("(c) daemon's tick in process (commit already made)", c))
+    print(fmt_row("(b') Compose: `up -d --wait`, the same move (peer)", b2))
+    print(fmt_row("(c)/(b'), per repetition", [x / y for x, y in zip(c, b2, strict=True)], unit="x"))
+    ratio_c = statistics.median(c) / statistics.median(b2)
+    print(f"| (c)/(b'), of the medians | {ratio_c:.2f} | | |")
     summary.add(f"update 1 of {N_SERVICES} services to healthy: `gitops-edge sync`", f"{statistics.median(a):.2f} s",
                 "Compose `up -d --wait`", f"{statistics.median(b):.2f} s", ratio)
+    summary.add(f"update 1 of {N_SERVICES} services to healthy: daemon tick", f"{statistics.median(c):.2f} s",
+                "Compose `up -d --wait`", f"{statistics.median(b2):.2f} s", ratio_c, "<= 1", ratio_c <= 1)
     return 0
 
 

@@ -156,6 +156,8 @@ class Agent:
         try:
             with self.wiring.sync_lock():
                 store, rec = self._reconciler()
+                if force:
+                    rec.idle.forget()  # a sync asked for by hand is always a full one
                 started = time.monotonic()
                 result = rec.sync() if force or not self._still_parked(rec) else None
                 if result is not None:

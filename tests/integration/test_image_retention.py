@@ -2,10 +2,9 @@
 the kept rollback revisions; an image the agent did not pull, or that another container uses,
 stays; short of space, the update fails before anything stops.
 
-The small-disk case uses the real engine with ``retention.min_free_space`` set larger
-than the disk has (a second dockerd on a loop-mounted small filesystem would be the
-faithful bench, and is left for later): the decision, the removal of older rollback
-images and the failure before STAGE are the same code either way.
+The small-disk case runs on a second, private engine whose data root is a 64 MB
+tmpfs (``tests/support/small_engine.py``); the decision with a margin larger than
+the disk is also checked on the shared engine.
 """
 
 from __future__ import annotations
@@ -111,3 +110,42 @@ def test_the_registry_tells_how_big_a_pull_is(versions: list[tuple[str, str]], d
     unpacked = docker_client.images.get(pinned).attrs["Size"]
     assert size is not None and 0 < size < unpacked, (size, unpacked)
     assert sizes.pull_size(f"{tag.rsplit(':', 1)[0]}@sha256:{'0' * 64}") is None  # unknown, never an error
+
+
+def test_a_small_disk_fails_the_update_before_anything_stops_and_a_later_sync_applies_it(
+        device: Device, stack_name: str, versions: list[tuple[str, str]]) -> None:
+    """A second engine on a 64 MB tmpfs (tests/support/small_engine.py), filled up but for a little:
+    the next update needs more than is free (its layer sizes from the registry), so the sync fails at
+    STAGE with exit 4 and the running container stays; once space is back, the same commit applies."""
+    import os
+
+    from tests.support.small_engine import small_engine
+
+    s = stack_name
+    with small_engine(64) as (url, root):
+        device.extra_env = {"DOCKER_HOST": url}
+        device.health = "{timeout: 30s, stable_for: 0s}"
+        client = docker.DockerClient(base_url=url, timeout=30)
+        none = one_service("IMAGE").replace("    command:", "    network_mode: none\n    command:")
+        rev0 = device.commit({f"{s}/compose.yaml": none.replace("IMAGE", versions[0][0])}, "v0")
+        out = device.cli("sync")
+        assert out.returncode == 0, out.stderr
+        running = {c.name: c.id for c in client.containers.list(all=True)}
+        assert len(running) == 1
+
+        st = os.statvfs(root)
+        filler = root / "filler"
+        with filler.open("wb") as f:  # leave about 512 KiB free: less than one busybox layer, unpacked
+            f.write(b"\0" * max(0, st.f_bavail * st.f_frsize - 512 * 1024))
+        rev1 = device.commit({f"{s}/compose.yaml": none.replace("IMAGE", versions[1][0])}, "v1")
+        out = device.cli("sync")
+        assert_clean_failure(out, 4, "not enough free space")
+        assert {c.name: c.id for c in client.containers.list(all=True)} == running
+        assert all(c.labels["io.gitops-edge.revision"] == rev0 for c in client.containers.list(all=True))
+
+        filler.unlink()  # space came back: the same commit applies (the error was retryable)
+        out = device.cli("sync")
+        assert out.returncode == 0, out.stderr
+        [c] = client.containers.list(all=True)
+        assert c.labels["io.gitops-edge.revision"] == rev1 and c.status == "running"
+        client.close()

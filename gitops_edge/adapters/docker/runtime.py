@@ -17,17 +17,15 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
-
-import docker
-import docker.errors
-import requests
+from typing import TYPE_CHECKING, Any
 
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
+from gitops_edge.adapters.docker.engine_http import EngineHTTP, EngineHTTPError
 from gitops_edge.core import image_ref
 from gitops_edge.errors import (
     DesiredStateError,
@@ -42,12 +40,33 @@ from gitops_edge.errors import (
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
+if TYPE_CHECKING:
+    import docker
+
 DEFAULT_TIMEOUT_S = 60.0
-_UNREACHABLE = (requests.exceptions.RequestException, docker.errors.DockerException, OSError)
 
 
-def _explain(exc: docker.errors.APIError) -> str:
-    return str(exc.explanation or exc).strip()
+def _status(exc: BaseException) -> tuple[int, str] | None:
+    """(HTTP status, the engine's message) of an engine error answer, from either client."""
+    if isinstance(exc, EngineHTTPError):
+        return exc.status, exc.message
+    if "docker" in sys.modules:  # an SDK error can only come from a loaded SDK
+        import docker.errors
+
+        if isinstance(exc, docker.errors.APIError):
+            return int(exc.status_code or 500), str(exc.explanation or exc).strip()
+    return None
+
+
+def _unreachable(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return True
+    if "docker" in sys.modules:
+        import docker.errors
+        import requests
+
+        return isinstance(exc, requests.exceptions.RequestException | docker.errors.DockerException)
+    return False
 
 
 @contextmanager
@@ -57,14 +76,18 @@ def _engine(what: str) -> Iterator[None]:
         yield
     except EdgeError:
         raise
-    except docker.errors.NotFound as exc:
-        raise EngineNotFoundError(f"{what}: {_explain(exc)}") from exc
-    except docker.errors.APIError as exc:
-        if exc.is_client_error():
-            raise EngineConflictError(f"{what}: {_explain(exc)}") from exc
-        raise EngineError(f"{what}: Docker engine error: {_explain(exc)}") from exc
-    except _UNREACHABLE as exc:
-        raise EngineUnavailableError(f"{what}: Docker engine unreachable or not answering ({exc})") from exc
+    except Exception as exc:
+        answer = _status(exc)
+        if answer is not None:
+            code, message = answer
+            if code == 404:
+                raise EngineNotFoundError(f"{what}: {message}") from exc
+            if 400 <= code < 500:
+                raise EngineConflictError(f"{what}: {message}") from exc
+            raise EngineError(f"{what}: Docker engine error: {message}") from exc
+        if _unreachable(exc):
+            raise EngineUnavailableError(f"{what}: Docker engine unreachable or not answering ({exc})") from exc
+        raise
 
 
 @contextmanager
@@ -74,12 +97,18 @@ def _registry(ref: str) -> Iterator[None]:
         yield
     except EdgeError:
         raise
-    except docker.errors.NotFound as exc:
-        raise ImageNotFoundError(f"image {ref} not found in its registry: {_explain(exc)}") from exc
-    except docker.errors.APIError as exc:
-        raise RegistryError(f"registry for {ref} unreachable or refused: {_explain(exc)}") from exc
-    except _UNREACHABLE as exc:
-        raise EngineUnavailableError(f"resolving {ref}: Docker engine unreachable or not answering ({exc})") from exc
+    except Exception as exc:
+        answer = _status(exc)
+        if answer is not None:
+            code, message = answer
+            if code == 404:
+                raise ImageNotFoundError(f"image {ref} not found in its registry: {message}") from exc
+            raise RegistryError(f"registry for {ref} unreachable or refused: {message}") from exc
+        if _unreachable(exc):
+            raise EngineUnavailableError(
+                f"resolving {ref}: Docker engine unreachable or not answering ({exc})"
+            ) from exc
+        raise
 
 
 class DockerRuntime:
@@ -95,11 +124,16 @@ class DockerRuntime:
         self._client = client
         self._base_url = base_url
         self._timeout = timeout
+        # reads over the Unix socket without the SDK, unless a client was handed in
+        self._http = EngineHTTP.for_host(base_url, timeout) if client is None else None
 
     @property
     def client(self) -> docker.DockerClient:
-        """Connect lazily: an agent must start (and report) even while dockerd is down."""
+        """Connect lazily: an agent must start (and report) even while dockerd is down.
+        The SDK is imported here, on the first write (or read of a non-Unix host)."""
         if self._client is None:
+            import docker
+
             with _engine("connecting to the Docker engine"):
                 if self._base_url:
                     self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
@@ -111,6 +145,11 @@ class DockerRuntime:
     def _api(self) -> docker.APIClient:
         return self.client.api
 
+    @property
+    def _reads(self) -> Any:
+        """The client for reads: ``EngineHTTP`` on a Unix socket, else the SDK's (same call shapes)."""
+        return self._http if self._http is not None else self._api
+
     # -- observe -----------------------------------------------------------
 
     def observe(self) -> ObservedState:
@@ -121,9 +160,9 @@ class DockerRuntime:
         steady poll costs no per-container calls. Use ``inspect_state`` for exact
         counts (the health gate does).
         """
-        flt = {"label": t.PROJECT}
+        flt = {"label": [t.PROJECT]}
         with _engine("listing containers"):
-            summaries = self._api.containers(all=True, filters=flt)
+            summaries = self._reads.containers(all=True, filters=flt)
         containers: list[ObservedContainer] = []
         for s in summaries:
             restarts = 0
@@ -136,9 +175,9 @@ class DockerRuntime:
             if oc is not None:
                 containers.append(oc)
         with _engine("listing networks"):
-            networks = self._api.networks(filters=flt)
+            networks = self._reads.networks(filters=flt)
         with _engine("listing volumes"):
-            volumes = (self._api.volumes(filters=flt) or {}).get("Volumes") or []
+            volumes = (self._reads.volumes(filters=flt) or {}).get("Volumes") or []
         return ObservedState(
             containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
             networks=tuple(sorted(n["Name"] for n in networks)),
@@ -148,7 +187,7 @@ class DockerRuntime:
     def fingerprint(self, stacks: Collection[str]) -> str:
         """A digest of the containers of ``stacks``, from one list call (the idle poll)."""
         with _engine("listing containers"):
-            summaries = self._api.containers(all=True, filters={"label": t.PROJECT})
+            summaries = self._reads.containers(all=True, filters={"label": [t.PROJECT]})
         wanted = set(stacks)
         return docker_read.containers_digest(
             [s for s in summaries if (s.get("Labels") or {}).get(t.PROJECT) in wanted]
@@ -156,14 +195,14 @@ class DockerRuntime:
 
     def inspect_state(self, container_id: str) -> ContainerState:
         with _engine(f"inspecting container {container_id[:12]}"):
-            return docker_read.container_state(self._api.inspect_container(container_id))
+            return docker_read.container_state(self._reads.inspect_container(container_id))
 
     # -- images ------------------------------------------------------------
 
     def _local_image(self, ref: str) -> dict[str, Any] | None:
         try:
             with _engine(f"inspecting image {ref}"):
-                return dict(self._api.inspect_image(ref))
+                return dict(self._reads.inspect_image(ref))
         except EngineNotFoundError:
             return None
 
@@ -215,7 +254,7 @@ class DockerRuntime:
 
     def images_in_use(self) -> set[str]:
         with _engine("listing containers"):
-            return {str(c.get("ImageID")) for c in self._api.containers(all=True)}
+            return {str(c.get("ImageID")) for c in self._reads.containers(all=True)}
 
     def remove_image(self, ref: str) -> bool:
         try:
@@ -228,7 +267,7 @@ class DockerRuntime:
     def free_space(self) -> int | None:
         """statvfs of ``DockerRootDir``: right when the agent runs on the engine's host."""
         with _engine("reading engine info"):
-            root = str(self._api.info().get("DockerRootDir") or "")
+            root = str(self._reads.info().get("DockerRootDir") or "")
         try:
             st = os.statvfs(root) if root else None
         except OSError:
@@ -257,7 +296,7 @@ class DockerRuntime:
     def _network(self, name: str) -> dict[str, Any] | None:
         # Inspect matches id prefixes too, so list by name and match exactly.
         with _engine(f"looking up network {name}"):
-            found = self._api.networks(names=[name])
+            found = self._reads.networks(filters={"name": [name]})
         exact = [n for n in found if n.get("Name") == name]
         return dict(exact[0]) if exact else None
 
@@ -265,7 +304,7 @@ class DockerRuntime:
         """Create the stack's volume with Compose's labels; an external one must exist."""
         try:
             with _engine(f"inspecting volume {vol.name}"):
-                self._api.inspect_volume(vol.name)
+                self._reads.inspect_volume(vol.name)
             return
         except EngineNotFoundError:
             if vol.external:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import platform
+from typing import TYPE_CHECKING
 
-from gitops_edge.adapters.registry.client import RegistryClient
 from gitops_edge.core.image_ref import parse
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.trust import RegistriesConfig
+
+if TYPE_CHECKING:
+    from gitops_edge.adapters.registry.client import RegistryClient
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,8 @@ class RegistrySizes:
     """An ``ImageSizes`` on the OCI distribution API (one client, credentials as for signatures)."""
 
     def __init__(self, registries: RegistriesConfig | None = None, arch: str | None = None) -> None:
-        self._client = RegistryClient(registries)
+        self._registries = registries
+        self._client: RegistryClient | None = None  # requests is imported on the first update, not at start
         self._arch = arch or _ARCH.get(platform.machine().lower(), platform.machine().lower())
 
     def pull_size(self, pinned: str) -> int | None:
@@ -35,6 +39,10 @@ class RegistrySizes:
         image = parse(pinned)
         if image.digest is None:
             return None
+        if self._client is None:
+            from gitops_edge.adapters.registry.client import RegistryClient
+
+            self._client = RegistryClient(self._registries)
         try:
             doc = self._client.manifest(image.repository, image.digest).json()
             entries = doc.get("manifests")

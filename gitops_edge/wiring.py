@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gitops_edge.engine.image_policy import ImagePolicy
     from gitops_edge.engine.reconcile import Reconciler
     from gitops_edge.ports.runtime import ContainerRuntime
-    from gitops_edge.report.mqtt_status import FleetReporter
+    from gitops_edge.report.mqtt_status import FleetReporter, HintCallback
 
 
 class Wiring:
@@ -85,8 +85,12 @@ class Wiring:
         cache = VerdictCache(store.get, store.put) if store is not None else None
         return ImagePolicy(self.config.trust, SignatureVerifier(self.config.registries), cache)
 
-    def fleet_reporter(self, *, daemon: bool = True) -> FleetReporter | None:
-        """The MQTT publisher of this device, None without an ``mqtt`` section."""
+    def fleet_reporter(self, *, daemon: bool = True, on_hint: HintCallback | None = None) -> FleetReporter | None:
+        """The MQTT publisher of this device, None without an ``mqtt`` section.
+
+        ``on_hint(revision, origin)`` (the daemon's): called when the ref's retained
+        push-hint topic names a commit; None: no subscription.
+        """
         if self.config.mqtt is None:
             return None
         from gitops_edge.adapters.mqtt.link import MqttLink
@@ -94,7 +98,7 @@ class Wiring:
 
         mqtt = self.config.mqtt
         link = MqttLink(mqtt, client_id(self.config, daemon), will=will_for(self.config, daemon), on_connect=None)
-        return FleetReporter(self.config, link, self.open_store, self._status_runtime, daemon=daemon)
+        return FleetReporter(self.config, link, self.open_store, self._status_runtime, daemon=daemon, on_hint=on_hint)
 
     def _status_runtime(self) -> ContainerRuntime | None:
         return self.runtime_or_none(timeout=10)[0]

@@ -28,6 +28,7 @@ from gitops_edge.model.config import (
     AgentConfig,
     DeviceConfig,
     HealthConfig,
+    MetricsConfig,
     NotifyConfig,
     SourceConfig,
     StatusConfig,
@@ -39,12 +40,13 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 KNOWN: dict[str, set[str]] = {
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
-         "notify", "mqtt"},
+         "notify", "mqtt", "metrics"},
     "device": {"id", "labels"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
-               "timeout", "verify", "allow_rewind", "spread_start"},
+               "timeout", "verify", "allow_rewind", "spread_start", "hint_spread", "hint_min_gap"},
     "health": {"timeout", "stable_for"},
-    "status": {"listen"},
+    "status": {"listen", "webhook_secret_file"},
+    "metrics": {"pushgateway", "timeout"},
     "notify": {"webhook", "timeout", "repeat_after"},
 }
 
@@ -174,6 +176,19 @@ def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
 
 
+def _metrics(r: ConfigReader, data: Mapping[str, Any]) -> MetricsConfig:
+    if data.get("metrics") is None:
+        return MetricsConfig()
+    m = r.section(data, "metrics")
+    url = r.string(m, ("metrics", "pushgateway"))
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError("must be an http(s) URL, e.g. http://pushgateway:9091", r.loc(("metrics", "pushgateway")))
+    timeout = r.duration(m, ("metrics", "timeout"), 5.0)
+    if timeout <= 0:
+        raise ConfigError("must be greater than zero", r.loc(("metrics", "timeout")))
+    return MetricsConfig(pushgateway=url, timeout_s=timeout)
+
+
 def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool = False) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
@@ -245,6 +260,8 @@ def parse_config(
         verify=parse_commit_verification(r, src.get("verify")),
         allow_rewind=_bool(r, src, ("source", "allow_rewind")),
         spread_start=_bool(r, src, ("source", "spread_start"), default=True),
+        hint_spread_s=r.duration(src, ("source", "hint_spread"), 2.0),
+        hint_min_gap_s=r.duration(src, ("source", "hint_min_gap"), 10.0),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
@@ -262,17 +279,21 @@ def parse_config(
     listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
+    secret_file = r.string(st, ("status", "webhook_secret_file"))
+    if secret_file is not None and not listen:
+        raise ConfigError("needs status.listen (the webhook is served there)", r.loc(("status", "webhook_secret_file")))
     return AgentConfig(
         device=device,
         source=source,
         state_dir=Path(state_dir),
         health=health,
-        status=StatusConfig(listen=listen),
+        status=StatusConfig(listen=listen, webhook_secret_file=Path(secret_file) if secret_file else None),
         trust=parse_trust(r, data.get("trust")),
         security=parse_security(r, data.get("security")),
         registries=parse_registries(r, data.get("registries")),
         update_windows=_windows(r, data.get("update_windows")),
         notify=_notify(r, data),
         mqtt=parse_mqtt(r, data.get("mqtt")),
+        metrics=_metrics(r, data),
         config_file=file,
     )

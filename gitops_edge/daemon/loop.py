@@ -8,6 +8,10 @@ The first poll after start is spread over the whole interval
 it runs at once when a switch was interrupted and must be recovered.
 SIGTERM/SIGINT stop the scheduler; a sync in progress is allowed to finish
 its current step but the process exits within a few seconds.
+
+A push hint (the ref's retained MQTT topic, or a signed Git-server webhook) moves
+the next sync to "now + a random spread" (``Agent.hint``); it is only a hint,
+so the sync it starts is the full one, and hinted syncs are rate-limited.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from gitops_edge.core import outcome
+from gitops_edge.core.push import HintGate
 from gitops_edge.daemon.metrics import Metrics
-from gitops_edge.daemon.status_server import StatusServer
+from gitops_edge.daemon.status_server import PushWebhook, StatusServer
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig
@@ -83,10 +88,23 @@ class Agent:
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
         # A commit that failed permanently (invalid, refused): no retry until the ref moves.
         self.parked: str | None = None
+        # Push hints: the gate rate-limits them; a hint during a sync is served right after it.
+        src = config.source
+        self.hints = HintGate(src.hint_spread_s, src.hint_min_gap_s)
+        self.seen: frozenset[str] = frozenset()  # the commit the last sync found at the ref
+        self._hint_lock = threading.Lock()
+        self._busy = False
+        self._deferred: tuple[str | None, str] | None = None  # (revision, origin) heard during a sync
 
     def _sync_once(self) -> None:
         if self.stop_event.is_set():
             return
+        with self._hint_lock:
+            if self._busy:  # a hinted run raced the scheduled one: serve it after this sync
+                self._deferred = self._deferred or (None, "overlap")
+                return
+            self._busy = True
+            self.hints.started()
         self.idle.clear()
         self.last_tick = time.monotonic()
         try:
@@ -98,6 +116,8 @@ class Agent:
                     result = None if self._still_parked(rec) else rec.sync()
                     if result is not None:
                         self.parked = result.revision if outcome.is_permanent(result) else None
+                        if result.revision:
+                            self.seen = frozenset({result.revision})
                         self.metrics.observe(result, time.monotonic() - started, store)
                         self.device.report(store, result, self.reporter)
                 finally:
@@ -111,8 +131,63 @@ class Agent:
             self.failures += 1
             self.retry_after_s = None
         finally:
+            with self._hint_lock:
+                self._busy = False
+                deferred, self._deferred = self._deferred, None
             self.idle.set()
         self._schedule()
+        if deferred is not None:
+            self.hint(*deferred)
+
+    def hint(self, revision: str | None, origin: str) -> None:
+        """The ref may have moved to ``revision`` (None: unknown): sync within the spread.
+
+        Called from the MQTT and HTTP threads; never blocks on a sync. Nothing is
+        trusted: the sync it starts checks everything it always checks.
+        """
+        if self.stop_event.is_set():
+            return
+        with self._hint_lock:
+            if self._busy:
+                self._deferred = (revision, origin)
+                return
+            seen = self.seen or self._applied_revisions()
+            now = time.monotonic()
+            at = self.hints.offer(revision, seen, now, self.rng.random())
+            if at is None:
+                log.debug("push hint (%s) %s: nothing to do", origin, (revision or "?")[:12])
+                return
+            delay = at - now
+            sooner = self._next_run_in()
+            if sooner is not None and sooner <= delay:
+                log.debug("push hint (%s): the next sync is due in %.1fs anyway", origin, sooner)
+                return
+            self._run_in(delay)
+        log.info("push hint (%s) for %s: syncing in %.1fs", origin, (revision or "?")[:12], delay)
+
+    def _applied_revisions(self) -> frozenset[str]:
+        """Before the first sync: the commits the stacks run, from the store (empty if it cannot tell)."""
+        try:
+            store = self.device.open_store()
+        except EdgeError:
+            return frozenset()
+        try:
+            return frozenset(a.revision for a in store.applied().values())
+        except EdgeError:
+            return frozenset()
+        finally:
+            store.close()
+
+    def _next_run_in(self) -> float | None:
+        job = self.scheduler.get_job("sync")
+        when = None if job is None else job.next_run_time
+        return None if when is None else (when - datetime.now(when.tzinfo)).total_seconds()
+
+    def _run_in(self, delay: float) -> None:
+        self.scheduler.add_job(
+            self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
+            replace_existing=True, misfire_grace_time=None,
+        )
 
     def _still_parked(self, rec: Reconciler) -> bool:
         """True when the ref still points at the commit that failed permanently (one ls-remote)."""
@@ -140,10 +215,7 @@ class Agent:
             delay = next_delay(src.interval_s, src.jitter_s, self.failures, self.rng, self.retry_after_s)
         if self.failures:
             log.info("next sync in %.0fs (backoff after %d failures)", delay, self.failures)
-        self.scheduler.add_job(
-            self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
-            replace_existing=True, misfire_grace_time=None,
-        )
+        self._run_in(delay)
 
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
@@ -165,12 +237,12 @@ class Agent:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        self.reporter = self.device.fleet_reporter(on_hint=self.hint)
+        self.scheduler.start()
+        self._schedule(first=True)  # before anything can hint, so the first schedule never undoes a hint
         server = self._status_server()
-        self.reporter = self.device.fleet_reporter()
         if self.reporter is not None:
             self.reporter.start()
-        self.scheduler.start()
-        self._schedule(first=True)
         log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
         self.stop_event.wait()
         self.scheduler.shutdown(wait=False)
@@ -211,11 +283,18 @@ class Agent:
             ready=self.synced_once.is_set,
             status=status,
             metrics=self.metrics.exposition,
+            webhook=self._webhook(),
         )
         server.start()
         host = self.config.status.listen.rpartition(":")[0]
-        log.info("status on http://%s:%d/ (healthz, readyz, status, metrics)", host, server.port)
+        hook = ", POST hooks/git" if self.config.status.webhook_secret_file else ""
+        log.info("status on http://%s:%d/ (healthz, readyz, status, metrics%s)", host, server.port, hook)
         return server
+
+
+    def _webhook(self) -> PushWebhook | None:
+        secret_file = self.config.status.webhook_secret_file
+        return None if secret_file is None else PushWebhook(secret_file, self.config.source.ref, self.hint)
 
 
 def run_daemon(config: AgentConfig, device: Device) -> int:

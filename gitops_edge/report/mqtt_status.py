@@ -7,6 +7,8 @@ Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``gitops-edge``):
 - ``<prefix>/<device>/events``  JSON events (applied, rollback, refusal), QoS 1, not retained
 - ``<prefix>/<device>/online``  retained "true" on connect; "false" as the Last Will and
   on a clean stop
+- ``<prefix>/refs/<ref>``  read, not written: the retained newest commit of the ref
+  (``gitops-edge fleet notify``); a new one starts a poll at once (``on_hint``)
 
 Events are queued in the state store first (``queue`` table, name "mqtt") and
 deleted only once the broker acknowledged them, so an event of a sync done while
@@ -32,6 +34,7 @@ from gitops_edge.core.fleet_report import (
     status_payload,
     topic,
 )
+from gitops_edge.core.push import parse_hint, ref_topic
 from gitops_edge.errors import EdgeError
 from gitops_edge.logs import scrub
 from gitops_edge.model.config import AgentConfig
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
     from gitops_edge.ports.runtime import ContainerRuntime
 
 log = logging.getLogger("gitops_edge.mqtt")
+
+HintCallback = Callable[[str | None, str], None]  # (revision or None, origin such as "mqtt")
 
 QUEUE = "mqtt"
 RESEND_EVERY_S = 30.0  # the worker also wakes on this period to retry what is queued
@@ -101,6 +106,7 @@ class FleetReporter:
         runtime: Callable[[], ContainerRuntime | None],
         *,
         daemon: bool = True,
+        on_hint: HintCallback | None = None,
     ) -> None:
         assert config.mqtt is not None
         self.config = config
@@ -110,6 +116,15 @@ class FleetReporter:
         self.topics = {leaf: topic(self.mqtt.topic_prefix, dev, leaf) for leaf in ("status", "events", "online")}
         self.link = link
         link.on_connect(self._connected)
+        self._on_hint = on_hint
+        self.ref_topic: str | None = None
+        if on_hint is not None and self.mqtt.push:
+            try:
+                self.ref_topic = ref_topic(self.mqtt.topic_prefix, config.source.ref)
+            except ValueError as exc:
+                log.warning("mqtt push hints off: %s", exc)
+        if self.ref_topic is not None:
+            link.on_message(self._message, (self.ref_topic,))
         self._open_store = open_store
         self._runtime = runtime
         self._wake = threading.Event()
@@ -148,6 +163,16 @@ class FleetReporter:
         self._status_due = True
         self._announce = True  # the online flag is retained: once per connection is enough
         self._wake.set()
+
+    def _message(self, topic_: str, payload: bytes) -> None:  # paho's thread: no waiting here
+        if topic_ != self.ref_topic or self._on_hint is None or not payload:
+            return  # an empty retained message only clears the topic
+        revision = parse_hint(payload)
+        if revision is None:
+            log.info("mqtt: ignoring a malformed hint on %s (%d bytes)", topic_, len(payload))
+            return
+        log.debug("mqtt: %s says %s", topic_, revision[:12])
+        self._on_hint(revision, "mqtt")
 
     def _work(self) -> None:
         while not self._stop.is_set():

@@ -59,6 +59,19 @@ def status_payload(
     }
 
 
+def status_digest(payload: Mapping[str, Any]) -> str:
+    """What a status says, without when it was said: equal digests need no new retained message.
+
+    Volatile fields (``published_at``, ``last_sync.at``) are left out, so a quiet device's
+    no-change polls publish nothing; the heartbeat refreshes them now and then.
+    """
+    stable = {k: v for k, v in payload.items() if k != "published_at"}
+    last = stable.get("last_sync")
+    if isinstance(last, Mapping):
+        stable["last_sync"] = {k: v for k, v in last.items() if k != "at"}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def event_for(outcome: str) -> str | None:
     """The event kind a sync outcome is reported as, if any (applied, rollback, refusal)."""
     return _OUTCOME_EVENT.get(outcome)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from gitops_edge.core import outcome
 from gitops_edge.core.push import HintGate
 from gitops_edge.daemon.metrics import Metrics
+from gitops_edge.daemon.pushgateway import push_metrics
 from gitops_edge.daemon.status_server import PushWebhook, StatusServer
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
@@ -107,6 +108,7 @@ class Agent:
             self.hints.started()
         self.idle.clear()
         self.last_tick = time.monotonic()
+        result = None
         try:
             with self.device.sync_lock():
                 store = self.device.open_store()
@@ -138,6 +140,9 @@ class Agent:
         self._schedule()
         if deferred is not None:
             self.hint(*deferred)
+        gateway = self.config.metrics.pushgateway
+        if gateway and result is not None:  # after scheduling: a slow gateway delays nothing else
+            push_metrics(self.metrics.registry, gateway, self.config.device.id, self.config.metrics.timeout_s)
 
     def hint(self, revision: str | None, origin: str) -> None:
         """The ref may have moved to ``revision`` (None: unknown): sync within the spread.

@@ -152,3 +152,42 @@ def test_notify_and_webhook_make_an_hourly_device_pull_now(
         assert d.text().count("sync applied in ") == 3
     finally:
         d.close()
+
+
+def test_webhook_route_on_the_status_server(tmp_path: Path) -> None:
+    """The route itself (no daemon): opt-in, ping, not-a-push, another ref, a rotated secret."""
+    from gitops_edge.daemon.status_server import PushWebhook, StatusServer
+
+    heard: list[tuple[str | None, str]] = []
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+
+    def server(webhook: PushWebhook | None) -> StatusServer:
+        s = StatusServer("127.0.0.1:0", healthy=lambda: True, ready=lambda: True, status=dict,
+                         metrics=lambda: b"", webhook=webhook)  # fmt: skip
+        s.start()
+        return s
+
+    def gitea(body: bytes, key: str = SECRET) -> dict[str, str]:
+        return {"X-Gitea-Signature": hmac.new(key.encode(), body, hashlib.sha256).hexdigest()}
+
+    plain = server(None)
+    try:
+        assert post_hook(plain.port, b"{}", gitea(b"{}")) == 404  # not configured: no route
+    finally:
+        plain.stop()
+    hooked = server(PushWebhook(secret, "main", lambda rev, origin: heard.append((rev, origin))))
+    try:
+        ping = json.dumps({"zen": "hi", "hook_id": 1}).encode()
+        assert post_hook(hooked.port, ping, {**gitea(ping), "X-Gitea-Event": "ping"}) == 200
+        assert post_hook(hooked.port, b"[1, 2]", gitea(b"[1, 2]")) == 400
+        sha = "c" * 40
+        push = json.dumps({"ref": "refs/heads/main", "after": sha}).encode()
+        secret.write_text("rotated")  # read per request: the old secret stops working at once
+        assert post_hook(hooked.port, push, gitea(push)) == 401
+        assert heard == []
+        assert post_hook(hooked.port, push, gitea(push, "rotated")) == 202
+        assert post_hook(hooked.port, push, {"X-Gitlab-Token": "rotated"}) == 202
+        assert heard == [(sha, "webhook"), (sha, "webhook")]
+    finally:
+        hooked.stop()

@@ -160,3 +160,35 @@ def test_pushgateway_url() -> None:
     assert (cfg.metrics.pushgateway, cfg.metrics.timeout_s) == ("http://pgw.lan:9091", 2.0)
     assert str(error(MINIMAL + "metrics: {pushgateway: 'pgw:9091'}\n")).startswith(f"{FILE}:3: metrics.pushgateway")
     assert "unknown key" in str(error(MINIMAL + "metrics: {push: 1}\n"))
+
+
+def test_status_digest_ignores_only_the_timestamps() -> None:
+    from gitops_edge.core.fleet_report import status_digest
+
+    base = {"device": "d", "published_at": 1.0, "stacks": {"web": {"revision": "a"}},
+            "last_sync": {"outcome": "unchanged", "revision": "a", "reason": "", "at": 5.0}}  # fmt: skip
+    later = {**base, "published_at": 99.0, "last_sync": {**base["last_sync"], "at": 95.0}}  # type: ignore[dict-item]
+    assert status_digest(base) == status_digest(later)
+    moved = {**base, "last_sync": {**base["last_sync"], "revision": "b"}}  # type: ignore[dict-item]
+    unhealthy = {**base, "stacks": {"web": {"revision": "a", "health": {"web": "unhealthy"}}}}
+    assert len({status_digest(base), status_digest(moved), status_digest(unhealthy)}) == 3
+    assert status_digest({**base, "last_sync": None}) != status_digest(base)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--ref", "main"], "needs --revision SHA, or --repo URL"),
+        (["--ref", "main", "--revision", "abc1234"], "give the full commit id"),
+        (["--ref", "a+b", "--revision", SHA], "cannot be an MQTT topic"),
+        (["--ref", "main", "--revision", SHA, "--cert-file", "/c.pem"], "--cert-file and --key-file go together"),
+    ],
+)
+def test_fleet_notify_usage_errors_exit_2_without_a_broker(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gitops_edge.cli.main import main
+
+    assert main(["fleet", "notify", "--broker", "mqtt://127.0.0.1:1", *args]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err

@@ -459,12 +459,9 @@ def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         for agent in agents:
             agent.reporter = agent.device.fleet_reporter(on_hint=agent.hint if args.push else None)
             assert agent.reporter is not None
-            agent.scheduler.start()
-            if args.push:  # a bench artifact: the first polls (clones) over --warmup, not over an hour
-                agent._run_in(spread.uniform(0, warmup))
-            else:
-                agent._schedule(first=True)
             agent.reporter.start()
+            # --push: a bench artifact, the first polls (clones) over --warmup rather than over an hour
+            agent.begin(spread.uniform(0, warmup) if args.push else None)
         head = run(["git", "rev-parse", "HEAD"], work).stdout.strip()
         r["warmup_s"] = wait_until("every device's first sync", lambda: polls.devices_with(head) >= args.agents,
                                    warmup * 3 + 120)  # fmt: skip

@@ -95,6 +95,7 @@ class Agent:
         self.seen: frozenset[str] = frozenset()  # the commit the last sync found at the ref
         self._hint_lock = threading.Lock()
         self._busy = False
+        self._started = False  # hints before the first schedule wait for it (it would replace them)
         self._deferred: tuple[str | None, str] | None = None  # (revision, origin) heard during a sync
 
     def _sync_once(self) -> None:
@@ -153,7 +154,7 @@ class Agent:
         if self.stop_event.is_set():
             return
         with self._hint_lock:
-            if self._busy:
+            if self._busy or not self._started:
                 self._deferred = (revision, origin)
                 return
             seen = self.seen or self._applied_revisions()
@@ -189,9 +190,11 @@ class Agent:
         return None if when is None else (when - datetime.now(when.tzinfo)).total_seconds()
 
     def _run_in(self, delay: float) -> None:
+        # max_instances > 1: a (hinted) run that fires while the last one is still in its tail must reach
+        # _sync_once, which runs it or defers it (``_busy``); APScheduler would drop it, and the hint with it.
         self.scheduler.add_job(
             self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
-            replace_existing=True, misfire_grace_time=None,
+            replace_existing=True, misfire_grace_time=None, max_instances=3,
         )
 
     def _still_parked(self, rec: Reconciler) -> bool:
@@ -222,6 +225,20 @@ class Agent:
             log.info("next sync in %.0fs (backoff after %d failures)", delay, self.failures)
         self._run_in(delay)
 
+    def begin(self, first_in: float | None = None) -> None:
+        """Start the scheduler with the first sync (``first_in`` seconds, or ``first_delay``'s choice);
+        a hint heard before this is served now, so the first schedule never undoes it."""
+        self.scheduler.start()
+        if first_in is None:
+            self._schedule(first=True)
+        else:
+            self._run_in(first_in)
+        with self._hint_lock:
+            self._started = True
+            deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self.hint(*deferred)
+
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
         try:
@@ -242,12 +259,11 @@ class Agent:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        self.reporter = self.device.fleet_reporter(on_hint=self.hint)
-        self.scheduler.start()
-        self._schedule(first=True)  # before anything can hint, so the first schedule never undoes a hint
         server = self._status_server()
+        self.reporter = self.device.fleet_reporter(on_hint=self.hint)
         if self.reporter is not None:
             self.reporter.start()
+        self.begin()
         log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
         self.stop_event.wait()
         self.scheduler.shutdown(wait=False)
@@ -296,10 +312,10 @@ class Agent:
         log.info("status on http://%s:%d/ (healthz, readyz, status, metrics%s)", host, server.port, hook)
         return server
 
-
     def _webhook(self) -> PushWebhook | None:
         secret_file = self.config.status.webhook_secret_file
         return None if secret_file is None else PushWebhook(secret_file, self.config.source.ref, self.hint)
+
 
 
 def run_daemon(config: AgentConfig, device: Device) -> int:

@@ -37,6 +37,9 @@ class Store:
     def quarantined(self) -> dict[str, Any]:
         return {}
 
+    def journal(self) -> list[Any]:
+        return []
+
     def close(self) -> None:
         pass
 
@@ -98,8 +101,10 @@ def agent(tmp_path: Path) -> Iterator[tuple[Agent, CountingDevice]]:
     device = CountingDevice()
     a = Agent(config, device)  # type: ignore[arg-type]
     a.rng = HalfRandom()
-    a.scheduler.start()
-    a._run_in(3600)  # the regular poll, an hour away
+    a.hint(None, "mqtt")  # before the scheduler runs: kept for later
+    assert a._deferred == (None, "mqtt") and a.scheduler.get_job("sync") is None
+    a._deferred = None
+    a.begin(first_in=3600)  # the regular poll, an hour away
     yield a, device
     a.stop_event.set()
     a.scheduler.shutdown(wait=False)
@@ -157,3 +162,34 @@ def test_a_hint_during_a_sync_that_already_found_that_commit_is_dropped(agent: t
     wait_for(lambda: settled(a, device, 1), 20, "the hinted sync")
     assert a._deferred is None and a.hints.due_at is None
     assert next_in(a) > 3000 and device.syncs == 1
+
+
+def test_a_hint_before_the_first_schedule_is_served_after_it(tmp_path: Path) -> None:
+    config = AgentConfig(device=DeviceConfig("d"), state_dir=tmp_path,
+                         source=SourceConfig(url="/r", interval_s=3600, hint_spread_s=0.2, hint_min_gap_s=600))
+    device = CountingDevice()
+    a = Agent(config, device)  # type: ignore[arg-type]
+    a.rng = HalfRandom()
+    try:
+        a.hint("2" * 40, "webhook")  # e.g. the retained refs message, as soon as MQTT connects
+        a.begin()  # spread_start: the first sync would be half an hour away
+        wait_for(lambda: settled(a, device, 1), 20, "the hinted first sync")
+        assert next_in(a) > 3000
+    finally:
+        a.stop_event.set()
+        a.scheduler.shutdown(wait=False)
+
+
+def test_a_run_that_fires_during_a_sync_is_deferred_not_run_beside_it(agent: tuple[Agent, CountingDevice]) -> None:
+    """What APScheduler does when a hinted job fires while the last run is still in its tail."""
+    a, device = agent
+    device.gate = threading.Event()
+    first = threading.Thread(target=a._sync_once)
+    first.start()
+    assert device.entered.wait(20), "the first sync did not start"
+    a._sync_once()  # the overlapping run returns at once...
+    assert a._deferred == (None, "overlap") and device.syncs == 0
+    device.gate.set()
+    first.join(20)
+    wait_for(lambda: settled(a, device, 2), 20, "the deferred sync")  # ...and is served after the first
+    assert device.max_running == 1

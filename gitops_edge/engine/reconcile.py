@@ -57,6 +57,7 @@ class Reconciler:
         store: StateStore,
         loader: Loader,
         image_policy: ImagePolicy | None = None,
+        after_sync: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -64,6 +65,7 @@ class Reconciler:
         self.store = store
         self.loader = loader
         self.image_policy = image_policy
+        self.after_sync = after_sync  # housekeeping once a sync is recorded (unused revision trees)
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
 
@@ -151,6 +153,11 @@ class Reconciler:
                 (result.revision or "")[:12],
                 f" ({result.reason})" if result.reason else "",
             )
+        if self.after_sync is not None:
+            try:
+                self.after_sync()
+            except (EdgeError, OSError) as exc:  # housekeeping: never the sync's outcome
+                log.warning("after the sync: %s", exc)
         return result
 
     def _sync(self) -> SyncResult:

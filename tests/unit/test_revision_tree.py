@@ -251,3 +251,15 @@ def test_specs_without_repository_binds_hash_as_before() -> None:
     assert config_hash(stack, with_content) != config_hash(stack, svc)
     moved = replace(with_content, mounts=(svc.mounts[0], replace(with_content.mounts[1], source="/elsewhere")))
     assert config_hash(stack, moved) == config_hash(stack, with_content)  # the tree path does not count
+
+
+def test_a_tree_asked_for_more_paths_keeps_the_old_ones(tmp_path: Path) -> None:
+    clone = repo(tmp_path, base_files())
+    trees = RevisionTrees(tmp_path / "state" / "trees")
+    trees.materialize(clone, R1, "web", ["dev/web/app.conf"])
+    got = trees.materialize(clone, R1, "web", ["dev/web/db.conf"])
+    assert list(got) == ["dev/web/db.conf"]
+    files = trees.files_root(R1, "web")
+    assert (files / "dev/web/app.conf").read_text() == "good\n"  # a container may still bind it
+    assert (files / "dev/web/db.conf").read_text() == "db\n"
+    assert sorted(p.name for p in trees.base.iterdir()) == [R1]

@@ -57,6 +57,16 @@ def trees_on_disk(state: Path) -> set[tuple[str, str]]:
     return {(r.name, s.name) for r in base.iterdir() if not r.name.startswith(".") for s in r.iterdir()}
 
 
+def tree_snapshot(state: Path) -> dict[str, tuple[int, int]]:
+    """Every path under the trees with its inode and mtime: any write shows."""
+    out = {}
+    for dirpath, dirs, files in os.walk(state / "trees"):
+        for p in [dirpath, *(os.path.join(dirpath, n) for n in dirs + files)]:
+            st = os.lstat(p)
+            out[p] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
 def test_config_only_commits_are_gated_and_rollbacks_keep_their_files(
     device: Device, stack_name: str, test_images: dict[str, str]
 ) -> None:
@@ -84,6 +94,12 @@ def test_config_only_commits_are_gated_and_rollbacks_keep_their_files(
     assert conf_host.parent.stat().st_mode & 0o777 == 0o555
     code, out = web1.exec_run(["cat", "/shared/notes.txt"])
     assert (code, out) == (0, b"shared\n")
+
+    # a poll with nothing new builds nothing and removes nothing: the trees are not written
+    before = tree_snapshot(state)
+    out = device.cli("sync")
+    assert out.returncode == 0 and "unchanged" in out.stdout, out.stdout + out.stderr
+    assert tree_snapshot(state) == before
 
     # a commit that changes only the mounted file: a recreate through the gate, naming the file
     r2 = device.commit({f"{s}/app.conf": "good 2\n"}, "config only")

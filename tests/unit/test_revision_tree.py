@@ -127,6 +127,18 @@ def test_a_bind_into_the_state_directory_is_refused(tmp_path: Path) -> None:
         load(clone, RevisionTrees(state / "trees"), R1)
 
 
+def test_a_bind_volume_into_the_state_directory_is_refused(tmp_path: Path) -> None:
+    files = base_files()
+    state = tmp_path / "state"
+    files["dev/web/compose.yaml"] = (
+        "services:\n  web:\n    image: app:1\n    volumes: ['v:/x']\n"
+        f"volumes:\n  v:\n    driver_opts: {{type: none, o: bind, device: {state}/source/repo/.git}}\n"
+    )
+    clone = repo(tmp_path, files)
+    with pytest.raises(DesiredStateError, match=r"volume device .* inside the agent's state directory"):
+        load(clone, RevisionTrees(state / "trees"), R1)
+
+
 def test_symlinks_out_of_the_repository_are_refused_and_nothing_is_left(tmp_path: Path) -> None:
     clone = repo(tmp_path, base_files())
     outside = tmp_path / "secret"

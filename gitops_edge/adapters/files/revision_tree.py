@@ -145,6 +145,13 @@ class RevisionTrees:
                 elif _under(m.source, state_dir):
                     raise DesiredStateError(
                         f"bind source {m.source} is inside the agent's state directory", where)  # fmt: skip
+        for vol in stack.volumes:  # a local volume with `o: bind` is a bind mount by another name
+            opts = dict(vol.driver_opts)
+            device = posixpath.normpath(opts.get("device") or "/")
+            if "bind" in opts.get("o", "").split(",") and (_under(device, state_dir) or _under(device, clone_abs)):
+                raise DesiredStateError(
+                    f"volume device {device} is inside the agent's state directory",
+                    Location(stack.compose_file, None, f"volumes.{vol.key}.driver_opts.device"))  # fmt: skip
         return rels
 
     @staticmethod

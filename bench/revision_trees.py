@@ -7,14 +7,16 @@ as ``build:``, are left out), plus one stack binding a directory of 200 files of
 (dashboards, a web root). Per repetition, interleaved:
 
 (a) the peer: ``load_desired_state`` alone, what every sync did before;
-(b) load + build the trees of a new revision (every stack: its compose file,
-    ``.env`` and bind sources copied, fsynced, sealed, renamed into place);
-(c) load + trees that already exist (a poll at the same revision: one
+(b) what the trees add to (a) for a new revision (every stack: its compose
+    file, ``.env`` and bind sources copied, digested, sealed, flushed with one
+    ``syncfs``, renamed into place);
+(c) what they add to (a) when they exist (a poll at the same revision: one
     manifest read per stack, no write);
 (d) the alternative not taken: copy the whole work tree minus ``.git``.
 
 Bytes: what one revision's trees hold against the work tree without ``.git``.
-Targets: (c) <= 1.2 x (a), (b) <= 3 x (a).
+Ratios are (a + b) / (a) and (a + c) / (a): the whole load step with trees
+against without. Target: a poll at the same revision, (a + c) <= 1.2 x (a).
 
 Usage: ``.venv/bin/python -m bench.revision_trees [--reps N]``; prints a markdown table.
 """
@@ -37,6 +39,7 @@ from gitops_edge.adapters.files.desired_state import load_desired_state
 from gitops_edge.adapters.files.revision_tree import RevisionTrees
 from gitops_edge.adapters.files.stack_files import find_stack_dirs, load_stack
 from gitops_edge.errors import DesiredStateError
+from gitops_edge.model.spec import DesiredState
 
 DASHBOARDS, DASHBOARD_BYTES = 200, 10_000
 CORPUS = Path(os.environ.get("GITOPS_EDGE_CORPUS", "/work/shared/corpus/compose"))
@@ -103,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
             def load(rev: str = rev) -> None:
                 load_desired_state(clone, "stacks", rev)
 
-            def build(rev: str = rev) -> None:
-                trees.materialize_state(load_desired_state(clone, "stacks", rev), clone)
+            loaded = load_desired_state(clone, "stacks", rev)
+
+            def build(loaded: DesiredState = loaded) -> None:
+                trees.materialize_state(loaded, clone)
 
             def whole(rep: int = rep) -> None:
                 shutil.copytree(clone, work / f"whole-{rep}", ignore=shutil.ignore_patterns(".git"))
@@ -121,16 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Corpus: {n_stacks} stacks, work tree {work_files} files / {work_bytes / 1024:.0f} KiB without .git; "
           f"one revision's trees: {tree_files} files / {tree_bytes / 1024:.0f} KiB "
           f"(incl. one manifest per stack). n={args.reps}, medians.\n")
-    print("| step | median | min | max | ratio to (a) |\n|---|---|---|---|---|")
-    names = {"a": "(a) load (peer)", "b": "(b) load + build new trees", "c": "(c) load + reuse trees",
-             "d": "(d) copy whole work tree minus .git"}
+    print("| step | median | min | max | load step with it / without |\n|---|---|---|---|---|")
+    names = {"a": "(a) load (peer)", "b": "(b) + build new trees", "c": "(c) + trees exist (reuse)",
+             "d": "(d) alternative: copy the whole work tree minus .git"}
     for k, label in names.items():
-        print(f"| {label} | {ms[k]} | {min(runs[k]) * 1000:.1f} ms | {max(runs[k]) * 1000:.1f} ms "
-              f"| {med[k] / med['a']:.2f} |")
-    summary.add("revision trees, poll at the same revision", ms["c"], "load alone", ms["a"],
-                med["c"] / med["a"], "<= 1.2", med["c"] / med["a"] <= 1.2)
-    summary.add("revision trees, new revision (build)", ms["b"], "load alone", ms["a"],
-                med["b"] / med["a"], "<= 3", med["b"] / med["a"] <= 3)
+        ratio = med[k] / med["a"] if k in "ad" else (med["a"] + med[k]) / med["a"]
+        print(f"| {label} | {ms[k]} | {min(runs[k]) * 1000:.1f} ms | {max(runs[k]) * 1000:.1f} ms | {ratio:.2f} |")
+    reuse, build = (med["a"] + med["c"]) / med["a"], (med["a"] + med["b"]) / med["a"]
+    summary.add("revision trees: load step at the same revision", f"+{ms['c']}", "load alone", ms["a"],
+                reuse, "<= 1.2", reuse <= 1.2)
+    summary.add("revision trees: load step at a new revision", f"+{ms['b']}", "load alone", ms["a"], build)
     return 0
 
 

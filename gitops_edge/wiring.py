@@ -80,13 +80,11 @@ class Wiring:
             return trees.materialize_state(desired, clone)
 
         def collect_trees() -> None:
-            stacks = set(store.applied()) | trees.stacks_on_disk()
-            trees.collect(trees.users(
-                runtime.observe().containers,
-                {name: a.revision for name, a in store.applied().items()},
-                {name: [g[0] for g in store.good_revisions(name)] for name in stacks},
-                rec.revision_seen,
-            ))
+            """After each sync: drop the trees no container, applied or good revision needs."""
+            containers = runtime.observe().containers  # first: if the engine cannot answer, nothing goes
+            applied = {name: a.revision for name, a in store.applied().items()}
+            good = {name: [g[0] for g in store.good_revisions(name)] for name in set(applied) | trees.stacks_on_disk()}
+            trees.collect(trees.users(containers, applied, good, rec.revision_seen))
 
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
                          after_sync=collect_trees)

@@ -38,7 +38,7 @@ SIGNERS: list[tuple[str, Any, Any]] = [
      lambda k, d: k.sign(d, ec.ECDSA(hashes.SHA384()))),  # sigstore's P-384 key details
     ("rsa-pkcs1", lambda: rsa.generate_private_key(65537, 2048),
      lambda k, d: k.sign(d, padding.PKCS1v15(), hashes.SHA256())),
-    ("rsa-pss", lambda: rsa.generate_private_key(65537, 3072), lambda k, d: k.sign(d, pss(), hashes.SHA256())),
+    ("rsa-pss", lambda: rsa.generate_private_key(65537, 2048), lambda k, d: k.sign(d, pss(), hashes.SHA256())),
     ("ed25519", ed25519.Ed25519PrivateKey.generate, lambda k, d: k.sign(d)),
 ]
 

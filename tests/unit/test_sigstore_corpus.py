@@ -306,7 +306,11 @@ ATTESTATIONS = {"happy-path-intoto-in-dsse-v3", "rekor2-dsse-happy-path"}
 
 
 def conformance_cases() -> list[str]:
-    root = corpus("sigstore", "conformance")
+    """The case names (collected early: a missing corpus becomes one failing case, not a collection error)."""
+    try:
+        root = corpus("sigstore", "conformance")
+    except AssertionError:
+        return ["corpus-missing"]
     return sorted(p.name for p in root.iterdir() if (p / "bundle.sigstore.json").exists()
                   and not (p / "key.pub").exists() and p.name != "managed-key-no-key_fail")
 

@@ -17,7 +17,8 @@ import docker
 from gitops_edge.adapters.registry.client import RegistryClient
 from gitops_edge.demo import tinyimage
 from tests.integration.agent_harness import Device, assert_clean_failure
-from tests.support.cosign_signer import generate_key, push_legacy_signature
+from tests.support import keyless_producer
+from tests.support.cosign_signer import generate_key, push_bundle, push_legacy_signature
 from tests.support.images import push
 
 SERVE = json.dumps(tinyimage.SERVE)
@@ -71,3 +72,47 @@ def test_mirrored_image_runs_only_with_a_remap(device: Device, stack_name: str, 
     refusal = json.loads(bad.stdout)
     assert refusal["allowed"] is False and refusal["retryable"] is False
     assert "not exactly" in refusal["reason"]
+
+
+def test_keyless_bundles_sync_and_attestations_do_not(device: Device, stack_name: str, registry: str,
+                                                      docker_client: docker.DockerClient,
+                                                      test_images: dict[str, str], tmp_path: Path) -> None:
+    """sigstore-js bundles (mock Fulcio/Rekor/TSA): a signature runs; a provenance attestation is no signature."""
+    reason = keyless_producer.missing()
+    if reason:
+        raise AssertionError(reason)
+    s = stack_name
+    device.cleanup.append(s)  # type: ignore[attr-defined]
+    repo = f"{registry}/ksync-{uuid.uuid4().hex[:10]}/app"
+    digests = {}
+    for v in ("v1", "v2"):
+        docker_client.images.get(test_images[v]).tag(repo, v)
+        digests[v] = push(docker_client, f"{repo}:{v}")
+    issuer, subject = "https://token.actions.example", "https://git.example/acme/app/release.yml@refs/tags/v1"
+    job = {"issuer": issuer, "subject": subject, "name": repo, "tsa": True}
+    root = keyless_producer.produce(tmp_path / "sigstore", [
+        {**job, "out": str(tmp_path / "v1.json"), "digest": digests["v1"]},
+        {**job, "out": str(tmp_path / "v2.json"), "digest": digests["v2"],
+         "predicateType": "https://slsa.dev/provenance/v1"},
+    ])
+    client = RegistryClient()
+    for v in ("v1", "v2"):
+        push_bundle(client, repo, digests[v], (tmp_path / f"{v}.json").read_bytes())
+    device.extra_config = (f"trust:\n  default: deny\n  images:\n    - match: '{repo}'\n"
+                           f"      keyless: [{{issuer: '{issuer}', subject: '{subject}'}}]\n"
+                           f"      trusted_root: '{root}'\n")
+    device.commit({"README.md": "d\n",
+                   f"{s}/compose.yaml": f"services:\n  web:\n    image: {repo}:v1\n    command: {SERVE}\n"})
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+    assert device.containers(s)[f"{s}-web-1"].attrs["Config"]["Image"] == f"{repo}@{digests['v1']}"
+    verdict = json.loads(device.cli("verify", "--json", f"{repo}:v1").stdout)
+    (ev,) = verdict["evidence"]
+    assert ev["format"] == "bundle-keyless" and ev["identity"] == f"{issuer}: {subject}"
+    assert ev["log"].startswith("rekor v1 (dsse 0.0.1) index")
+    assert "timestamp authority" in ev["time_source"] and "transparency log" in ev["time_source"]
+
+    device.commit({f"{s}/compose.yaml": f"services:\n  web:\n    image: {repo}:v2\n    command: {SERVE}\n"})
+    out = device.cli("sync")
+    assert_clean_failure(out, 3, "https://slsa.dev/provenance/v1 attestation, not a signature")
+    assert device.containers(s)[f"{s}-web-1"].attrs["Config"]["Image"] == f"{repo}@{digests['v1']}"

@@ -21,12 +21,14 @@ from typing import Any
 import pytest
 
 from gitops_edge.adapters.registry.bundle_tlog import verify_key_bundle_tlog
+from gitops_edge.adapters.registry.client import OCI_MANIFEST, Manifest
 from gitops_edge.adapters.registry.keyless import verify_keyless_bundle
 from gitops_edge.adapters.registry.signature_crypto import PublicKey, load_key
-from gitops_edge.adapters.registry.signature_formats import Rejected
+from gitops_edge.adapters.registry.signature_formats import Rejected, legacy_tag
+from gitops_edge.adapters.registry.signatures import SignatureVerifier
 from gitops_edge.adapters.registry.trust_root import check_clock, clock_floor
 from gitops_edge.adapters.registry.verify_one import verify_bundle, verify_legacy
-from gitops_edge.errors import TrustError
+from gitops_edge.errors import ImageNotFoundError, TrustError
 from gitops_edge.model.trust import KeylessIdentity, SignedIdentity, TrustRule
 from tests.support.corpus import corpus
 
@@ -121,9 +123,72 @@ def test_cosign_key_signature_refusals() -> None:
         layer.verify(KEY_REPO, digest, no_keys, ())
 
 
+class MemoryRegistry:
+    """The three reads discovery makes (manifest, blob, referrers), served from dicts: no I/O to fake."""
+
+    def __init__(self) -> None:
+        self.manifests: dict[tuple[str, str], bytes] = {}
+        self.blobs: dict[str, bytes] = {}
+        self.api: dict[str, dict[str, object]] | None = None  # digest -> referrers index; None: no API
+
+    def manifest(self, repository: str, reference: str) -> Manifest:
+        body = self.manifests.get((repository, reference))
+        if body is None:
+            raise ImageNotFoundError(f"{repository}:{reference}")
+        return Manifest(digest=sha256(body), media_type=OCI_MANIFEST, body=body)
+
+    def blob(self, repository: str, digest: str, max_bytes: int = 0) -> bytes:
+        return self.blobs[digest]
+
+    def referrers(self, repository: str, digest: str) -> dict[str, object] | None:
+        return None if self.api is None else self.api.get(digest, {"manifests": []})
+
+    def sig_tag(self, repository: str, digest: str, *layers: Layer) -> None:
+        descs = []
+        for layer in layers:
+            self.blobs[sha256(layer.payload)] = layer.payload
+            descs.append({"mediaType": layer.media_type, "digest": sha256(layer.payload),
+                          "size": len(layer.payload), "annotations": layer.annotations})
+        self.manifests[(repository, legacy_tag(digest))] = json.dumps({"schemaVersion": 2, "layers": descs}).encode()
+
+
+def memory_verifier(registry: MemoryRegistry, now: datetime | None = None) -> SignatureVerifier:
+    return SignatureVerifier(client=registry, clock=(lambda: now) if now else None)  # type: ignore[arg-type]
+
+
 def test_other_attachment_is_not_a_signature_layer() -> None:
-    """containers/image's negative fixture: a text/plain layer carrying a copied signature."""
-    assert Layer("dir-img-cosign-other-attachment", "signature-1").media_type == "text/plain"
+    """containers/image's negative fixture: a text/plain layer carrying a copied, valid signature annotation."""
+    registry = MemoryRegistry()
+    digest = manifest_digest("dir-img-cosign-valid")
+    registry.sig_tag(KEY_REPO, digest, Layer("dir-img-cosign-other-attachment", "signature-1"))
+    rule, _ = key_rule()
+    with pytest.raises(TrustError, match="found 1 cosign signature: layer is not a simple-signing payload"):
+        memory_verifier(registry).verify(KEY_REPO, digest, rule)
+    registry.sig_tag(KEY_REPO, digest, Layer("dir-img-cosign-other-attachment", "signature-1"),
+                     Layer("dir-img-cosign-valid", "signature-1"))
+    (ev,) = memory_verifier(registry).verify(KEY_REPO, digest, rule)
+    assert ev.detail.startswith(legacy_tag(digest) + " layer sha256:")
+
+
+def test_an_unset_clock_blocks_only_what_needs_time() -> None:
+    """1970: the keyless signature waits (retryably); a plain key signature on the same image still verifies."""
+    digest = manifest_digest("dir-img-cosign-fulcio-rekor-valid")
+    registry = MemoryRegistry()
+    registry.sig_tag(KEYLESS_REPO, digest, keyless_layer())
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    with pytest.raises(TrustError, match="the device clock is not set") as exc:
+        memory_verifier(registry, epoch).verify(KEYLESS_REPO, digest, keyless_rule())
+    assert exc.value.retryable
+    (ev,) = memory_verifier(registry).verify(KEYLESS_REPO, digest, keyless_rule())
+    assert ev.format == "cosign-sig-keyless"
+    key_registry = MemoryRegistry()
+    key_registry.sig_tag(KEY_REPO, manifest_digest("dir-img-cosign-valid"), Layer("dir-img-cosign-valid",
+                                                                                   "signature-1"))
+    assert memory_verifier(key_registry, epoch).verify(KEY_REPO, manifest_digest("dir-img-cosign-valid"),
+                                                       key_rule()[0])
+    with pytest.raises(TrustError, match="the device clock is not set"):  # tlog: required needs the root's keys
+        memory_verifier(key_registry, epoch).verify(KEY_REPO, manifest_digest("dir-img-cosign-valid"),
+                                                    key_rule(tlog="required")[0])
 
 
 # -- key signatures with a Rekor bundle: tlog required ---------------------------------------

@@ -16,6 +16,7 @@ no predicate and signs exactly the digest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from gitops_edge.adapters.registry.signature_crypto import PublicKey, verifies
@@ -66,7 +67,8 @@ def verify_legacy(annotations: dict[str, Any], payload: bytes, signature: bytes,
             raise Rejected(clock_problem.message)
         if REKOR_BUNDLE_ANNOTATION not in annotations:
             raise Rejected("tlog is required, but the signature has no Rekor bundle")
-        log, time_source = _key_tlog(annotations[REKOR_BUNDLE_ANNOTATION], payload, signature, key, rule)
+        raw = annotations[REKOR_BUNDLE_ANNOTATION]
+        log, time_source = _guarded(lambda: _key_tlog(raw, payload, signature, key, rule))
     return Evidence(format="cosign-sig", signer=str(key.path), log=log, time_source=time_source)
 
 
@@ -114,9 +116,19 @@ def verify_bundle(data: bytes, digest: str, rule: TrustRule, keys: tuple[PublicK
             raise Rejected(clock_problem.message)
         from gitops_edge.adapters.registry.bundle_tlog import verify_key_bundle_tlog
 
-        log, time_source = verify_key_bundle_tlog(data, key, rule)
+        log, time_source = _guarded(lambda: verify_key_bundle_tlog(data, key, rule))
     return Evidence(format="bundle-key", signer=str(key.path), detail=f"in-toto statement, predicate {predicate}",
                     log=log, time_source=time_source)
+
+
+def _guarded(check: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+    """Run a log check; anything but a reasoned refusal (a bug, odd input) refuses too, never allows."""
+    try:
+        return check()
+    except Rejected:
+        raise
+    except Exception as exc:
+        raise Rejected(f"transparency log check failed ({type(exc).__name__})") from None
 
 
 def check_predicate(predicate: str) -> None:

@@ -510,6 +510,25 @@ def test_key_bundle_and_its_log_entry() -> None:
         verify_key_bundle_tlog(data, other, rule)
 
 
+def test_key_tlog_reads_rekor_v2_entries() -> None:
+    """A real Rekor v2 DSSE entry (hashedrekord 0.0.2): the proof verifies, the digest is the PAE's; the
+    logged signer is a certificate, so for any key it is another signer."""
+    case = corpus("sigstore", "conformance", "rekor2-dsse-happy-path")
+    data = (case / "bundle.sigstore.json").read_bytes()
+    key_path = corpus("sigstore", "containers-image", "cosign.pub")
+    rule = TrustRule(match="*", keys=(key_path,), trusted_root=case / "trusted_root.json", tlog="required")
+    with pytest.raises(Rejected, match="log entry records another signature or signer"):
+        verify_key_bundle_tlog(data, load_key(key_path), rule)
+    doc = json.loads(data)
+    doc["dsseEnvelope"]["payload"] = base64.b64encode(b'{"_type": "tampered"}').decode()
+    with pytest.raises(Rejected, match="log entry is for another payload"):
+        verify_key_bundle_tlog(json.dumps(doc).encode(), load_key(key_path), rule)
+    doc = json.loads(data)
+    doc["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["logIndex"] = "1"
+    with pytest.raises(Rejected, match="does not verify against the trusted root"):
+        verify_key_bundle_tlog(json.dumps(doc).encode(), load_key(key_path), rule)
+
+
 # -- the device clock ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("now", [datetime(1970, 1, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC)])

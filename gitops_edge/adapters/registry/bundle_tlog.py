@@ -4,7 +4,9 @@ sigstore-python verifies bundles only with a certificate, so for a key the
 entry is checked from sigstore's parts: the inclusion proof and its signed
 checkpoint (``TransparencyLogEntry._verify``) when the bundle has them, else
 the signed entry timestamp alone (v0.1 bundles, like npm's). Then the entry
-must be about this envelope: its payload hash, its signature, this key.
+must be about this envelope: its payload hash (Rekor v2: the hash of its
+PAE), its signature, this key. A Rekor v2 entry has no time of its own; a
+key signature needs none, so the evidence names no time then.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typing import Any
 from gitops_edge.adapters.registry.rekor_set import verify_set
 from gitops_edge.adapters.registry.signature_crypto import PublicKey
 from gitops_edge.adapters.registry.signature_formats import (
+    Envelope,
     Rejected,
     RekorBundle,
     b64decode,
     json_object,
+    pae,
     parse_envelope,
 )
 from gitops_edge.adapters.registry.trust_root import load_trusted_root, one_line
@@ -104,8 +108,12 @@ def _check_body(entry: dict[str, Any], raw_envelope: object, key: PublicKey) -> 
         logged = [(base64.b64decode(b64decode(s.get("sig"), "logged signature")),
                    b64decode(s.get("publicKey"), "logged key"))
                   for s in logged_env.get("signatures") or [] if isinstance(s, dict)]
+    elif kind == ("hashedrekord", "0.0.2"):  # Rekor v2 logs a DSSE envelope as the hash of its PAE
+        _check_v2_body(spec, envelope, key)
+        return
     else:
-        raise Rejected(f"log entry is {kind[0]!r} {kind[1]!r}, not a DSSE (dsse 0.0.1 / intoto 0.0.2) entry")
+        raise Rejected(f"log entry is {kind[0]!r} {kind[1]!r}, not a DSSE (dsse 0.0.1 / intoto 0.0.2 / "
+                       "hashedrekord 0.0.2) entry")
     if not isinstance(payload_hash, dict) or payload_hash.get("algorithm") != "sha256" \
             or payload_hash.get("value") != hashlib.sha256(envelope.payload).hexdigest():
         raise Rejected("log entry is for another payload")
@@ -120,3 +128,26 @@ def _check_body(entry: dict[str, Any], raw_envelope: object, key: PublicKey) -> 
     raise Rejected("log entry records another signature or signer")
 
 
+
+
+def _check_v2_body(spec: dict[str, Any], envelope: Envelope, key: PublicKey) -> None:
+    """hashedrekord 0.0.2: digest = SHA-256 of the envelope's PAE, its signature, and this key (SPKI DER)."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    inner = spec.get("hashedRekordV002")
+    data = inner.get("data") if isinstance(inner, dict) else None
+    sig = inner.get("signature") if isinstance(inner, dict) else None
+    if not isinstance(data, dict) or not isinstance(sig, dict):
+        raise Rejected("Rekor v2 entry has no data or signature")
+    signed = pae(envelope.payload_type, envelope.payload)
+    if data.get("algorithm") != "SHA2_256" or b64decode(data.get("digest"), "logged digest") \
+            != hashlib.sha256(signed).digest():
+        raise Rejected("log entry is for another payload")
+    verifier = sig.get("verifier") if isinstance(sig.get("verifier"), dict) else {}
+    assert isinstance(verifier, dict)
+    public = verifier.get("publicKey") if isinstance(verifier.get("publicKey"), dict) else {}
+    assert isinstance(public, dict)
+    logged_key = b64decode(public.get("rawBytes"), "logged key") if public else b""
+    ours = key.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if b64decode(sig.get("content"), "logged signature") not in envelope.signatures or logged_key != ours:
+        raise Rejected("log entry records another signature or signer")

@@ -4,9 +4,12 @@ The cryptography (Fulcio chain, SCT, Rekor inclusion, signature) is the
 ``sigstore`` package's; what it leaves to callers is done here, fail closed:
 
 - binding the bundle to the image: a DSSE bundle's in-toto statement must
-  name the digest as a subject (sigstore does not look); a message-signature
-  bundle must have signed the manifest itself, so its message digest *is* the
-  image digest;
+  name the digest as a subject (sigstore does not look) and carry cosign's
+  signature predicate (the same rule as for key bundles: an attestation is
+  not a signature); a message-signature bundle must have signed the manifest
+  itself, so its message digest *is* the image digest;
+- the trusted root's validity windows at the times sigstore verified (a TSA's
+  and/or the log's; Rekor v2 entries have only the TSA's);
 - ``subject_regex`` identities (sigstore's policies are exact-match only).
 
 ``sigstore`` is imported lazily: it costs ~26 MiB and 0.4 s, and devices

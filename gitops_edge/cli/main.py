@@ -433,7 +433,6 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from gitops_edge.core.serialize import to_data
     from gitops_edge.errors import TrustError
     wiring = _wiring(args)
     config = wiring.config
@@ -445,17 +444,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = policy.check(args.image)
     except TrustError as exc:
         if args.json:
-            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message}))
+            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message,
+                              "retryable": exc.retryable}))
         print(f"refused: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if args.json:
-        print(json.dumps(to_data(verdict), indent=2, default=str))
+        print(json.dumps({
+            "image": verdict.image, "digest": verdict.digest, "allowed": verdict.allowed, "rule": verdict.rule,
+            "reason": verdict.reason,
+            # one entry per acceptable signature: what format, whose identity, which log, which clock
+            "evidence": [{"format": e.format, "identity": e.signer, "log": e.log or None,
+                          "time_source": e.time_source or None, "detail": e.detail} for e in verdict.evidence],
+        }, indent=2))
         return 0
     print(f"allowed: {args.image}")
     print(f"  digest: {verdict.digest}")
     print(f"  rule:   {verdict.rule or '(none: trust.default is allow)'}")
     for e in verdict.evidence:
         print(f"  evidence: {e.format} signed by {e.signer}" + (f" ({e.detail})" if e.detail else ""))
+        if e.log:
+            print(f"    log:  {e.log}")
+        if e.time_source:
+            print(f"    time: {e.time_source}")
     return 0
 
 

@@ -14,11 +14,15 @@ from gitops_edge.model.trust import (
     KeylessIdentity,
     RegistriesConfig,
     SecurityPolicy,
+    SignedIdentity,
     TrustPolicy,
     TrustRule,
 )
 
-RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
+Path_ = KeyPath
+
+RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest", "signed_identity", "tlog"}
+REMAP_KEYS = {"prefix", "signed_prefix"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
 SECURITY_KEYS = {
     "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
@@ -107,13 +111,46 @@ def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
     if not keys and not keyless:
         raise ConfigError("a rule needs keys or keyless identities", reader.loc(path))
     root = f.str_("trusted_root")
+    tlog = f.data.get("tlog", "optional")
+    if tlog not in ("optional", "required"):
+        raise f.fail("tlog", "must be optional or required")
     return TrustRule(
         match=match,
         keys=keys,
         keyless=tuple(keyless),
         trusted_root=Path(root) if root else None,
         require_digest=f.bool_("require_digest", TrustRule.require_digest),
+        signed_identity=_signed_identity(reader, f.data.get("signed_identity"), (*path, "signed_identity")),
+        tlog=tlog,
     )
+
+
+def _signed_identity(reader: Locator, data: object, path: Path_) -> SignedIdentity:
+    """``repository`` (default) | ``exact`` | ``{prefix: MIRROR, signed_prefix: SIGNED}`` (a remap)."""
+    if data is None:
+        return SignedIdentity()
+    if isinstance(data, str):
+        if data not in ("repository", "exact"):
+            raise ConfigError("must be repository, exact or {prefix, signed_prefix}", reader.loc(path))
+        return SignedIdentity(mode=data)
+    f = _Fields(reader, data, path, REMAP_KEYS)
+    prefix, signed = f.str_("prefix", required=True), f.str_("signed_prefix", required=True)
+    assert prefix is not None and signed is not None
+    for key, value in (("prefix", prefix), ("signed_prefix", signed)):
+        if "/" not in value.strip("/") and "." not in value and ":" not in value:
+            raise f.fail(key, "must be a registry host, optionally with a path (host[:port][/path])")
+        if "@" in value or re.search(r":[^/]*$", value.split("/", 1)[1] if "/" in value else ""):
+            raise f.fail(key, "names a repository prefix: no tag or digest")
+    return SignedIdentity(mode="remap", prefix=_canonical_prefix(prefix), signed_prefix=_canonical_prefix(signed))
+
+
+def _canonical_prefix(prefix: str) -> str:
+    """Docker Hub's spellings as ``docker.io/...``, like the repositories they are compared with."""
+    prefix = prefix.rstrip("/")
+    for alias in ("index.docker.io", "registry-1.docker.io"):
+        if prefix == alias or prefix.startswith(alias + "/"):
+            return "docker.io" + prefix[len(alias):]
+    return prefix
 
 
 def parse_security(reader: Locator, data: object) -> SecurityPolicy:

@@ -235,7 +235,8 @@ class Reconciler:
                             else self.runtime.resolve_image(svc.image, svc.pull_policy)
                         )
                     except TrustError as exc:
-                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}") from None
+                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}",
+                                         retry=exc.retry) from None  # an unset clock is retried, not parked
                 pinned[(st.name, svc.name)] = cache[key]
         return pinned
 

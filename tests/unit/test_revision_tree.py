@@ -275,3 +275,22 @@ def test_a_tree_asked_for_more_paths_keeps_the_old_ones(tmp_path: Path) -> None:
     assert (files / "dev/web/app.conf").read_text() == "good\n"  # a container may still bind it
     assert (files / "dev/web/db.conf").read_text() == "db\n"
     assert sorted(p.name for p in trees.base.iterdir()) == [R1]
+
+
+def test_env_files_are_never_read_from_dot_git(tmp_path: Path) -> None:
+    """``env_file: ../../.git/config`` (or a symlink to it) would copy Git's files into a container's environment."""
+    from gitops_edge.adapters.files.stack_files import load_stack
+    from gitops_edge.errors import DesiredStateError
+
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / ".git" / "config").write_text("[core]\n\tfsmonitor = evil\n")
+    stack = repo / "devices" / "web"
+    stack.mkdir(parents=True)
+    (stack / "compose.yaml").write_text("services: {web: {image: busybox, env_file: ../../.git/config}}\n")
+    with pytest.raises(DesiredStateError, match=r"\.git"):
+        load_stack(repo, stack)
+    (stack / "linked.env").symlink_to(repo / ".git" / "config")
+    (stack / "compose.yaml").write_text("services: {web: {image: busybox, env_file: linked.env}}\n")
+    with pytest.raises(DesiredStateError, match=r"\.git"):
+        load_stack(repo, stack)

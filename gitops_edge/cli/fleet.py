@@ -8,9 +8,9 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from gitops_edge.errors import UsageError
+from gitops_edge.model.config import MqttConfig
 
 USAGE = (
     "usage: gitops-edge fleet status --broker URL [--prefix P] [--json] [--wait 2s]\n"
@@ -18,9 +18,10 @@ USAGE = (
 )
 
 
-def _broker_args(sp: Any) -> None:
+def _broker_args(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-    sp.add_argument("--prefix", default="gitops-edge", help="topic prefix (default: gitops-edge)")
+    prefix = MqttConfig.topic_prefix
+    sp.add_argument("--prefix", default=prefix, help=f"topic prefix (default: {prefix})")
     sp.add_argument("--username")
     sp.add_argument("--password-file")
     sp.add_argument("--ca-file", help="TLS: trust this CA bundle")
@@ -28,7 +29,7 @@ def _broker_args(sp: Any) -> None:
     sp.add_argument("--key-file", help="TLS: the client certificate's private key (PEM)")
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fleet", help="the fleet as the devices report it over MQTT")
     fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND")
     sp = fsub.add_parser("status", help="device, online, revision per stack, health, last sync")
@@ -42,9 +43,8 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--repo", help="no --revision: ask this Git URL where REF points (git ls-remote)")
 
 
-def _mqtt_config(args: argparse.Namespace) -> Any:
+def _mqtt_config(args: argparse.Namespace) -> MqttConfig:
     from gitops_edge.core.config_mqtt import check_prefix, parse_broker
-    from gitops_edge.model.config import MqttConfig
 
     try:
         host, port, tls = parse_broker(args.broker)

@@ -1,16 +1,20 @@
-"""Validate the device-local agent configuration (DESIGN.md §4).
+"""Validate the device-local agent configuration (keys: README.md, ``config/*.example.yaml``).
 
 Input is plain data (the adapter parsed the YAML and knows the lines);
 output is a frozen ``AgentConfig`` or a ``ConfigError`` naming the key.
+Every default comes from the model's field defaults (``SourceConfig.ref`` is
+the class attribute dataclasses leave there): written once, in ``model/config.py``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from gitops_edge.core.compose.problems import KeyPath, LineMap
 from gitops_edge.core.compose.units import parse_duration as go_duration_ns
 from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.config_trust import (
@@ -21,14 +25,17 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.push import REFS_LEAF
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
+    DEFAULT_STATE_DIR,
     AgentConfig,
     DeviceConfig,
     HealthConfig,
     MetricsConfig,
+    MqttConfig,
     NotifyConfig,
     SourceConfig,
     StatusConfig,
@@ -38,7 +45,7 @@ from gitops_edge.model.config import (
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
-KNOWN: dict[str, set[str]] = {
+SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt", "metrics"},
     "device": {"id", "labels"},
@@ -90,11 +97,11 @@ def expand_env(
 
 
 class ConfigReader:
-    def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, lines: LineMap, environ: Mapping[str, str]) -> None:
         self.file, self.lines, self.environ = file, lines, environ
         self.device: DeviceConfig | None = None  # set once parsed: then ${DEVICE_ID}, ${label:X} expand
 
-    def loc(self, path: tuple[object, ...]) -> Location:
+    def loc(self, path: KeyPath) -> Location:
         line = None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
@@ -102,7 +109,7 @@ class ConfigReader:
                 break
         return Location(self.file, line, ".".join(str(p) for p in path) or None)
 
-    def expand(self, value: Any, path: tuple[object, ...]) -> Any:
+    def expand(self, value: Any, path: KeyPath) -> Any:
         if isinstance(value, str):
             if self.device is None or path[:1] == ("device",):
                 return expand_env(value, self.environ, lambda: self.loc(path))
@@ -118,7 +125,7 @@ class ConfigReader:
         value = data.get(key) or {}
         if not isinstance(value, dict):
             raise ConfigError("must be a mapping", self.loc((key,)))
-        allowed = KNOWN.get(key)
+        allowed = SECTION_KEYS.get(key)
         if allowed is not None:
             for k in value:
                 if k not in allowed:
@@ -166,30 +173,46 @@ def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
 def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     if data.get("notify") is None:
         return NotifyConfig()
-    n = r.section(data, "notify")
-    url = r.string(n, ("notify", "webhook"))
+    notify = r.section(data, "notify")
+    url = r.string(notify, ("notify", "webhook"))
     if url and not re.match(r"https?://", url):
         raise ConfigError("must be an http(s) URL", r.loc(("notify", "webhook")))
-    repeat = n.get("repeat_after", 3)
+    repeat = notify.get("repeat_after", NotifyConfig.repeat_after)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise ConfigError("must be a positive integer", r.loc(("notify", "repeat_after")))
-    return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
+    return NotifyConfig(
+        webhook=url, timeout_s=r.duration(notify, ("notify", "timeout"), NotifyConfig.timeout_s), repeat_after=repeat
+    )
 
 
 def _metrics(r: ConfigReader, data: Mapping[str, Any]) -> MetricsConfig:
     if data.get("metrics") is None:
         return MetricsConfig()
-    m = r.section(data, "metrics")
-    url = r.string(m, ("metrics", "pushgateway"))
+    metrics = r.section(data, "metrics")
+    url = r.string(metrics, ("metrics", "pushgateway"))
     if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
         raise ConfigError("must be an http(s) URL, e.g. http://pushgateway:9091", r.loc(("metrics", "pushgateway")))
-    timeout = r.duration(m, ("metrics", "timeout"), 5.0)
+    timeout = r.duration(metrics, ("metrics", "timeout"), MetricsConfig.timeout_s)
     if timeout <= 0:
         raise ConfigError("must be greater than zero", r.loc(("metrics", "timeout")))
     return MetricsConfig(pushgateway=url, timeout_s=timeout)
 
 
-def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool = False) -> bool:
+def _mqtt(r: ConfigReader, data: Mapping[str, Any], device: DeviceConfig) -> MqttConfig | None:
+    """The ``mqtt`` section (core.config_mqtt), plus what needs this reader: durations, the device id."""
+    mqtt = parse_mqtt(r, data.get("mqtt"))
+    if mqtt is None:
+        return None
+    heartbeat = r.duration(data["mqtt"], ("mqtt", "heartbeat"), MqttConfig.heartbeat_s)
+    if heartbeat < 10:
+        raise ConfigError("must be at least 10s", r.loc(("mqtt", "heartbeat")))
+    if device.id == REFS_LEAF:
+        reason = f"device.id {REFS_LEAF!r} is reserved with mqtt: <prefix>/{REFS_LEAF}/ carries the push hints"
+        raise ConfigError(reason, r.loc(("device", "id")))
+    return replace(mqtt, heartbeat_s=heartbeat)
+
+
+def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
         raise ConfigError("must be true or false", r.loc(path))
@@ -216,7 +239,7 @@ def parse_config(
     data: object,
     *,
     file: str,
-    lines: Mapping[tuple[object, ...], int] | None = None,
+    lines: LineMap | None = None,
     environ: Mapping[str, str] | None = None,
     hostname: str = "device",
 ) -> AgentConfig:
@@ -227,8 +250,8 @@ def parse_config(
         raise ConfigError("the agent config must be a mapping", Location(file, 1))
     raw: dict[str, Any] = data
     for k in raw:
-        if k not in KNOWN[""]:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(KNOWN['']))})", r.loc((k,)))
+        if k not in SECTION_KEYS[""]:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(SECTION_KEYS['']))})", r.loc((k,)))
     # device first, from the environment only; everything else may then use its identity
     r.device = _device(r, {"device": r.expand(raw.get("device"), ("device",))}, hostname)
     data = dict(r.expand(raw, ()))
@@ -238,7 +261,7 @@ def parse_config(
     url = r.string(src, ("source", "url"))
     if not url:
         raise ConfigError("source.url is required", r.loc(("source",)) if "source" in data else Location(file))
-    path = r.string(src, ("source", "path"), ".") or "."
+    path = r.string(src, ("source", "path"), SourceConfig.path) or SourceConfig.path
     if path.startswith("/") or ".." in Path(path).parts:
         raise ConfigError("must be a relative path inside the repository", r.loc(("source", "path")))
 
@@ -248,38 +271,38 @@ def parse_config(
 
     source = SourceConfig(
         url=url,
-        ref=r.string(src, ("source", "ref"), "main") or "main",
+        ref=r.string(src, ("source", "ref"), SourceConfig.ref) or SourceConfig.ref,
         path=path,
-        interval_s=r.duration(src, ("source", "interval"), 60.0),
-        jitter_s=r.duration(src, ("source", "jitter"), 10.0),
+        interval_s=r.duration(src, ("source", "interval"), SourceConfig.interval_s),
+        jitter_s=r.duration(src, ("source", "jitter"), SourceConfig.jitter_s),
         token_file=opt_path("token_file"),
-        username=r.string(src, ("source", "username"), "git") or "git",
+        username=r.string(src, ("source", "username"), SourceConfig.username) or SourceConfig.username,
         ssh_key=opt_path("ssh_key"),
         known_hosts=opt_path("known_hosts"),
-        timeout_s=r.duration(src, ("source", "timeout"), 60.0),
+        timeout_s=r.duration(src, ("source", "timeout"), SourceConfig.timeout_s),
         verify=parse_commit_verification(r, src.get("verify")),
-        allow_rewind=_bool(r, src, ("source", "allow_rewind")),
-        spread_start=_bool(r, src, ("source", "spread_start"), default=True),
-        hint_spread_s=r.duration(src, ("source", "hint_spread"), 2.0),
-        hint_min_gap_s=r.duration(src, ("source", "hint_min_gap"), 10.0),
+        allow_rewind=_bool(r, src, ("source", "allow_rewind"), SourceConfig.allow_rewind),
+        spread_start=_bool(r, src, ("source", "spread_start"), SourceConfig.spread_start),
+        hint_spread_s=r.duration(src, ("source", "hint_spread"), SourceConfig.hint_spread_s),
+        hint_min_gap_s=r.duration(src, ("source", "hint_min_gap"), SourceConfig.hint_min_gap_s),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
 
-    state_dir = data.get("state_dir", "/var/lib/gitops-edge")
+    state_dir = data.get("state_dir", DEFAULT_STATE_DIR)
     if not isinstance(state_dir, str) or not state_dir:
         raise ConfigError("must be a directory path", r.loc(("state_dir",)))
 
-    h = r.section(data, "health")
+    health_sect = r.section(data, "health")
     health = HealthConfig(
-        timeout_s=r.duration(h, ("health", "timeout"), 120.0),
-        stable_for_s=r.duration(h, ("health", "stable_for"), 10.0),
+        timeout_s=r.duration(health_sect, ("health", "timeout"), HealthConfig.timeout_s),
+        stable_for_s=r.duration(health_sect, ("health", "stable_for"), HealthConfig.stable_for_s),
     )
-    st = r.section(data, "status")
-    listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
+    status_sect = r.section(data, "status")
+    listen = r.string(status_sect, ("status", "listen"), StatusConfig.listen) or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
-    secret_file = r.string(st, ("status", "webhook_secret_file"))
+    secret_file = r.string(status_sect, ("status", "webhook_secret_file"))
     if secret_file is not None and not listen:
         raise ConfigError("needs status.listen (the webhook is served there)", r.loc(("status", "webhook_secret_file")))
     return AgentConfig(
@@ -293,7 +316,7 @@ def parse_config(
         registries=parse_registries(r, data.get("registries")),
         update_windows=_windows(r, data.get("update_windows")),
         notify=_notify(r, data),
-        mqtt=parse_mqtt(r, data.get("mqtt")),
+        mqtt=_mqtt(r, data, device),
         metrics=_metrics(r, data),
         config_file=file,
     )

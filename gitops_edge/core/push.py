@@ -63,20 +63,20 @@ def _hmac_hex(secret: bytes, body: bytes) -> str:
 def webhook_authentic(secret: bytes, headers: Mapping[str, str], body: bytes) -> bool:
     """True only when the request carries a valid signature or token for ``secret``.
 
-    ``headers`` must be looked up case-insensitively (``http.client.HTTPMessage`` is).
+    ``headers`` are keyed by lower-case names (HTTP header names are case-insensitive).
     GitHub: ``X-Hub-Signature-256: sha256=<hmac hex>``; Gitea/Forgejo: ``X-Gitea-Signature``
     (or ``X-Forgejo-Signature``): ``<hmac hex>``; GitLab: ``X-Gitlab-Token: <secret>``.
     Every comparison is constant-time. An empty secret authenticates nothing.
     """
     if not secret:
         return False
-    github = headers.get("X-Hub-Signature-256")
+    github = headers.get("x-hub-signature-256")
     if github is not None:
         return hmac.compare_digest(github.strip().encode(), b"sha256=" + _hmac_hex(secret, body).encode())
-    gitea = headers.get("X-Gitea-Signature") or headers.get("X-Forgejo-Signature")
+    gitea = headers.get("x-gitea-signature") or headers.get("x-forgejo-signature")
     if gitea is not None:
         return hmac.compare_digest(gitea.strip().lower().encode(), _hmac_hex(secret, body).encode())
-    gitlab = headers.get("X-Gitlab-Token")
+    gitlab = headers.get("x-gitlab-token")
     if gitlab is not None:
         return hmac.compare_digest(gitlab.strip().encode(), secret)
     return False

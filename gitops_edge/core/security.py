@@ -1,4 +1,4 @@
-"""The device security policy (DESIGN.md §6): what a compose file from Git may ask for.
+"""The device security policy (README.md, "Trust"): what a compose file from Git may ask for.
 
 Whoever can push to the repository must not thereby own the device: host
 namespaces, privileged mode, extra capabilities, devices, host paths and

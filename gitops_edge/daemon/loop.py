@@ -22,24 +22,29 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from gitops_edge.core import outcome
 from gitops_edge.core.push import HintGate
+from gitops_edge.daemon.control import ControlServer, Handler, socket_path
 from gitops_edge.daemon.metrics import Metrics
 from gitops_edge.daemon.pushgateway import push_metrics
 from gitops_edge.daemon.status_server import PushWebhook, StatusServer
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.result import SyncResult
 
 if TYPE_CHECKING:
-    from gitops_edge.daemon.device import Device
+    from gitops_edge.daemon.wiring_port import DaemonWiring
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
+
+ControlFactory = Callable[["Agent"], Handler]
 
 BACKOFF_CAP_S = 15 * 60.0
 RETRY_AFTER_CAP_S = 60 * 60.0  # a server's Retry-After is honoured up to an hour, never forever
@@ -69,13 +74,14 @@ def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, r
 
 
 class Agent:
-    """``device`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
+    """``wiring`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
 
-    def __init__(self, config: AgentConfig, device: Device) -> None:
+    def __init__(self, config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.config = config
-        self.device = device
+        self.wiring = wiring
+        self.control = control  # builds the control socket's command handler (the CLI's), or None
         self.stop_event = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -94,55 +100,61 @@ class Agent:
         self.hints = HintGate(src.hint_spread_s, src.hint_min_gap_s)
         self.seen: frozenset[str] = frozenset()  # the commit the last sync found at the ref
         self._hint_lock = threading.Lock()
-        self._busy = False
+        self._busy = 0  # syncs running or about to (scheduled and by hand)
         self._started = False  # hints before the first schedule wait for it (it would replace them)
         self._deferred: tuple[str | None, str] | None = None  # (revision, origin) heard during a sync
 
     def _sync_once(self) -> None:
-        if self.stop_event.is_set():
-            return
+        """The scheduled cycle: sync (unless parked), then schedule the next one."""
         with self._hint_lock:
-            if self._busy:  # a hinted run raced the scheduled one: serve it after this sync
+            if self._busy:  # a hinted run raced one in progress: serve it after that one
                 self._deferred = self._deferred or (None, "overlap")
                 return
-            self._busy = True
+            self._busy += 1
             self.hints.started()
-        self.idle.clear()
-        self.last_tick = time.monotonic()
         result = None
         try:
-            with self.device.sync_lock():
-                store = self.device.open_store()
-                try:
-                    started = time.monotonic()
-                    rec = self.device.reconciler(store, keep_runtime=True)
-                    result = None if self._still_parked(rec) else rec.sync()
-                    if result is not None:
-                        self.parked = result.revision if outcome.is_permanent(result) else None
-                        if result.revision:
-                            self.seen = frozenset({result.revision})
-                        self.metrics.observe(result, time.monotonic() - started, store)
-                        self.device.report(store, result, self.reporter)
-                finally:
-                    store.close()
-            if result is not None:
-                self.failures = self.failures + 1 if outcome.counts_as_failure(result) else 0
-                self.retry_after_s = outcome.retry_after_s(result)
-            self.synced_once.set()
-        except Exception:  # the daemon must outlive a bug in one sync
-            log.exception("sync crashed")
-            self.failures += 1
-            self.retry_after_s = None
+            result = self._sync()
+            self._schedule()
         finally:
-            with self._hint_lock:
-                self._busy = False
+            self._finish(result)
+
+    def sync_now(self, progress: logging.Handler | None = None) -> SyncResult | None:
+        """A sync asked for by hand (``gitops-edge sync`` through the control socket).
+
+        Runs at once on the caller's thread (after a scheduled sync in progress ends),
+        even for a parked commit, and streams this thread's log records to ``progress``;
+        the next scheduled sync is counted from now.
+        """
+        root = logging.getLogger("gitops_edge")
+        if progress is not None:
+            me = threading.get_ident()
+            progress.addFilter(lambda record: record.thread == me)
+            root.addHandler(progress)
+        with self._hint_lock:
+            self._busy += 1
+            self.hints.started()
+        result = None
+        try:
+            result = self._sync(force=True)
+            return result
+        finally:
+            if progress is not None:
+                root.removeHandler(progress)
+            self._schedule()
+            self._finish(result)
+
+    def _finish(self, result: SyncResult | None) -> None:
+        """After a sync and its next schedule: serve a hint heard meanwhile, push the metrics."""
+        with self._hint_lock:
+            self._busy -= 1
+            deferred = None
+            if not self._busy:
                 deferred, self._deferred = self._deferred, None
-            self.idle.set()
-        self._schedule()
         if deferred is not None:
             self.hint(*deferred)
         gateway = self.config.metrics.pushgateway
-        if gateway and result is not None:  # after scheduling: a slow gateway delays nothing else
+        if gateway and result is not None:  # after scheduling: a slow gateway delays no sync
             push_metrics(self.metrics.registry, gateway, self.config.device.id, self.config.metrics.timeout_s)
 
     def hint(self, revision: str | None, origin: str) -> None:
@@ -174,7 +186,7 @@ class Agent:
     def _applied_revisions(self) -> frozenset[str]:
         """Before the first sync: the commits the stacks run, from the store (empty if it cannot tell)."""
         try:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
         except EdgeError:
             return frozenset()
         try:
@@ -191,11 +203,44 @@ class Agent:
 
     def _run_in(self, delay: float) -> None:
         # max_instances > 1: a (hinted) run that fires while the last one is still in its tail must reach
-        # _sync_once, which runs it or defers it (``_busy``); APScheduler would drop it, and the hint with it.
+        # _sync_once, which defers it (``_busy``); APScheduler would drop it, and the hint with it.
         self.scheduler.add_job(
             self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
             replace_existing=True, misfire_grace_time=None, max_instances=3,
         )
+
+    def _sync(self, force: bool = False) -> SyncResult | None:
+        if self.stop_event.is_set():
+            return None
+        self.idle.clear()
+        self.last_tick = time.monotonic()
+        result = None
+        try:
+            with self.wiring.sync_lock():
+                store = self.wiring.open_store()
+                try:
+                    started = time.monotonic()
+                    rec = self.wiring.reconciler(store, keep_runtime=True)
+                    result = rec.sync() if force or not self._still_parked(rec) else None
+                    if result is not None:
+                        self.parked = result.revision if outcome.is_permanent(result) else None
+                        if result.revision:
+                            self.seen = frozenset({result.revision})
+                        self.metrics.observe(result, time.monotonic() - started, store)
+                        self.wiring.report(store, result, self.reporter)
+                finally:
+                    store.close()
+            if result is not None:
+                self.failures = self.failures + 1 if outcome.counts_as_failure(result) else 0
+                self.retry_after_s = outcome.retry_after_s(result)
+            self.synced_once.set()
+        except Exception:  # the daemon must outlive a bug in one sync
+            log.exception("sync crashed")
+            self.failures += 1
+            self.retry_after_s = None
+        finally:
+            self.idle.set()
+        return result
 
     def _still_parked(self, rec: Reconciler) -> bool:
         """True when the ref still points at the commit that failed permanently (one ls-remote)."""
@@ -242,7 +287,7 @@ class Agent:
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
         try:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
         except EdgeError:
             return True  # the first sync reports the problem; no reason to wait for it
         try:
@@ -260,7 +305,8 @@ class Agent:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
-        self.reporter = self.device.fleet_reporter(on_hint=self.hint)
+        control = self._control_server()
+        self.reporter = self.wiring.fleet_reporter(on_hint=self.hint)
         if self.reporter is not None:
             self.reporter.start()
         self.begin()
@@ -269,6 +315,8 @@ class Agent:
         self.scheduler.shutdown(wait=False)
         if server is not None:
             server.stop()
+        if control is not None:
+            control.stop()
         if self.reporter is not None:
             self.reporter.stop()
         if not self.idle.wait(STOP_GRACE_S):
@@ -286,15 +334,26 @@ class Agent:
         busy_too_long = not self.idle.is_set() and time.monotonic() - self.last_tick > stuck_after
         return bool(self.scheduler.running) and not busy_too_long
 
+    def _control_server(self) -> ControlServer | None:
+        if self.control is None:
+            return None
+        server = ControlServer(socket_path(self.config.state_dir), self.control(self))
+        try:
+            server.start()
+        except OSError as exc:  # the CLI then works standalone, as without a daemon
+            log.warning("no control socket at %s: %s", server.path, exc)
+            return None
+        return server
+
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
-        from gitops_edge.report.status_view import device_status
+        from gitops_edge.report.status_view import DeviceStatus, device_status
 
-        def status() -> dict[str, object]:
-            store = self.device.open_store()
+        def status() -> DeviceStatus:
+            store = self.wiring.open_store()
             try:
-                return device_status(self.config, store, self.device.runtime_or_none(timeout=10)[0])
+                return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])
             finally:
                 store.close()
 
@@ -317,6 +376,5 @@ class Agent:
         return None if secret_file is None else PushWebhook(secret_file, self.config.source.ref, self.hint)
 
 
-
-def run_daemon(config: AgentConfig, device: Device) -> int:
-    return Agent(config, device).run()
+def run_daemon(config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> int:
+    return Agent(config, wiring, control).run()

@@ -37,6 +37,7 @@ class PushWebhook:
         self.secret_file, self.ref, self.hint = secret_file, ref, hint
 
     def __call__(self, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+        """``headers``: lower-case names."""
         try:
             secret = self.secret_file.read_bytes().strip()
         except OSError as exc:
@@ -45,7 +46,7 @@ class PushWebhook:
         if not webhook_authentic(secret, headers, body):
             log.warning("webhook: rejected a request without a valid signature")
             return 401, b"bad or missing signature\n"
-        if (headers.get("X-GitHub-Event") or headers.get("X-Gitea-Event")) == "ping":
+        if (headers.get("x-github-event") or headers.get("x-gitea-event")) == "ping":
             return 200, b"pong\n"
         event = push_event(body)
         if event is None:
@@ -63,7 +64,7 @@ class StatusServer:
         *,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], Mapping[str, object]],
         metrics: Callable[[], bytes],
         webhook: Callable[[Mapping[str, str], bytes], tuple[int, bytes]] | None = None,
     ) -> None:
@@ -103,7 +104,7 @@ class StatusServer:
                     return
                 body = self.rfile.read(length)
                 try:
-                    code, text = webhook(self.headers, body)
+                    code, text = webhook({k.lower(): v for k, v in self.headers.items()}, body)
                 except Exception as exc:  # a bug here must not kill the server
                     log.warning("%s failed: %s", HOOK_PATH, exc)
                     code, text = 500, b"error\n"

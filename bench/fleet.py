@@ -457,7 +457,7 @@ def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         started = time.monotonic()
         spread = random.Random(7)
         for agent in agents:
-            agent.reporter = agent.device.fleet_reporter(on_hint=agent.hint if args.push else None)
+            agent.reporter = agent.wiring.fleet_reporter(on_hint=agent.hint if args.push else None)
             assert agent.reporter is not None
             agent.reporter.start()
             # --push: a bench artifact, the first polls (clones) over --warmup rather than over an hour

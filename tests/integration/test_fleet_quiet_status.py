@@ -75,7 +75,7 @@ def test_no_change_syncs_publish_no_status(mosquitto: Mosquitto, quiet_device: t
     counter: Counter | None = None
     try:
         def unchanged() -> int:
-            return len(re.findall(r"sync unchanged in", log.read_text()))
+            return len(re.findall(r"sync unchanged (?:at \w+ )?in", log.read_text()))
 
         wait_for(lambda: unchanged() >= 2, 60, "two syncs\n" + log.read_text())  # settled: nothing changes now
         counter = Counter(mosquitto.port, f"{base}/status", f"{base}/online")

@@ -74,7 +74,7 @@ CASES = [
         "env file 'stacks/case/app.env' not found", 4, "services.web.env_file[0]", True),
     Bad("build-unsupported",
         "services:\n  web:\n    build: .\n",
-        "'build' is not supported", 3, "services.web.build", False),
+        "gitops-edge does not build images", 3, "services.web.build", False),
     Bad("name-mismatch", "name: other\nservices:\n  web:\n    image: nginx\n",
         "differs from the stack directory name", 1, "name", False),
     Bad("bad-duration",

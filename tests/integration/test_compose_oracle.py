@@ -63,6 +63,16 @@ def _dur(value: str | None) -> int | None:
     return None if value is None else parse_duration(value)
 
 
+COMPARED_SERVICE_KEYS = frozenset({
+    "image", "command", "entrypoint", "environment", "ports", "volumes", "tmpfs", "networks",
+    "network_mode", "depends_on", "healthcheck", "restart", "labels", "user", "working_dir",
+    "hostname", "container_name", "read_only", "privileged", "init", "tty", "stdin_open", "cap_add",
+    "cap_drop", "security_opt", "devices", "logging", "mem_limit", "cpus", "stop_grace_period",
+    "stop_signal", "extra_hosts", "ulimits", "sysctls", "pull_policy",
+})
+"""Service keys of ``docker compose config`` output that the two functions below compare."""
+
+
 def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
     hc = svc.get("healthcheck")
     health: Any = None

@@ -47,10 +47,10 @@ SERVICE_KEYS = frozenset({
     "working_dir", "read_only", "cap_add", "cap_drop", "devices", "privileged", "security_opt",
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
-    "stdin_open",
+    "stdin_open", "build",
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "build", "deploy", "develop", "secrets", "configs", "extends", "links", "external_links",
+    "deploy", "develop", "secrets", "configs", "extends", "links", "external_links",
     "expose", "dns", "dns_search", "dns_opt", "domainname", "ipc", "pid", "uts", "userns_mode",
     "cgroup", "cgroup_parent", "group_add", "mac_address", "mem_reservation", "memswap_limit",
     "mem_swappiness", "oom_kill_disable", "oom_score_adj", "pids_limit", "platform", "runtime",
@@ -93,12 +93,17 @@ def build_service(
         return (*path, key)
 
     image = svc.get("image")
-    if image is None:
+    if image is None and "build" in svc:
+        p.add(at("build"), "the service only builds its image, and gitops-edge does not build "
+                           "images: add 'image:' naming the pushed image")
+    elif image is None:
         p.add(path, "'image' is required (gitops-edge does not build images)")
     elif (img := as_str(p, at("image"), image)) is not None:
         if not img or any(c.isspace() for c in img):
             p.add(at("image"), f"invalid image reference {img!r}")
         kw["image"] = img
+    if "build" in svc and not isinstance(svc["build"], str | dict):
+        p.add(at("build"), f"must be a string or a mapping, not a {type_name(svc['build'])}")
     for key in ("command", "entrypoint"):
         if key in svc:
             kw[key] = _command(p, at(key), svc[key])

@@ -29,6 +29,7 @@ class Mount:
     read_only: bool = False
     tmpfs_size: int | None = None  # bytes
     bind_create_host_path: bool = True
+    bind_selinux: str | None = None  # "z" (shared) or "Z" (private) relabel
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,29 @@ class ServiceSpec:
     pull_policy: str = "missing"  # always | missing | never
     tty: bool = False
     stdin_open: bool = False
+    expose: tuple[str, ...] = ()  # "80", "8000-8010/udp": exposed, not published
+    shm_size: int | None = None  # bytes
+    platform: str | None = None  # "linux/arm64"
+    runtime: str | None = None  # OCI runtime name (reaches the host: policy)
+    volumes_from: tuple[str, ...] = ()  # "service[:ro|rw]" or "container:name[:ro|rw]"
+    ipc: str | None = None  # "shareable", "private", "none", "host", "service:x", "container:x"
+    pid: str | None = None  # "host", "service:x", "container:x"
+    pids_limit: int | None = None  # from pids_limit or deploy.resources.limits.pids
+    mem_reservation: int | None = None  # bytes, from deploy.resources.reservations.memory
+
+
+@dataclass(frozen=True)
+class IpamPool:
+    subnet: str | None = None
+    ip_range: str | None = None
+    gateway: str | None = None
+    aux_addresses: Pairs = ()
+
+
+@dataclass(frozen=True)
+class Ipam:
+    driver: str | None = None
+    config: tuple[IpamPool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +144,7 @@ class NetworkSpec:
     driver_opts: Pairs = ()
     internal: bool = False
     labels: Pairs = ()
+    ipam: Ipam | None = None
 
 
 @dataclass(frozen=True)

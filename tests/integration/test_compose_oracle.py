@@ -20,7 +20,7 @@ import pytest
 from gitops_edge.adapters.files.desired_state import load_desired_state
 from gitops_edge.adapters.files.stack_files import load_stack
 from gitops_edge.core.compose.units import parse_duration, parse_size
-from gitops_edge.model.spec import ServiceSpec, StackSpec
+from gitops_edge.model.spec import Ipam, ServiceSpec, StackSpec
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 CORPUS = DATA / "compose"
@@ -68,7 +68,9 @@ COMPARED_SERVICE_KEYS = frozenset({
     "network_mode", "depends_on", "healthcheck", "restart", "labels", "user", "working_dir",
     "hostname", "container_name", "read_only", "privileged", "init", "tty", "stdin_open", "cap_add",
     "cap_drop", "security_opt", "devices", "logging", "mem_limit", "cpus", "stop_grace_period",
-    "stop_signal", "extra_hosts", "ulimits", "sysctls", "pull_policy",
+    "stop_signal", "extra_hosts", "ulimits", "sysctls", "pull_policy", "expose", "shm_size",
+    "platform", "runtime", "volumes_from", "ipc", "pid", "deploy", "pids_limit", "mem_reservation",
+    "profiles",
 })
 """Service keys of ``docker compose config`` output that the two functions below compare."""
 
@@ -87,15 +89,27 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         size = (v.get("tmpfs") or {}).get("size")
         mounts.append((v["type"], v["target"], v.get("source"), bool(v.get("read_only")),
                        None if size is None else int(size),
-                       bool((v.get("bind") or {}).get("create_host_path"))))
+                       bool((v.get("bind") or {}).get("create_host_path")),
+                       (v.get("bind") or {}).get("selinux")))
     for t in svc.get("tmpfs", []):
         target, _, opts = t.partition(":")
         size = parse_size(opts.partition("size=")[2]) if "size=" in opts else None
-        mounts.append(("tmpfs", target, None, False, size, False))
+        mounts.append(("tmpfs", target, None, False, size, False, None))
     ulimits = {}
     for name, lim in (svc.get("ulimits") or {}).items():
         ulimits[name] = (lim, lim) if isinstance(lim, int) else (lim["soft"], lim["hard"])
     logging = svc.get("logging")
+    deploy = svc.get("deploy") or {}
+    limits = (deploy.get("resources") or {}).get("limits") or {}
+    reservations = (deploy.get("resources") or {}).get("reservations") or {}
+    restart = svc.get("restart", "no")
+    if deploy.get("restart_policy") is not None:  # Compose lets it win over `restart:`
+        policy = deploy["restart_policy"]
+        restart = {"any": "always", "on-failure": "on-failure"}.get(policy.get("condition"), "no")
+        if policy.get("max_attempts"):
+            restart += f":{policy['max_attempts']}"
+    memory = limits.get("memory") or svc.get("mem_limit")
+    reserved = reservations.get("memory") or svc.get("mem_reservation")
     return {
         "image": svc["image"],
         "command": None if svc.get("command") is None else tuple(svc["command"]),
@@ -110,7 +124,7 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "depends_on": {k: (v["condition"], bool(v.get("restart")), v.get("required", True))
                        for k, v in (svc.get("depends_on") or {}).items()},
         "healthcheck": health,
-        "restart": svc.get("restart", "no"),
+        "restart": restart,
         "labels": dict(svc.get("labels") or {}),
         "user": svc.get("user"),
         "working_dir": svc.get("working_dir"),
@@ -128,8 +142,18 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
                     for d in svc.get("devices", [])],
         "logging": None if logging is None else (logging.get("driver"),
                                                  dict(logging.get("options") or {})),
-        "mem_limit": None if svc.get("mem_limit") is None else int(svc["mem_limit"]),
-        "cpus": svc.get("cpus"),
+        "mem_limit": None if memory is None else int(memory),
+        "cpus": limits.get("cpus") or svc.get("cpus"),
+        "pids_limit": limits.get("pids") or svc.get("pids_limit"),
+        "mem_reservation": None if reserved is None else int(reserved),
+        "expose": list(svc.get("expose", [])),
+        "shm_size": None if svc.get("shm_size") is None else int(svc["shm_size"]),
+        "platform": svc.get("platform"),
+        "runtime": svc.get("runtime"),
+        "volumes_from": list(svc.get("volumes_from", [])),
+        "ipc": svc.get("ipc"),
+        "pid": svc.get("pid"),
+        "profiles": list(svc.get("profiles", [])),
         "stop_grace_period": _dur(svc.get("stop_grace_period")),
         "stop_signal": svc.get("stop_signal"),
         "extra_hosts": [h.replace("=", ":", 1) for h in svc.get("extra_hosts", [])],
@@ -153,7 +177,7 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "environment": dict(svc.environment),
         "ports": [(p.target, p.published, p.host_ip, p.protocol) for p in svc.ports],
         "mounts": [(m.type, m.target, m.source, m.read_only, m.tmpfs_size,
-                    m.type == "bind" and m.bind_create_host_path) for m in svc.mounts],
+                    m.type == "bind" and m.bind_create_host_path, m.bind_selinux) for m in svc.mounts],
         "networks": {n.network: (n.aliases, n.ipv4_address) for n in svc.networks},
         "network_mode": svc.network_mode,
         "depends_on": {d.service: (d.condition, d.restart, d.required) for d in svc.depends_on},
@@ -177,6 +201,16 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
                                                      dict(svc.logging.options)),
         "mem_limit": svc.mem_limit,
         "cpus": svc.cpus,
+        "pids_limit": svc.pids_limit,
+        "mem_reservation": svc.mem_reservation,
+        "expose": list(svc.expose),
+        "shm_size": svc.shm_size,
+        "platform": svc.platform,
+        "runtime": svc.runtime,
+        "volumes_from": list(svc.volumes_from),
+        "ipc": svc.ipc,
+        "pid": svc.pid,
+        "profiles": list(svc.profiles),
         "stop_grace_period": svc.stop_grace_period_ns,
         "stop_signal": svc.stop_signal,
         "extra_hosts": list(svc.extra_hosts),
@@ -189,18 +223,28 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
 def compose_resources(cfg: dict[str, Any], section: str) -> dict[str, Any]:
     out = {}
     for key, r in (cfg.get(section) or {}).items():
+        ipam = r.get("ipam") or {}
         out[key] = (r["name"], bool(r.get("external")), r.get("driver"),
                     {k: str(v) for k, v in (r.get("driver_opts") or {}).items()},
-                    bool(r.get("internal")), dict(r.get("labels") or {}))
+                    bool(r.get("internal")), dict(r.get("labels") or {}),
+                    (ipam.get("driver"), [(c.get("subnet"), c.get("ip_range"), c.get("gateway"),
+                                           dict(c.get("aux_addresses") or {}))
+                                          for c in ipam.get("config") or []]))
     return out
+
+
+def _ipam(ipam: Ipam | None) -> tuple[str | None, list[Any]]:
+    if ipam is None:
+        return (None, [])
+    return (ipam.driver, [(c.subnet, c.ip_range, c.gateway, dict(c.aux_addresses)) for c in ipam.config])
 
 
 def spec_resources(stack: StackSpec, section: str) -> dict[str, Any]:
     if section == "networks":
         return {n.key: (n.name, n.external, n.driver, dict(n.driver_opts), n.internal,
-                        dict(n.labels)) for n in stack.networks}
-    return {v.key: (v.name, v.external, v.driver, dict(v.driver_opts), False, dict(v.labels))
-            for v in stack.volumes}
+                        dict(n.labels), _ipam(n.ipam)) for n in stack.networks}
+    return {v.key: (v.name, v.external, v.driver, dict(v.driver_opts), False, dict(v.labels),
+                    (None, [])) for v in stack.volumes}
 
 
 # ---- the positive corpus ------------------------------------------------------------

@@ -150,12 +150,12 @@ def test_build_stack_normalizes() -> None:
         "services": {
             "web": {"image": "nginx:${TAG}", "x-meta": {}, "command": "sh -c 'a b'",
                     "environment": ["A=1", "B"], "env_file": "web.env",
-                    "volumes": ["./d:/d:ro", "v:/v"], "labels": {"b": 2, "a": None},
+                    "volumes": ["./d:/d:ro", "vol:/v"], "labels": {"b": 2, "a": None},
                     "depends_on": ["db"], "stop_grace_period": "1m"},
             "db": {"image": "pg", "networks": {"back": {"aliases": ["d"]}}},
             "dbg": {"image": "x", "profiles": ["debug"]},
         },
-        "volumes": {"v": None},
+        "volumes": {"vol": None},
         "networks": {"back": {}, "unused": {}},
     }, env={"TAG": "1", "B": "b"}, files={"stacks/st/web.env": "A=0\nC=3\n"})
     assert [s.name for s in spec.services] == ["db", "web"]
@@ -164,13 +164,13 @@ def test_build_stack_normalizes() -> None:
     assert web.command == ("sh", "-c", "a b")
     assert web.environment == (("A", "1"), ("B", "b"), ("C", "3"))
     assert web.mounts[0].source == "/co/stacks/st/d" and web.mounts[0].read_only
-    assert web.mounts[1].source == "v"
+    assert web.mounts[1].source == "vol"
     assert web.labels == (("a", ""), ("b", "2"))
     assert web.stop_grace_period_ns == 60 * 10**9
     assert [n.network for n in web.networks] == ["default"]
     assert [(n.key, n.name) for n in spec.networks] == [("back", "st_back"),
                                                         ("default", "st_default")]
-    assert [(v.key, v.name) for v in spec.volumes] == [("v", "st_v")]
+    assert [(v.key, v.name) for v in spec.volumes] == [("vol", "st_vol")]
 
 
 def test_build_stack_collects_all_errors() -> None:

@@ -12,6 +12,8 @@ from gitops_edge.core.serialize import canonical_json, from_data, stack_from_jso
 from gitops_edge.model.spec import (
     Dependency,
     Healthcheck,
+    Ipam,
+    IpamPool,
     Logging,
     Mount,
     NetworkAttachment,
@@ -34,7 +36,7 @@ def full_service() -> ServiceSpec:
         environment=(("A", "1"), ("UNSET", None)),
         ports=(PortMapping(8080, "18080", "127.0.0.1", "udp"), PortMapping(9000)),
         mounts=(Mount("volume", "/data", "data", read_only=True), Mount("tmpfs", "/tmp", tmpfs_size=1 << 20),
-                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False)),
+                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False, bind_selinux="z")),
         networks=(NetworkAttachment("front", ("www", "web.local"), "10.0.0.5"), NetworkAttachment("default")),
         depends_on=(Dependency("db", "service_healthy", restart=True, required=False),),
         healthcheck=Healthcheck(("CMD", "true"), 1_000_000_000, 2_000_000_000, 3, 0, disable=False),
@@ -63,6 +65,15 @@ def full_service() -> ServiceSpec:
         pull_policy="always",
         tty=True,
         stdin_open=True,
+        expose=("80", "8000-8001/udp"),
+        shm_size=64 << 20,
+        platform="linux/arm64",
+        runtime="runc",
+        volumes_from=("db:ro", "container:other"),
+        ipc="shareable",
+        pid="host",
+        pids_limit=100,
+        mem_reservation=32 << 20,
     )
 
 
@@ -74,7 +85,9 @@ def full_stack() -> StackSpec:
         services=(full_service(), ServiceSpec("db", "reg/db:1", network_mode="service:web")),
         networks=(NetworkSpec("default", "s_default"),
                   NetworkSpec("front", "shared-front", external=True, driver="bridge",
-                              driver_opts=(("mtu", "1400"),), internal=True, labels=(("x", "y"),))),
+                              driver_opts=(("mtu", "1400"),), internal=True, labels=(("x", "y"),),
+                              ipam=Ipam("default", (IpamPool("10.5.0.0/16", "10.5.1.0/24", "10.5.1.1",
+                                                             (("h", "10.5.0.9"),)),)))),
         volumes=(VolumeSpec("data", "s_data", driver="local", driver_opts=(("type", "tmpfs"),),
                             labels=(("k", "v"),)),),
     )

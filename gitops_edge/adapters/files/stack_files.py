@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def load_stack(
     inside(root, rel_dir, "stack directory")
     compose_rel = _compose_file(root, rel_dir)
     if env is None:
-        env = _interpolation_env(root, rel_dir, environ or {})
+        env = _interpolation_env(root, rel_dir, environ or {}, posixpath.basename(compose_rel))
     doc = read_yaml_file(inside(root, compose_rel, "compose file"), compose_rel)
     spec = build_stack(
         doc.data,
@@ -111,7 +112,9 @@ def _compose_file(root: Path, rel_dir: str) -> str:
     return posixpath.join(rel_dir, found[0]) if rel_dir != "." else found[0]
 
 
-def _interpolation_env(root: Path, rel_dir: str, environ: Mapping[str, str]) -> dict[str, str]:
+def _interpolation_env(
+    root: Path, rel_dir: str, environ: Mapping[str, str], compose_name: str
+) -> dict[str, str]:
     """The stack's ``.env`` under any explicitly given variables (which win, as in Compose)."""
     rel = posixpath.normpath(posixpath.join(rel_dir, ".env"))
     text = read_text(root, rel)
@@ -121,7 +124,42 @@ def _interpolation_env(root: Path, rel_dir: str, environ: Mapping[str, str]) -> 
         values = parse_dotenv(text, environ)
     except DotenvError as exc:
         raise DesiredStateError(str(exc), Location(rel, exc.line)) from None
+    _check_compose_variables(values, text, rel, posixpath.basename(rel_dir), compose_name)
     return {**values, **environ}
+
+
+def _check_compose_variables(
+    values: Mapping[str, str], text: str, rel: str, stack: str, compose_name: str
+) -> None:
+    """``.env`` may steer Compose itself: refuse what would make it load another project.
+
+    ``COMPOSE_FILE`` naming other files, or ``COMPOSE_PROJECT_NAME`` other
+    than the directory, would make ``docker compose`` run by hand in the
+    stack directory manage something else than the agent does.
+    ``COMPOSE_PROFILES`` is honoured by the loader; the others only steer
+    the Compose CLI and change nothing here.
+    """
+    files = values.get("COMPOSE_FILE")
+    separator = values.get("COMPOSE_PATH_SEPARATOR") or ":"
+    if files is not None and [posixpath.normpath(f) for f in files.split(separator)] != [compose_name]:
+        raise DesiredStateError(
+            f"COMPOSE_FILE={files} names other compose files; gitops-edge loads exactly the "
+            f"stack's {compose_name}: remove it", Location(rel, _line_of(text, "COMPOSE_FILE")))
+    project = values.get("COMPOSE_PROJECT_NAME")
+    if project is not None and project != stack:
+        raise DesiredStateError(
+            f"COMPOSE_PROJECT_NAME={project} differs from the stack directory name {stack!r}; "
+            "remove it or make them equal", Location(rel, _line_of(text, "COMPOSE_PROJECT_NAME")))
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The last line of a dotenv text that sets ``key`` (the one that wins)."""
+    found = None
+    pattern = re.compile(rf"^\s*(export\s+)?{key}\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            found = number
+    return found
 
 
 def read_text(root: Path, rel: str) -> str | None:

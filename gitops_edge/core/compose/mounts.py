@@ -4,11 +4,15 @@ A short ``SRC:DST[:MODE]`` is a bind when SRC starts with ``.`` or ``/``
 (as in Compose), otherwise a named volume. Relative bind sources resolve
 against the stack directory to an absolute path in the device's checkout
 and may not leave the repository. Options gitops-edge cannot honour
-(SELinux relabel, propagation, ``~``) are refused rather than dropped.
+(propagation, ``~``) are refused rather than dropped. A Windows absolute
+source (``C:\\data``) is kept as written, as Compose keeps it; container
+paths are cleaned (``/data/`` -> ``/data``) as Compose cleans them.
 """
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +31,7 @@ from gitops_edge.core.compose.problems import KeyPath, Problems
 from gitops_edge.core.compose.units import parse_size
 from gitops_edge.model.spec import Mount
 
+_WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
 _LONG_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
 _TYPES = ("volume", "bind", "tmpfs")
 
@@ -82,25 +87,34 @@ def parse_tmpfs(p: Problems, path: KeyPath, value: object) -> list[Mount]:
 
 
 def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | None:
-    parts = spec.split(":")
+    drive = spec[:2] if _WINDOWS_ABS.match(spec) else ""  # C:\data:/data keeps its drive
+    parts = spec[len(drive):].split(":")
+    parts[0] = drive + parts[0]
     if len(parts) == 1:
-        return Mount(type="volume", target=_target(p, path, parts[0]) or parts[0])
+        target = _target(p, path, parts[0])
+        return None if target is None else Mount(type="volume", target=target)
     if len(parts) > 3:
         p.add(path, f"invalid volume {spec!r}")
         return None
-    source, target = parts[0], parts[1]
+    source, raw_target = parts[0], parts[1]
     read_only = False
+    selinux: str | None = None
     for opt in filter(None, parts[2].split(",") if len(parts) == 3 else ()):
         if opt in ("ro", "rw"):
             read_only = opt == "ro"
+        elif opt in ("z", "Z"):
+            selinux = opt
         elif opt == "nocopy":
             continue
         else:
             p.add(path, f"volume option {opt!r} is not supported by gitops-edge")
-    if _target(p, path, target) is None:
+    target = _target(p, path, raw_target)
+    if target is None:
         return None
-    if source.startswith((".", "/", "~")):
-        return _bind(p, path, source, target, read_only, True, ctx)
+    if source.startswith((".", "/", "~")) or _WINDOWS_ABS.match(source):
+        return _bind(p, path, source, target, read_only, True, ctx, selinux)
+    if selinux is not None:
+        p.add(path, f"volume option {selinux!r} applies to bind mounts only")
     return _named(p, path, source, target, read_only, ctx)
 
 
@@ -125,16 +139,21 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
         return _long_tmpfs(p, path, item, target)
     if kind == "bind":
         create = False  # long syntax: Compose only creates the host path when asked
+        selinux: str | None = None
         if "bind" in item:
             opts = as_mapping(p, (*path, "bind"), item["bind"]) or {}
-            check_keys(p, (*path, "bind"), opts, ("create_host_path",), ("propagation", "selinux"))
+            check_keys(p, (*path, "bind"), opts, ("create_host_path", "selinux"), ("propagation",))
             if "create_host_path" in opts:
                 create = bool(as_bool(p, (*path, "bind", "create_host_path"),
                                       opts["create_host_path"]))
+            if opts.get("selinux") is not None:
+                selinux = as_str(p, (*path, "bind", "selinux"), opts["selinux"])
+                if selinux not in (None, "z", "Z"):
+                    p.add((*path, "bind", "selinux"), f"selinux must be 'z' or 'Z', not {selinux!r}")
         if not source:
             p.add((*path, "source"), "a bind mount needs a source")
             return None
-        return _bind(p, (*path, "source"), source, target, read_only, create, ctx)
+        return _bind(p, (*path, "source"), source, target, read_only, create, ctx, selinux)
     if "volume" in item:
         opts = as_mapping(p, (*path, "volume"), item["volume"]) or {}
         check_keys(p, (*path, "volume"), opts, ("nocopy",), ("subpath",))
@@ -154,10 +173,17 @@ def _long_tmpfs(p: Problems, path: KeyPath, item: dict[str, Any], target: str) -
 
 
 def _target(p: Problems, path: KeyPath, target: str) -> str | None:
+    """An absolute container path, cleaned as Compose cleans it (``/data/`` -> ``/data``)."""
     if not target.startswith("/"):
         p.add(path, f"mount target {target!r} must be an absolute path")
         return None
-    return target
+    return clean_path(target)
+
+
+def clean_path(path: str) -> str:
+    """Go's ``path.Clean`` for an absolute path: POSIX keeps a leading ``//``, Go does not."""
+    cleaned = posixpath.normpath(path)
+    return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
 
 def _bind(
@@ -168,17 +194,21 @@ def _bind(
     read_only: bool,
     create: bool,
     ctx: MountContext,
+    selinux: str | None = None,
 ) -> Mount | None:
     if source.startswith("~"):
         p.add(path, f"bind source {source!r}: '~' is not supported (paths are repo-relative)")
         return None
-    try:
-        resolved = host_path(ctx.root, ctx.stack_dir, source)
-    except PathEscapeError as exc:
-        p.add(path, f"bind source: {exc}")
-        return None
+    if _WINDOWS_ABS.match(source):
+        resolved = source  # absolute on Windows: Compose keeps it as written
+    else:
+        try:
+            resolved = host_path(ctx.root, ctx.stack_dir, source)
+        except PathEscapeError as exc:
+            p.add(path, f"bind source: {exc}")
+            return None
     return Mount(type="bind", target=target, source=resolved, read_only=read_only,
-                 bind_create_host_path=create)
+                 bind_create_host_path=create, bind_selinux=selinux)
 
 
 def _named(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gitops_edge.core.compose.deploy import apply_deploy
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
 from gitops_edge.core.compose.fields import (
     as_bool,
@@ -47,14 +48,15 @@ SERVICE_KEYS = frozenset({
     "working_dir", "read_only", "cap_add", "cap_drop", "devices", "privileged", "security_opt",
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
-    "stdin_open", "build",
+    "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
+    "pids_limit", "mem_reservation", "deploy",
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "deploy", "develop", "secrets", "configs", "extends", "links", "external_links",
-    "expose", "dns", "dns_search", "dns_opt", "domainname", "ipc", "pid", "uts", "userns_mode",
-    "cgroup", "cgroup_parent", "group_add", "mac_address", "mem_reservation", "memswap_limit",
-    "mem_swappiness", "oom_kill_disable", "oom_score_adj", "pids_limit", "platform", "runtime",
-    "scale", "shm_size", "storage_opt", "volumes_from", "cpu_count", "cpu_percent", "cpu_shares",
+    "develop", "secrets", "configs", "extends", "links", "external_links",
+    "dns", "dns_search", "dns_opt", "domainname", "uts", "userns_mode",
+    "cgroup", "cgroup_parent", "group_add", "mac_address", "memswap_limit",
+    "mem_swappiness", "oom_kill_disable", "oom_score_adj",
+    "scale", "storage_opt", "cpu_count", "cpu_percent", "cpu_shares",
     "cpu_quota", "cpu_period", "cpu_rt_period", "cpu_rt_runtime", "cpuset", "blkio_config",
     "device_cgroup_rules", "isolation", "annotations", "attach", "credential_spec", "gpus",
     "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
@@ -66,6 +68,10 @@ _CONDITIONS = ("service_started", "service_healthy", "service_completed_successf
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
 _NETWORK_MODE = re.compile(r"^(host|none|bridge|default|service:.+|container:.+)$")
+_IPC_MODE = re.compile(r"^(none|private|shareable|host|service:.+|container:.+)$")
+_PID_MODE = re.compile(r"^(host|service:.+|container:.+)$")
+_EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
+_VOLUMES_FROM = re.compile(r"^(container:)?[^:]+(:(ro|rw))?$")
 
 
 @dataclass(frozen=True)
@@ -158,13 +164,75 @@ def build_service(
         kw["extra_hosts"] = _extra_hosts(p, at("extra_hosts"), svc["extra_hosts"])
     if "ulimits" in svc:
         kw["ulimits"] = _ulimits(p, at("ulimits"), svc["ulimits"])
+    if "expose" in svc:
+        kw["expose"] = as_str_list(p, at("expose"), svc["expose"]) or ()
+        for i, item in enumerate(kw["expose"]):
+            if not _EXPOSE.match(item):
+                p.add((*at("expose"), i), f"invalid port {item!r} (use e.g. '80' or '8000-8010/udp')")
+    for key in ("shm_size", "mem_reservation"):
+        if svc.get(key) is not None:
+            kw[key] = as_size(p, at(key), svc[key])
+    if svc.get("pids_limit") is not None:
+        kw["pids_limit"] = as_int(p, at("pids_limit"), svc["pids_limit"])
+    for key in ("platform", "runtime"):
+        if svc.get(key) is not None:
+            kw[key] = as_str(p, at(key), svc[key])
+    kw.update(_shared_namespaces(p, path, svc, ctx))
+    if svc.get("deploy") is not None:
+        apply_deploy(p, at("deploy"), svc["deploy"], kw)
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
         if pull not in _PULL:
             p.add(at("pull_policy"), f"pull_policy must be one of {', '.join(_PULL)}")
         kw["pull_policy"] = _PULL.get(pull, "missing")
     if len(p.errors) != before:
         return None
+    kw["depends_on"] = _implied_dependencies(kw)
     return ServiceSpec(name=name, **kw)
+
+
+def _shared_namespaces(
+    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
+) -> dict[str, Any]:
+    """``ipc``, ``pid`` and ``volumes_from``: modes, and the services they name must exist."""
+    out: dict[str, Any] = {}
+    for key, pattern in (("ipc", _IPC_MODE), ("pid", _PID_MODE)):
+        if svc.get(key) is None:
+            continue
+        mode = as_str(p, (*path, key), svc[key])
+        if mode is None:
+            continue
+        if not pattern.match(mode):
+            p.add((*path, key), f"invalid {key} mode {mode!r}")
+        elif mode.startswith("service:") and mode[8:] not in ctx.services:
+            p.add((*path, key), f"{key} refers to undefined service {mode[8:]!r}")
+        out[key] = mode
+    if svc.get("volumes_from") is not None:
+        items = as_str_list(p, (*path, "volumes_from"), svc["volumes_from"]) or ()
+        for i, item in enumerate(items):
+            if not _VOLUMES_FROM.match(item):
+                p.add((*path, "volumes_from", i), f"invalid volumes_from {item!r}")
+            elif not item.startswith("container:") and item.split(":")[0] not in ctx.services:
+                p.add((*path, "volumes_from", i),
+                      f"volumes_from refers to undefined service {item.split(':')[0]!r}")
+        out["volumes_from"] = items
+    return out
+
+
+def _implied_dependencies(kw: Mapping[str, Any]) -> tuple[Dependency, ...]:
+    """Compose adds a dependency on a service whose namespaces or volumes this one shares.
+
+    ``network_mode``/``ipc``/``pid: service:x`` add ``x`` (restarting with it);
+    ``volumes_from: x`` adds ``x``. A declared dependency is left as written.
+    """
+    deps = {d.service: d for d in kw.get("depends_on", ())}
+    for key in ("network_mode", "ipc", "pid"):
+        mode = kw.get(key) or ""
+        if mode.startswith("service:"):
+            deps.setdefault(mode[8:], Dependency(mode[8:], restart=True))
+    for item in kw.get("volumes_from", ()):
+        if not item.startswith("container:"):
+            deps.setdefault(item.split(":")[0], Dependency(item.split(":")[0]))
+    return tuple(deps[k] for k in sorted(deps))
 
 
 def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | None:

@@ -3,8 +3,9 @@
 The directory name is the Compose project name. A top-level ``name:`` is
 accepted only when it equals it: ``docker compose`` run by hand in that
 directory would otherwise manage a different project than the agent does.
-Services with ``profiles`` are validated but not active, as
-``docker compose config`` without ``--profile`` treats them; like Compose,
+Services with ``profiles`` are validated but active only when
+``COMPOSE_PROFILES`` (from the stack's ``.env``) enables one of them, as
+``docker compose config`` treats them; like Compose,
 the stack keeps only the networks and volumes its active services use
 (unused ones are still validated).
 """
@@ -82,12 +83,13 @@ def build_stack(
         if spec is not None:
             built[svc_name] = spec
     _check_cycles(p, built)
-    active = {n: s for n, s in built.items() if not s.profiles}
+    enabled = enabled_profiles(env)
+    active = {n: s for n, s in built.items() if is_active(s, enabled)}
     _check_inactive_refs(p, built, active)
     used_nets = {a.network for s in active.values() for a in s.networks}
     used_vols = {m.source for s in active.values() for m in s.mounts if m.type == "volume"}
     networks = build_networks(p, name, data.get("networks"), "default" in used_nets)
-    volumes = build_volumes(p, name, data.get("volumes"))
+    volumes = build_volumes(p, name, data.get("volumes"), stack_dir, root)
     p.raise_if_any()
     return StackSpec(
         name=name,
@@ -97,6 +99,16 @@ def build_stack(
         networks=tuple(n for n in networks if n.key in used_nets),
         volumes=tuple(v for v in volumes if v.key in used_vols),
     )
+
+
+def enabled_profiles(env: Mapping[str, str]) -> frozenset[str]:
+    """``COMPOSE_PROFILES`` (from the stack's ``.env``), comma-separated as Compose reads it."""
+    return frozenset(filter(None, (x.strip() for x in env.get("COMPOSE_PROFILES", "").split(","))))
+
+
+def is_active(svc: ServiceSpec, enabled: frozenset[str]) -> bool:
+    """No profiles, one enabled profile, or ``*`` enabling them all."""
+    return not svc.profiles or "*" in enabled or bool(enabled.intersection(svc.profiles))
 
 
 def interpolate_tree(p: Problems, path: KeyPath, value: Any, env: Mapping[str, str]) -> Any:

@@ -133,6 +133,53 @@ services:
 """
 
 
+# Keys added for real-world files (issue 12): each must reach the container as Compose sends it.
+SHARING = """
+services:
+  app:
+    image: {v1}
+    expose: ["80", 443, "8000-8001/udp"]
+    shm_size: 1.5m
+    platform: linux/amd64
+    runtime: runc
+    ipc: service:holder
+    pid: service:holder
+    volumes_from: [holder, "container:{outside}"]
+    volumes:
+      - ./bindsrc:/x/y/:z
+      - ./bindsrc:/x/w:ro,Z
+      - type: bind
+        source: ./bindsrc
+        target: /long//p/./q/
+        bind: {{selinux: z}}
+    deploy:
+      resources:
+        limits: {{memory: 1.5G, cpus: "0.25", pids: 100}}
+        reservations: {{memory: 10m}}
+      restart_policy: {{condition: on-failure, max_attempts: 3}}
+    networks: [pool]
+  holder:
+    image: {v2}
+    ipc: shareable
+    restart: always
+    pids_limit: 50
+    mem_reservation: 8m
+    volumes: ["devdata:/devdata", "/tmp/:/hosttmp/"]
+volumes:
+  devdata:
+    driver: local
+    driver_opts: {{device: ./bindsrc, o: bind, type: none}}
+networks:
+  pool:
+    ipam:
+      config:
+        - subnet: 10.213.{octet}.0/24
+          ip_range: 10.213.{octet}.128/25
+          gateway: 10.213.{octet}.1
+          aux_addresses: {{spare: 10.213.{octet}.2}}
+"""
+
+
 def compose(compose_bin: str, *args: str, cwd: Path, timeout: int = 120) -> str:
     out = subprocess.run([compose_bin, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"docker compose {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
@@ -192,9 +239,12 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
     """The parts of ``docker inspect`` that Compose derives from the file."""
     cfg, host = c["Config"], c["HostConfig"]
     labels = cfg.get("Labels") or {}
-    mode = host["NetworkMode"]
-    if mode.startswith("container:"):
-        mode = "container:" + service_of.get(mode.removeprefix("container:"), "?")
+    def by_service(mode: str) -> str:
+        if mode.startswith("container:"):
+            return "container:" + service_of.get(mode.removeprefix("container:"), "?")
+        return mode
+
+    mode = by_service(host["NetworkMode"])
     hostname = cfg["Hostname"]
     out = {
         "Image": c["Image"],
@@ -237,6 +287,10 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ReadonlyRootfs", "Privileged", "SecurityOpt", "Devices",
     ):
         out[key] = host.get(key)
+    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation"):
+        out[key] = host.get(key)
+    out["IpcMode"], out["PidMode"] = by_service(host.get("IpcMode") or ""), by_service(host.get("PidMode") or "")
+    out["VolumesFrom"] = [service_of.get(v, v) for v in host.get("VolumesFrom") or []]
     out["ExtraHosts"] = sorted(host.get("ExtraHosts") or [])  # Compose's own order varies run to run
     out["Ulimits"] = sorted(json.dumps(u, sort_keys=True) for u in host.get("Ulimits") or [])
     # Project names are the one thing that must differ (the bind source lives
@@ -284,6 +338,37 @@ def test_created_containers_equal_compose(
     for svc in oracle:
         for key in oracle[svc]:
             assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+
+
+def test_shared_namespaces_resources_and_ipam_equal_compose(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    """One project at a time: both would claim the same IPAM subnet."""
+    a, b = projects
+    outside = docker_client.api.create_container(test_images["v1"], name=f"{b}-outside", command=["true"])["Id"]
+    try:
+        text = SHARING.format(**test_images, outside=f"{b}-outside", octet=int(b[-2:], 16))
+        root = project_of(tmp_path, b, text)
+        compose_file = root / b / "compose.yaml"
+        compose(compose_bin, "-p", a, "-f", str(compose_file), "up", "-d", "--no-start", cwd=tmp_path)
+        oracle = inspect_project(docker_client, a, projects)
+        oracle_net = docker_client.api.inspect_network(f"{a}_pool")["IPAM"]
+        oracle_vol = docker_client.api.inspect_volume(f"{a}_devdata")["Options"]
+        compose(compose_bin, "-p", a, "-f", str(compose_file), "down", "-v", cwd=tmp_path)
+
+        stack = load_stack(root, root / b)
+        apply(rt, stack, start=False)
+        ours = inspect_project(docker_client, b, projects)
+        assert sorted(ours) == sorted(oracle) == ["app", "holder"]
+        for svc in oracle:
+            for key in oracle[svc]:
+                assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+        assert oracle["app"]["ShmSize"] == 1572864 and oracle["app"]["IpcMode"] == "container:holder"
+        assert docker_client.api.inspect_network(f"{b}_pool")["IPAM"] == oracle_net
+        assert docker_client.api.inspect_volume(f"{b}_devdata")["Options"] == oracle_vol
+    finally:
+        docker_client.api.remove_container(outside, force=True)
 
 
 def test_running_stack_is_a_compose_project(

@@ -18,11 +18,13 @@ Compose details mirrored on purpose (checked against the oracle):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gitops_edge.model.spec import (
     Healthcheck,
+    Ipam,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -77,6 +79,43 @@ class ContainerCreate:
     name: str
     body: JsonDict  # POST /containers/create body (Config + HostConfig + NetworkingConfig)
     connect: tuple[Endpoint, ...] = ()  # further networks, joined after create and before start
+    platform: str | None = None  # the create call's ``platform`` query parameter
+
+
+def referenced_services(spec: ServiceSpec) -> tuple[str, ...]:
+    """Services whose container id the create request needs (``service:x`` modes, volumes_from)."""
+    out = [mode[8:] for mode in (spec.network_mode, spec.ipc, spec.pid)
+           if mode is not None and mode.startswith("service:")]
+    out += [item.split(":")[0] for item in spec.volumes_from if not item.startswith("container:")]
+    return tuple(sorted(set(out)))
+
+
+def _service_mode(mode: str | None, containers: Mapping[str, str], what: str) -> str | None:
+    """``service:x`` -> ``container:<id of x>``, as Compose resolves it at create time."""
+    if mode is None or not mode.startswith("service:"):
+        return mode
+    if mode[8:] not in containers:
+        raise ValueError(f"{what} {mode!r} needs the id of that service's container")
+    return f"container:{containers[mode[8:]]}"
+
+
+def _volumes_from(spec: ServiceSpec, containers: Mapping[str, str]) -> list[str]:
+    """A service becomes its container's id; ``container:x`` becomes ``x``.
+
+    Compose drops a service entry's ``:ro``/``:rw`` (its container then gets
+    the source's modes); gitops-edge keeps it, since dropping ``:ro`` would
+    grant writes the file did not ask for.
+    """
+    out = []
+    for item in spec.volumes_from:
+        if item.startswith("container:"):
+            out.append(item.removeprefix("container:"))
+            continue
+        service, _, mode = item.partition(":")
+        if service not in containers:
+            raise ValueError(f"volumes_from {service!r} needs the id of that service's container")
+        out.append(f"{containers[service]}:{mode}" if mode else containers[service])
+    return out
 
 
 def container_name(stack: StackSpec | str, spec: ServiceSpec) -> str:
@@ -158,6 +197,8 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
     api_mounts: list[JsonDict] = []
     for m in mounts:
         mode = "ro" if m.read_only else "rw"
+        if m.bind_selinux and m.type == "bind":
+            mode += f",{m.bind_selinux}"  # only the Binds form can relabel; Compose drops it in Mounts
         if m.type == "volume" and m.source:
             binds.append(f"{volume_name(stack, m.source)}:{m.target}:{mode}")
         elif m.type == "volume":  # anonymous
@@ -165,9 +206,10 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
         elif m.type == "bind" and m.bind_create_host_path:
             binds.append(f"{m.source}:{m.target}:{mode}")
         elif m.type == "bind":
-            api_mounts.append(
-                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            )
+            bind: JsonDict = {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            if m.bind_selinux:
+                bind["BindOptions"] = {}  # Compose sends it empty: the Mounts API cannot relabel
+            api_mounts.append(bind)
         elif m.type == "tmpfs":
             tmpfs: JsonDict = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
             if m.tmpfs_size is not None:
@@ -193,7 +235,8 @@ def _device(text: str) -> JsonDict:
 
 
 def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
-    exposed: JsonDict = {}
+    """``expose`` entries go in as written (Docker reads ``80`` as ``80/tcp``), then ``ports``."""
+    exposed: JsonDict = {item: {} for item in spec.expose}
     bindings: dict[str, list[JsonDict]] = {}
     for p in spec.ports:
         key = f"{p.target}/{p.protocol}"
@@ -228,13 +271,19 @@ def container_create_args(
     revision: str,
     name: str | None = None,
     network_mode_container: str | None = None,
+    service_containers: Mapping[str, str] | None = None,
 ) -> ContainerCreate:
     """The create request for ``spec``'s container.
 
     ``image`` is the pinned reference the container runs; ``image_id`` its
-    local id (for Compose's image label). ``network_mode_container`` is the
-    id of the container a ``network_mode: service:x`` refers to.
+    local id (for Compose's image label). ``service_containers`` maps each
+    of ``referenced_services(spec)`` to its container's id;
+    ``network_mode_container`` is the older spelling for the one a
+    ``network_mode: service:x`` refers to.
     """
+    containers = dict(service_containers or {})
+    if network_mode_container and spec.network_mode and spec.network_mode.startswith("service:"):
+        containers.setdefault(spec.network_mode[8:], network_mode_container)
     name = name or container_name(stack, spec)
     nets = endpoints(stack, spec, name)
     exposed, bindings = _ports(spec)
@@ -256,7 +305,18 @@ def container_create_args(
         "Sysctls": dict(spec.sysctls) or None,
         "Memory": spec.mem_limit or 0,
         "NanoCpus": round(spec.cpus * 1e9) if spec.cpus else 0,
+        "VolumesFrom": _volumes_from(spec, containers) or None,
     }
+    for key, value in (
+        ("ShmSize", spec.shm_size),
+        ("Runtime", spec.runtime),
+        ("IpcMode", _service_mode(spec.ipc, containers, "ipc")),
+        ("PidMode", _service_mode(spec.pid, containers, "pid")),
+        ("PidsLimit", spec.pids_limit),
+        ("MemoryReservation", spec.mem_reservation),
+    ):
+        if value is not None:
+            host[key] = value
     if spec.init is not None:
         host["Init"] = spec.init
     if spec.logging is not None:
@@ -265,9 +325,7 @@ def container_create_args(
     networking: JsonDict | None = None
     mode = spec.network_mode
     if mode is not None and mode.startswith("service:"):
-        if not network_mode_container:
-            raise ValueError(f"network_mode {mode!r} needs the id of that service's container")
-        host["NetworkMode"] = f"container:{network_mode_container}"
+        host["NetworkMode"] = _service_mode(mode, containers, "network_mode")
     elif mode is not None:
         host["NetworkMode"] = mode
     elif nets:
@@ -305,14 +363,14 @@ def container_create_args(
     if networking is not None:
         body["NetworkingConfig"] = networking
     connect = nets[1:] if networking is not None else ()
-    return ContainerCreate(name=name, body=body, connect=connect)
+    return ContainerCreate(name=name, body=body, connect=connect, platform=spec.platform)
 
 
 def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
     """Keyword arguments for ``APIClient.create_network``, with Compose's labels."""
     labels = dict(net.labels)
     labels.update({PROJECT: stack, NETWORK: net.key, VERSION: COMPOSE_VERSION})
-    return {
+    out: JsonDict = {
         "name": net.name,
         "driver": net.driver or "bridge",
         "options": dict(net.driver_opts) or None,
@@ -320,6 +378,23 @@ def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
         "labels": labels,
         "check_duplicate": True,
     }
+    if net.ipam is not None:
+        out["ipam"] = ipam_config(net.ipam)
+    return out
+
+
+def ipam_config(ipam: Ipam) -> JsonDict:
+    """The ``IPAM`` object of a network create body (what docker-py's ``IPAMConfig`` builds)."""
+    pools = []
+    for pool in ipam.config:
+        entry: JsonDict = {}
+        for key, value in (("Subnet", pool.subnet), ("IPRange", pool.ip_range), ("Gateway", pool.gateway)):
+            if value:
+                entry[key] = value
+        if pool.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(pool.aux_addresses)
+        pools.append(entry)
+    return {"Driver": ipam.driver or "default", "Config": pools, "Options": None}
 
 
 def volume_create_args(stack: str, vol: VolumeSpec) -> JsonDict:

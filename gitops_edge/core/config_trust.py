@@ -23,6 +23,7 @@ KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
 SECURITY_KEYS = {
     "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
     "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
+    "allowed_runtimes", "allow_foreign_containers",
 }
 
 
@@ -133,6 +134,8 @@ def parse_security(reader: Any, data: object) -> SecurityPolicy:
         allowed_devices=f.strs("allowed_devices"),
         allowed_bind_paths=binds,
         allow_unconfined=f.bool_("allow_unconfined"),
+        allowed_runtimes=f.strs("allowed_runtimes"),
+        allow_foreign_containers=f.bool_("allow_foreign_containers"),
     )
 
 

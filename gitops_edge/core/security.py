@@ -51,8 +51,15 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
         out.append(f"privileged {_DENIED} (security.allow_privileged)")
     if svc.network_mode == "host" and not policy.allow_host_network:
         out.append(f"network_mode: host {_DENIED} (security.allow_host_network)")
-    # pid and ipc are not ServiceSpec fields: the compose loader refuses `pid:`
-    # and `ipc:` as unsupported keys, so allow_host_pid/ipc have nothing to guard yet.
+    if svc.pid == "host" and not policy.allow_host_pid:
+        out.append(f"pid: host {_DENIED} (security.allow_host_pid)")
+    if svc.ipc == "host" and not policy.allow_host_ipc:
+        out.append(f"ipc: host {_DENIED} (security.allow_host_ipc)")
+    if svc.runtime not in (None, "runc") and svc.runtime not in policy.allowed_runtimes:
+        out.append(f"runtime {svc.runtime} {_DENIED} (security.allowed_runtimes)")
+    if not policy.allow_foreign_containers:
+        out += [f"{what} {_DENIED}: it shares with a container outside the stack (security.allow_foreign_containers)"
+                for what in _foreign_containers(svc)]
     out += [f"cap_add {cap} {_DENIED} (security.allowed_capabilities)" for cap in _extra_caps(svc, policy)]
     for device in svc.devices:
         host = _norm(device.split(":", 1)[0])
@@ -66,6 +73,14 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
             if _normalize_opt(opt) in _UNCONFINED:
                 out.append(f"security_opt {opt} {_DENIED} (security.allow_unconfined)")
     return out
+
+
+def _foreign_containers(svc: ServiceSpec) -> list[str]:
+    """``container:X`` references: X is not part of the stack and may hold anything."""
+    found = [f"{key}: {mode}" for key, mode in
+             (("network_mode", svc.network_mode), ("ipc", svc.ipc), ("pid", svc.pid))
+             if mode is not None and mode.startswith("container:")]
+    return found + [f"volumes_from: {item}" for item in svc.volumes_from if item.startswith("container:")]
 
 
 def _volume(vol: VolumeSpec, policy: SecurityPolicy, root: str) -> list[str]:

@@ -65,6 +65,8 @@ class SecurityPolicy:
     allowed_devices: tuple[str, ...] = ()  # host device paths (globs), e.g. /dev/ttyUSB*
     allowed_bind_paths: tuple[str, ...] = ()  # host path prefixes a bind mount may use
     allow_unconfined: bool = False  # security_opt seccomp=unconfined / apparmor=unconfined
+    allowed_runtimes: tuple[str, ...] = ()  # OCI runtimes beyond runc (e.g. nvidia, io.containerd.wasmedge.v1)
+    allow_foreign_containers: bool = False  # container:X in network_mode/ipc/pid/volumes_from
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,20 @@ CASES = [
     Bad("bad-dotenv", "services:\n  web:\n    image: \"nginx:${TAG}\"\n",
         "unterminated quoted value", 2, None, True,
         extra=((".env", "OK=1\nTAG=\"oops\n"),)),
+    Bad("dotenv-compose-file", "services:\n  web:\n    image: nginx\n",
+        "COMPOSE_FILE=other.yaml names other compose files", 2, None, True,
+        extra=((".env", "A=1\nCOMPOSE_FILE=other.yaml\n"),)),
+    Bad("dotenv-project-name", "services:\n  web:\n    image: nginx\n",
+        "COMPOSE_PROJECT_NAME=other differs", 1, None, False,
+        extra=((".env", "COMPOSE_PROJECT_NAME=other\n"),)),
+    Bad("distinct-memory",
+        "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n    deploy:\n      resources:\n"
+        "        limits:\n          memory: 2g\n",
+        "can't set distinct values", 8, "services.web.deploy.resources.limits.memory", True),
+    Bad("bad-ipc-service", "services:\n  web:\n    image: nginx\n    ipc: service:ghost\n",
+        "undefined service 'ghost'", 4, "services.web.ipc", True),
+    Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
+        "one container per service", 5, "services.web.deploy.replicas", False),
 ]
 
 
@@ -132,7 +146,7 @@ def test_bad_input_is_located(case: Bad, tmp_path: Path, compose_bin: str) -> No
     stack = write_case(tmp_path, case)
     err = load_error(tmp_path)
     assert case.expect in err.message, str(err)
-    file = "stacks/case/.env" if case.id == "bad-dotenv" else "stacks/case/compose.yaml"
+    file = "stacks/case/.env" if case.id.startswith(("bad-dotenv", "dotenv-")) else "stacks/case/compose.yaml"
     assert_located(err, file, case.line, case.key)
     if case.oracle_rejects:
         out = subprocess.run([compose_bin, "-p", "case", "config", "--format", "json"],

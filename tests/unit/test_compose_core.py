@@ -191,3 +191,99 @@ def test_inactive_dependency_is_an_error() -> None:
                                      "depends_on": {"b": {"required": False}}},
                                "b": {"image": "x", "profiles": ["p"]}}})
     assert [s.name for s in spec.services] == ["a"]
+
+
+def test_deploy_folds_into_limits_and_restart() -> None:
+    web = build({"services": {"web": {"image": "x", "restart": "always", "mem_limit": "1g", "deploy": {
+        "resources": {"limits": {"memory": "1g", "cpus": "0.5", "pids": 9},
+                      "reservations": {"memory": "10m", "cpus": 0.1}},
+        "restart_policy": {"condition": "on-failure", "max_attempts": 2, "delay": "5s"},
+        "replicas": 1, "placement": {}, "labels": {"a": "b"}}}}}).service("web")
+    assert (web.mem_limit, web.cpus, web.pids_limit, web.mem_reservation) == (1 << 30, 0.5, 9, 10 << 20)
+    assert web.restart == "on-failure:2"
+    assert build({"services": {"w": {"image": "x", "restart": "always", "deploy": {
+        "restart_policy": {}}}}}).service("w").restart == "no"
+
+
+@pytest.mark.parametrize(("extra", "deploy", "where"), [
+    ({}, {"replicas": 2}, "deploy.replicas"),
+    ({}, {"mode": "global"}, "deploy.mode"),
+    ({}, {"restart_policy": {"condition": "any", "max_attempts": 3}}, "deploy.restart_policy.max_attempts"),
+    ({"mem_limit": "1g"}, {"resources": {"limits": {"memory": "2g"}}}, "deploy.resources.limits.memory"),
+    ({"mem_limit": "1g"}, {"resources": {"limits": {"cpus": 1}}}, "mem_limit"),  # absent counts as 0
+    ({"pids_limit": 5}, {"resources": {"limits": {"pids": 3}}}, "deploy.resources.limits.pids"),
+    ({}, {"resources": {"reservations": {"devices": []}}}, "deploy.resources.reservations.devices"),
+])
+def test_deploy_refusals(extra: dict[str, Any], deploy: dict[str, Any], where: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", **extra, "deploy": deploy}}})
+    assert exc.value.location.key == f"services.web.{where}"
+
+
+def test_implied_dependencies_and_sharing_references() -> None:
+    spec = build({"services": {
+        "a": {"image": "x", "network_mode": "service:n", "ipc": "service:i", "pid": "service:p",
+              "volumes_from": ["v:ro", "container:c"], "depends_on": {"i": {"condition": "service_healthy"}}},
+        "n": {"image": "x"}, "i": {"image": "x"}, "p": {"image": "x"}, "v": {"image": "x"},
+    }})
+    deps = {d.service: (d.condition, d.restart) for d in spec.service("a").depends_on}
+    assert deps == {"i": ("service_healthy", False), "n": ("service_started", True),
+                    "p": ("service_started", True), "v": ("service_started", False)}
+    for bad, where in (({"ipc": "service:ghost"}, "ipc"), ({"pid": "private"}, "pid"),
+                       ({"volumes_from": ["ghost"]}, "volumes_from[0]"), ({"expose": ["80/xyz"]}, "expose[0]")):
+        with pytest.raises(StackErrors) as exc:
+            build({"services": {"a": {"image": "x", **bad}}})
+        assert exc.value.location.key == f"services.a.{where}"
+
+
+def test_mount_paths_as_compose_cleans_them() -> None:
+    web = build({"services": {"web": {"image": "x", "volumes": [
+        "/etc/pihole/:/etc/pihole/", "./d:/x//y/./:z", "C:\\data:/win:ro",
+        {"type": "bind", "source": "./d", "target": "/l/", "bind": {"selinux": "Z"}}]}}}).service("web")
+    assert [(m.source, m.target, m.bind_selinux, m.read_only) for m in web.mounts] == [
+        ("/etc/pihole/", "/etc/pihole", None, False), ("/co/stacks/st/d", "/x/y", "z", False),
+        ("C:\\data", "/win", None, True), ("/co/stacks/st/d", "/l", "Z", False)]
+    with pytest.raises(StackErrors, match="applies to bind mounts only"):
+        build({"services": {"web": {"image": "x", "volumes": ["vol:/v:z"]}}, "volumes": {"vol": {}}})
+
+
+def test_bind_volume_device_resolves_in_the_stack_like_compose() -> None:
+    # (one-letter volume names would read as Windows drives, as in Compose)
+    doc = {"services": {"web": {"image": "x", "volumes": ["a1:/a", "b1:/b", "c1:/c", "d1:/d"]}}, "volumes": {
+        "a1": {"driver": "local", "driver_opts": {"device": "./data", "o": "bind"}},
+        "b1": {"driver_opts": {"device": "./data", "o": "bind"}},  # no explicit driver: as written
+        "c1": {"driver": "local", "driver_opts": {"device": "./data", "o": "bind,ro"}},
+        "d1": {"driver": "local", "driver_opts": {"device": "", "o": "bind"}},
+    }}
+    devices = {v.key: dict(v.driver_opts)["device"] for v in build(doc).volumes}
+    assert devices == {"a1": "/co/stacks/st/data", "b1": "./data", "c1": "./data", "d1": "/co/stacks/st"}
+    doc["volumes"]["a1"]["driver_opts"]["device"] = "../../../etc"
+    with pytest.raises(StackErrors) as exc:
+        build(doc)
+    assert exc.value.location.key == "volumes.a1.driver_opts.device"
+
+
+def test_compose_profiles_enable_services() -> None:
+    doc = {"services": {"web": {"image": "x"}, "dbg": {"image": "x", "profiles": ["debug"]},
+                        "ops": {"image": "x", "profiles": ["ops", "tools"]}}}
+    names = lambda env: [s.name for s in build(doc, env=env).services]  # noqa: E731
+    assert names({}) == ["web"]
+    assert names({"COMPOSE_PROFILES": "tools, debug"}) == ["dbg", "ops", "web"]
+    assert names({"COMPOSE_PROFILES": "*"}) == ["dbg", "ops", "web"]
+
+
+def test_build_beside_image_is_ignored_and_build_alone_refused() -> None:
+    assert build({"services": {"w": {"image": "x", "build": {"context": "."}}}}).service("w").image == "x"
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"w": {"build": "."}}})
+    assert exc.value.location.key == "services.w.build"
+
+
+def test_network_ipam() -> None:
+    net = build({"services": {"w": {"image": "x", "networks": ["n"]}}, "networks": {"n": {"ipam": {
+        "driver": "default", "options": {"o": "1"},
+        "config": [{"subnet": "10.0.0.0/24", "gateway": "10.0.0.1", "aux_addresses": {"h": "10.0.0.5"}}],
+    }}}}).networks[0]
+    assert net.ipam is not None and net.ipam.driver == "default"
+    assert [(c.subnet, c.ip_range, c.gateway, c.aux_addresses) for c in net.ipam.config] == [
+        ("10.0.0.0/24", None, "10.0.0.1", (("h", "10.0.0.5"),))]

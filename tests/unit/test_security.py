@@ -152,3 +152,37 @@ def test_every_violation_is_reported_with_its_service() -> None:
     other = ServiceSpec(name="db", image="postgres:16", privileged=True)
     lines = check_stack(stack(svc(network_mode="host", cap_add=("SYS_ADMIN",)), other), STRICT, ROOT)
     assert [line.split(":")[0] for line in lines] == ["web/web", "web/web", "web/db"]
+
+
+@pytest.mark.parametrize(("kw", "allow", "phrase"), [
+    ({"pid": "host"}, {"allow_host_pid": True}, "pid: host"),
+    ({"ipc": "host"}, {"allow_host_ipc": True}, "ipc: host"),
+    ({"runtime": "nvidia"}, {"allowed_runtimes": ("nvidia",)}, "runtime nvidia"),
+    ({"ipc": "container:db"}, {"allow_foreign_containers": True}, "ipc: container:db"),
+    ({"pid": "container:db"}, {"allow_foreign_containers": True}, "pid: container:db"),
+    ({"network_mode": "container:db"}, {"allow_foreign_containers": True}, "network_mode: container:db"),
+    ({"volumes_from": ("container:db:ro",)}, {"allow_foreign_containers": True}, "volumes_from: container:db:ro"),
+])
+def test_host_and_foreign_namespaces_are_refused_unless_allowed(
+    kw: dict[str, Any], allow: dict[str, Any], phrase: str
+) -> None:
+    problems = check(svc(**kw))
+    assert len(problems) == 1 and phrase in problems[0] and "not allowed by the device security policy" in problems[0]
+    assert check(svc(**kw), SecurityPolicy(**allow)) == []
+
+
+def test_sharing_within_the_stack_and_runc_need_nothing() -> None:
+    assert check(svc(ipc="service:db", pid="service:db", volumes_from=("db:ro",), runtime="runc",
+                     shm_size=1 << 20, expose=("80",))) == []  # fmt: skip
+
+
+def test_the_new_policy_keys_parse_from_the_agent_config() -> None:
+    from gitops_edge.adapters.files.yaml_reader import parse_yaml
+    from gitops_edge.core.config import parse_config
+
+    text = ("source:\n  url: https://git.example.com/fleet.git\nsecurity:\n"
+            "  allowed_runtimes: [nvidia]\n  allow_foreign_containers: true\n")
+    doc = parse_yaml(text, "agent.yaml")
+    cfg = parse_config(doc.data, file="agent.yaml", lines=doc.lines,  # type: ignore[arg-type]
+                       environ={}, hostname="h")
+    assert (cfg.security.allowed_runtimes, cfg.security.allow_foreign_containers) == (("nvidia",), True)

@@ -57,6 +57,7 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
         out.append(f"ipc: host {_DENIED} (security.allow_host_ipc)")
     if svc.runtime not in (None, "runc") and svc.runtime not in policy.allowed_runtimes:
         out.append(f"runtime {svc.runtime} {_DENIED} (security.allowed_runtimes)")
+    out += [f"{what} {_DENIED} (security.{key})" for what, key in _host_settings(svc) if not getattr(policy, key)]
     if not policy.allow_foreign_containers:
         out += [f"{what} {_DENIED}: it shares with a container outside the stack (security.allow_foreign_containers)"
                 for what in _foreign_containers(svc)]
@@ -73,6 +74,22 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
             if _normalize_opt(opt) in _UNCONFINED:
                 out.append(f"security_opt {opt} {_DENIED} (security.allow_unconfined)")
     return out
+
+
+def _host_settings(svc: ServiceSpec) -> list[tuple[str, str]]:
+    """(what the service asks, the policy flag that allows it) for kernel settings that reach the host."""
+    asks = [
+        (svc.uts == "host", "uts: host", "allow_host_uts"),
+        (svc.userns_mode == "host", "userns_mode: host", "allow_host_userns"),
+        (svc.cgroup == "host", "cgroup: host", "allow_host_cgroupns"),
+        (svc.cgroup_parent is not None, f"cgroup_parent {svc.cgroup_parent}", "allow_cgroup_parent"),
+        (bool(svc.device_cgroup_rules), "device_cgroup_rules", "allow_device_cgroup_rules"),
+        (bool(svc.device_requests), "gpus / device reservations", "allow_gpus"),
+        (bool(svc.storage_opt), "storage_opt", "allow_storage_opt"),
+        (svc.oom_kill_disable, "oom_kill_disable", "allow_oom_protection"),
+        ((svc.oom_score_adj or 0) < 0, f"oom_score_adj {svc.oom_score_adj}", "allow_oom_protection"),
+    ]
+    return [(what, key) for asked, what, key in asks if asked]
 
 
 def _foreign_containers(svc: ServiceSpec) -> list[str]:

@@ -71,6 +71,29 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class DeviceRequest:
+    """A ``gpus`` entry or a ``deploy.resources.reservations.devices`` entry."""
+
+    driver: str | None = None
+    count: int = 0  # -1: all
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    options: Pairs = ()
+
+
+@dataclass(frozen=True)
+class Blkio:
+    """``blkio_config``: weights and throttles per host device path."""
+
+    weight: int | None = None
+    weight_device: tuple[tuple[str, int], ...] = ()
+    device_read_bps: tuple[tuple[str, int], ...] = ()
+    device_write_bps: tuple[tuple[str, int], ...] = ()
+    device_read_iops: tuple[tuple[str, int], ...] = ()
+    device_write_iops: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One Compose service, fully interpolated and normalized."""
 
@@ -107,7 +130,7 @@ class ServiceSpec:
     sysctls: Pairs = ()
     init: bool | None = None
     profiles: tuple[str, ...] = ()
-    pull_policy: str = "missing"  # always | missing | never
+    pull_policy: str = "missing"  # always | missing | never | daily | weekly | every_<duration>
     tty: bool = False
     stdin_open: bool = False
     expose: tuple[str, ...] = ()  # "80", "8000-8010/udp": exposed, not published
@@ -119,6 +142,33 @@ class ServiceSpec:
     pid: str | None = None  # "host", "service:x", "container:x"
     pids_limit: int | None = None  # from pids_limit or deploy.resources.limits.pids
     mem_reservation: int | None = None  # bytes, from deploy.resources.reservations.memory
+    uts: str | None = None  # "host"
+    userns_mode: str | None = None  # "host"
+    cgroup: str | None = None  # cgroup namespace: "host" | "private"
+    cgroup_parent: str | None = None
+    device_cgroup_rules: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    domainname: str | None = None
+    mac_address: str | None = None
+    group_add: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    oom_kill_disable: bool = False
+    memswap_limit: int | None = None  # bytes; -1: unlimited swap
+    mem_swappiness: int | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpu_rt_runtime: int | None = None
+    cpu_rt_period: int | None = None
+    cpuset: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: int | None = None
+    blkio: Blkio | None = None
+    annotations: Pairs = ()
+    device_requests: tuple[DeviceRequest, ...] = ()  # reservations.devices, then gpus
+    storage_opt: Pairs = ()
 
 
 @dataclass(frozen=True)

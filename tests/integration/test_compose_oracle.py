@@ -70,8 +70,56 @@ COMPARED_SERVICE_KEYS = frozenset({
     "cap_drop", "security_opt", "devices", "logging", "mem_limit", "cpus", "stop_grace_period",
     "stop_signal", "extra_hosts", "ulimits", "sysctls", "pull_policy", "expose", "shm_size",
     "platform", "runtime", "volumes_from", "ipc", "pid", "deploy", "pids_limit", "mem_reservation",
-    "profiles",
+    "profiles", "uts", "userns_mode", "cgroup", "cgroup_parent", "device_cgroup_rules", "dns",
+    "dns_search", "dns_opt", "domainname", "mac_address", "group_add", "oom_score_adj",
+    "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
+    "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
+    "annotations", "attach", "gpus", "storage_opt",
 })
+_PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
+          "cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpuset",
+          "cpu_count", "cpu_percent")
+_LISTS = ("device_cgroup_rules", "dns", "dns_search", "dns_opt", "group_add")
+
+
+def _compose_tuning(svc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: svc.get(k) for k in _PLAIN}
+    out.update({k: list(svc.get(k) or []) for k in _LISTS})
+    out["oom_kill_disable"] = bool(svc.get("oom_kill_disable"))
+    out["memswap_limit"] = None if svc.get("memswap_limit") is None else int(svc["memswap_limit"])
+    out["mem_swappiness"] = None if svc.get("mem_swappiness") is None else int(svc["mem_swappiness"])
+    blkio = svc.get("blkio_config")
+    out["blkio"] = None if blkio is None else (
+        blkio.get("weight"),
+        *[[(e["Path"], int(e.get("Weight", e.get("Rate", 0)))) for e in blkio.get(k) or []]
+          for k in ("weight_device", "device_read_bps", "device_write_bps", "device_read_iops",
+                    "device_write_iops")])
+    out["annotations"] = dict(svc.get("annotations") or {})
+    out["storage_opt"] = dict(svc.get("storage_opt") or {})
+    reservations = (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {})
+    out["device_requests"] = [
+        (d.get("driver"), d.get("count", 0), list(d.get("device_ids") or []),
+         [*(d.get("capabilities") or []), *(["gpu"] if gpu else [])], dict(d.get("options") or {}))
+        for devices, gpu in ((reservations.get("devices") or [], False), (svc.get("gpus") or [], True))
+        for d in devices
+    ]
+    return out
+
+
+def _spec_tuning(svc: ServiceSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {k: getattr(svc, k) for k in _PLAIN}
+    out.update({k: list(getattr(svc, k)) for k in _LISTS})
+    for key in ("oom_kill_disable", "memswap_limit", "mem_swappiness"):
+        out[key] = getattr(svc, key)
+    b = svc.blkio
+    out["blkio"] = None if b is None else (
+        b.weight, *[list(x) for x in (b.weight_device, b.device_read_bps, b.device_write_bps,
+                                      b.device_read_iops, b.device_write_iops)])
+    out["annotations"] = dict(svc.annotations)
+    out["storage_opt"] = dict(svc.storage_opt)
+    out["device_requests"] = [(r.driver, r.count, list(r.device_ids), list(r.capabilities), dict(r.options))
+                              for r in svc.device_requests]
+    return out
 """Service keys of ``docker compose config`` output that the two functions below compare."""
 
 
@@ -154,6 +202,7 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "ipc": svc.get("ipc"),
         "pid": svc.get("pid"),
         "profiles": list(svc.get("profiles", [])),
+        **_compose_tuning(svc),
         "stop_grace_period": _dur(svc.get("stop_grace_period")),
         "stop_signal": svc.get("stop_signal"),
         "extra_hosts": [h.replace("=", ":", 1) for h in svc.get("extra_hosts", [])],
@@ -211,6 +260,7 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "ipc": svc.ipc,
         "pid": svc.pid,
         "profiles": list(svc.profiles),
+        **_spec_tuning(svc),
         "stop_grace_period": svc.stop_grace_period_ns,
         "stop_signal": svc.stop_signal,
         "extra_hosts": list(svc.extra_hosts),

@@ -180,6 +180,64 @@ networks:
 """
 
 
+# Kernel and resource settings (created, never started: some need hardware this host lacks).
+TUNING = """
+services:
+  tuned:
+    image: {v1}
+    uts: host
+    userns_mode: host
+    cgroup: private
+    cgroup_parent: gitops-edge-test
+    device_cgroup_rules: ["c 1:3 mr", "a 7:* rmw"]
+    dns: 10.0.0.53
+    dns_search: [example.com]
+    dns_opt: [use-vc]
+    domainname: foo.example
+    mac_address: 02:42:ac:11:00:99
+    group_add: [mail, 42]
+    oom_score_adj: -500
+    oom_kill_disable: true
+    memswap_limit: -1
+    mem_swappiness: 10
+    cpu_shares: 512
+    cpu_quota: 50000
+    cpu_period: 100000
+    cpuset: "0"
+    cpu_rt_runtime: 400
+    cpu_rt_period: 1400
+    blkio_config:
+      weight: 300
+      device_read_bps: [{{path: /dev/null, rate: 12mb}}]
+      device_write_iops: [{{path: /dev/null, rate: 30}}]
+    annotations: {{com.example.a: b}}
+    gpus:
+      - driver: nvidia
+        capabilities: [utility]
+        device_ids: ["3"]
+      - count: 2
+    pull_policy: daily
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - capabilities: [gpu]
+              count: all
+  plain:
+    image: {v2}
+    memswap_limit: 1g
+    mem_limit: 512m
+    gpus: all
+"""
+_TUNING_KEYS = (
+    "UTSMode", "UsernsMode", "CgroupnsMode", "CgroupParent", "DeviceCgroupRules", "Dns", "DnsSearch",
+    "DnsOptions", "GroupAdd", "OomScoreAdj", "OomKillDisable", "MemorySwap", "MemorySwappiness", "CpuShares",
+    "CpuQuota", "CpuPeriod", "CpusetCpus", "CpuRealtimeRuntime", "CpuRealtimePeriod", "BlkioWeight",
+    "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps", "Annotations", "StorageOpt", "DeviceRequests",
+)
+
+
 def compose(compose_bin: str, *args: str, cwd: Path, timeout: int = 120) -> str:
     out = subprocess.run([compose_bin, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"docker compose {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
@@ -287,8 +345,9 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ReadonlyRootfs", "Privileged", "SecurityOpt", "Devices",
     ):
         out[key] = host.get(key)
-    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation"):
+    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation", *_TUNING_KEYS):
         out[key] = host.get(key)
+    out["Domainname"], out["MacAddress"] = cfg.get("Domainname"), cfg.get("MacAddress")
     out["IpcMode"], out["PidMode"] = by_service(host.get("IpcMode") or ""), by_service(host.get("PidMode") or "")
     out["VolumesFrom"] = [service_of.get(v, v) for v in host.get("VolumesFrom") or []]
     out["ExtraHosts"] = sorted(host.get("ExtraHosts") or [])  # Compose's own order varies run to run
@@ -369,6 +428,25 @@ def test_shared_namespaces_resources_and_ipam_equal_compose(
         assert docker_client.api.inspect_volume(f"{b}_devdata")["Options"] == oracle_vol
     finally:
         docker_client.api.remove_container(outside, force=True)
+
+
+def test_kernel_and_resource_settings_equal_compose(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    a, b = projects
+    root = project_of(tmp_path, b, TUNING.format(**test_images))
+    compose(compose_bin, "-p", a, "-f", str(root / b / "compose.yaml"), "up", "-d", "--no-start", cwd=tmp_path)
+    stack = load_stack(root, root / b)
+    apply(rt, stack, start=False)
+    oracle, ours = inspect_project(docker_client, a, projects), inspect_project(docker_client, b, projects)
+    assert sorted(ours) == sorted(oracle) == ["plain", "tuned"]
+    for svc in oracle:
+        for key in oracle[svc]:
+            assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+    tuned = oracle["tuned"]
+    assert (tuned["UTSMode"], tuned["OomKillDisable"], tuned["MacAddress"]) == ("host", True, "02:42:ac:11:00:99")
+    assert len(tuned["DeviceRequests"]) == 3
 
 
 def test_running_stack_is_a_compose_project(

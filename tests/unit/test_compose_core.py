@@ -212,7 +212,7 @@ def test_deploy_folds_into_limits_and_restart() -> None:
     ({"mem_limit": "1g"}, {"resources": {"limits": {"memory": "2g"}}}, "deploy.resources.limits.memory"),
     ({"mem_limit": "1g"}, {"resources": {"limits": {"cpus": 1}}}, "mem_limit"),  # absent counts as 0
     ({"pids_limit": 5}, {"resources": {"limits": {"pids": 3}}}, "deploy.resources.limits.pids"),
-    ({}, {"resources": {"reservations": {"devices": []}}}, "deploy.resources.reservations.devices"),
+    ({}, {"resources": {"reservations": {"generic_resources": []}}}, "deploy.resources.reservations.generic_resources"),
 ])
 def test_deploy_refusals(extra: dict[str, Any], deploy: dict[str, Any], where: str) -> None:
     with pytest.raises(StackErrors) as exc:
@@ -287,3 +287,26 @@ def test_network_ipam() -> None:
     assert net.ipam is not None and net.ipam.driver == "default"
     assert [(c.subnet, c.ip_range, c.gateway, c.aux_addresses) for c in net.ipam.config] == [
         ("10.0.0.0/24", None, "10.0.0.1", (("h", "10.0.0.5"),))]
+
+
+def test_kernel_and_resource_settings() -> None:
+    web = build({"services": {"web": {
+        "image": "x", "dns": "10.0.0.53", "group_add": ["mail", 42], "cpuset": 0, "memswap_limit": "-1",
+        "gpus": "all", "attach": False, "pull_policy": "every_12h",
+        "blkio_config": {"device_read_bps": [{"path": "/dev/sda", "rate": "1mb"}]},
+        "deploy": {"resources": {"reservations": {"devices": [{"capabilities": ["tpu"], "count": "all"}]}}},
+    }}}).service("web")
+    assert (web.dns, web.group_add, web.cpuset, web.memswap_limit, web.pull_policy) == (
+        ("10.0.0.53",), ("mail", "42"), "0", -1, "every_12h")
+    assert web.blkio is not None and web.blkio.device_read_bps == (("/dev/sda", 1 << 20),)
+    assert [(r.count, r.capabilities) for r in web.device_requests] == [(-1, ("tpu",)), (-1, ("gpu",))]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("uts", "private"), ("cgroup", "shared"), ("oom_score_adj", 2000), ("mem_swappiness", 101),
+    ("pull_policy", "build"), ("pull_policy", "every_fortnight"), ("gpus", "some"),
+])
+def test_kernel_setting_refusals(key: str, value: object) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", key: value}}})
+    assert exc.value.location.key == f"services.web.{key}"

@@ -328,3 +328,21 @@ def test_network_ipam_body() -> None:
         "Config": [{"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.1", "AuxiliaryAddresses": {"spare": "10.1.0.2"}}],
     }
     assert "ipam" not in t.network_create_args("demo", NetworkSpec("n", "demo_n"))
+
+
+def test_kernel_settings_and_device_requests() -> None:
+    from gitops_edge.model.spec import Blkio, DeviceRequest
+
+    spec = ServiceSpec(name="w", image="x", uts="host", dns=("10.0.0.53",), memswap_limit=-1, oom_kill_disable=True,
+                       domainname="lan", blkio=Blkio(300, (("/dev/sda", 400),)),
+                       device_requests=(DeviceRequest("nvidia", 0, ("3",), ("utility", "gpu")),))
+    req = create(spec)
+    host = req.body["HostConfig"]
+    assert (host["UTSMode"], host["Dns"], host["MemorySwap"], host["OomKillDisable"]) == (
+        "host", ["10.0.0.53"], -1, True)
+    assert (host["BlkioWeight"], host["BlkioWeightDevice"]) == (300, [{"Path": "/dev/sda", "Weight": 400}])
+    assert host["DeviceRequests"] == [{"Driver": "nvidia", "Count": 0, "DeviceIDs": ["3"],
+                                       "Capabilities": [["utility", "gpu"]], "Options": None}]
+    assert req.body["Domainname"] == "lan"
+    plain = create(ServiceSpec(name="p", image="x")).body["HostConfig"]
+    assert plain["OomKillDisable"] is False and "UTSMode" not in plain and "DeviceRequests" not in plain

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gitops_edge.core.security import check_stack, path_allowed
-from gitops_edge.model.spec import Mount, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.spec import DeviceRequest, Mount, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.trust import SecurityPolicy
 
 ROOT = "/var/lib/gitops-edge/source/repo"
@@ -186,3 +186,27 @@ def test_the_new_policy_keys_parse_from_the_agent_config() -> None:
     cfg = parse_config(doc.data, file="agent.yaml", lines=doc.lines,  # type: ignore[arg-type]
                        environ={}, hostname="h")
     assert (cfg.security.allowed_runtimes, cfg.security.allow_foreign_containers) == (("nvidia",), True)
+
+
+@pytest.mark.parametrize(("kw", "flag", "phrase"), [
+    ({"uts": "host"}, "allow_host_uts", "uts: host"),
+    ({"userns_mode": "host"}, "allow_host_userns", "userns_mode: host"),
+    ({"cgroup": "host"}, "allow_host_cgroupns", "cgroup: host"),
+    ({"cgroup_parent": "system.slice"}, "allow_cgroup_parent", "cgroup_parent system.slice"),
+    ({"device_cgroup_rules": ("c 1:3 mr",)}, "allow_device_cgroup_rules", "device_cgroup_rules"),
+    ({"device_requests": (DeviceRequest(count=-1, capabilities=("gpu",)),)}, "allow_gpus", "gpus"),
+    ({"storage_opt": (("size", "1G"),)}, "allow_storage_opt", "storage_opt"),
+    ({"oom_kill_disable": True}, "allow_oom_protection", "oom_kill_disable"),
+    ({"oom_score_adj": -500}, "allow_oom_protection", "oom_score_adj -500"),
+])
+def test_kernel_settings_reaching_the_host_are_refused_unless_allowed(
+    kw: dict[str, Any], flag: str, phrase: str
+) -> None:
+    problems = check(svc(**kw))
+    assert len(problems) == 1 and phrase in problems[0] and f"(security.{flag})" in problems[0]
+    assert check(svc(**kw), SecurityPolicy(**{flag: True})) == []
+
+
+def test_harmless_kernel_settings_pass() -> None:
+    assert check(svc(uts=None, cgroup="private", oom_score_adj=100, dns=("10.0.0.53",), cpu_shares=512,
+                     mem_swappiness=10, group_add=("mail",))) == []  # fmt: skip

@@ -10,7 +10,9 @@ import pytest
 from gitops_edge.core.hashing import NOT_HASHED, changed_fields, config_hash
 from gitops_edge.core.serialize import canonical_json, from_data, stack_from_json, stack_to_json, to_data
 from gitops_edge.model.spec import (
+    Blkio,
     Dependency,
+    DeviceRequest,
     Healthcheck,
     Ipam,
     IpamPool,
@@ -74,6 +76,33 @@ def full_service() -> ServiceSpec:
         pid="host",
         pids_limit=100,
         mem_reservation=32 << 20,
+        uts="host",
+        userns_mode="host",
+        cgroup="private",
+        cgroup_parent="edge.slice",
+        device_cgroup_rules=("c 1:3 mr",),
+        dns=("10.0.0.53",),
+        dns_search=("example.com",),
+        dns_opt=("use-vc",),
+        domainname="example.com",
+        mac_address="02:42:ac:11:00:99",
+        group_add=("mail",),
+        oom_score_adj=-5,
+        oom_kill_disable=True,
+        memswap_limit=-1,
+        mem_swappiness=10,
+        cpu_shares=512,
+        cpu_quota=50000,
+        cpu_period=100000,
+        cpu_rt_runtime=400,
+        cpu_rt_period=1400,
+        cpuset="0-1",
+        cpu_count=2,
+        cpu_percent=50,
+        blkio=Blkio(300, (("/dev/sda", 400),), (("/dev/sda", 1 << 20),), (), (), (("/dev/sda", 30),)),
+        annotations=(("a", "b"),),
+        device_requests=(DeviceRequest("nvidia", -1, ("0",), ("gpu",), (("o", "1"),)),),
+        storage_opt=(("size", "1G"),),
     )
 
 

@@ -99,6 +99,50 @@ def _service_mode(mode: str | None, containers: Mapping[str, str], what: str) ->
     return f"container:{containers[mode[8:]]}"
 
 
+def _tuning(spec: ServiceSpec) -> dict[str, Any]:
+    """HostConfig fields of the kernel and resource settings; ``None`` leaves Docker's default."""
+    blkio = spec.blkio
+
+    def rates(entries: tuple[tuple[str, int], ...], field: str = "Rate") -> list[JsonDict] | None:
+        return [{"Path": path, field: amount} for path, amount in entries] or None
+
+    return {
+        "UTSMode": spec.uts,
+        "UsernsMode": spec.userns_mode,
+        "CgroupnsMode": spec.cgroup,
+        "CgroupParent": spec.cgroup_parent,
+        "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
+        "Dns": list(spec.dns) or None,
+        "DnsSearch": list(spec.dns_search) or None,
+        "DnsOptions": list(spec.dns_opt) or None,
+        "GroupAdd": list(spec.group_add) or None,
+        "OomScoreAdj": spec.oom_score_adj,
+        "MemorySwap": spec.memswap_limit,
+        "MemorySwappiness": spec.mem_swappiness,
+        "CpuShares": spec.cpu_shares,
+        "CpuQuota": spec.cpu_quota,
+        "CpuPeriod": spec.cpu_period,
+        "CpuRealtimeRuntime": spec.cpu_rt_runtime,
+        "CpuRealtimePeriod": spec.cpu_rt_period,
+        "CpusetCpus": spec.cpuset,
+        "CpuCount": spec.cpu_count,
+        "CpuPercent": spec.cpu_percent,
+        "BlkioWeight": None if blkio is None else blkio.weight,
+        "BlkioWeightDevice": None if blkio is None else rates(blkio.weight_device, "Weight"),
+        "BlkioDeviceReadBps": None if blkio is None else rates(blkio.device_read_bps),
+        "BlkioDeviceWriteBps": None if blkio is None else rates(blkio.device_write_bps),
+        "BlkioDeviceReadIOps": None if blkio is None else rates(blkio.device_read_iops),
+        "BlkioDeviceWriteIOps": None if blkio is None else rates(blkio.device_write_iops),
+        "Annotations": dict(spec.annotations) or None,
+        "StorageOpt": dict(spec.storage_opt) or None,
+        "DeviceRequests": [
+            {"Driver": r.driver or "", "Count": r.count, "DeviceIDs": list(r.device_ids) or None,
+             "Capabilities": [list(r.capabilities)], "Options": dict(r.options) or None}
+            for r in spec.device_requests
+        ] or None,
+    }
+
+
 def _volumes_from(spec: ServiceSpec, containers: Mapping[str, str]) -> list[str]:
     """A service becomes its container's id; ``container:x`` becomes ``x``.
 
@@ -314,9 +358,11 @@ def container_create_args(
         ("PidMode", _service_mode(spec.pid, containers, "pid")),
         ("PidsLimit", spec.pids_limit),
         ("MemoryReservation", spec.mem_reservation),
+        *_tuning(spec).items(),
     ):
         if value is not None:
             host[key] = value
+    host["OomKillDisable"] = spec.oom_kill_disable  # Compose always sends it
     if spec.init is not None:
         host["Init"] = spec.init
     if spec.logging is not None:
@@ -350,6 +396,8 @@ def container_create_args(
     }
     for key, value in (
         ("Hostname", spec.hostname),
+        ("Domainname", spec.domainname),
+        ("MacAddress", spec.mac_address),
         ("User", spec.user),
         ("WorkingDir", spec.working_dir),
         ("StopSignal", spec.stop_signal),

@@ -17,6 +17,7 @@ from typing import Any
 
 from gitops_edge.core.compose.fields import as_float, as_int, as_mapping, as_size, as_str, check_keys
 from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.tuning import reservation_devices
 
 DEPLOY_KEYS = ("resources", "restart_policy", "replicas", "mode", "labels", "placement",
                "update_config", "rollback_config", "endpoint_mode")
@@ -69,13 +70,16 @@ def _resources(p: Problems, path: KeyPath, value: object, kw: dict[str, Any]) ->
     if res.get("reservations") is not None:
         where = (*path, "reservations")
         reservations = as_mapping(p, where, res["reservations"]) or {}
-        check_keys(p, where, reservations, ("cpus", "memory", "pids"), ("devices", "generic_resources"))
+        check_keys(p, where, reservations, ("cpus", "memory", "pids", "devices"), ("generic_resources",))
         if "cpus" in reservations:
             as_float(p, (*where, "cpus"), reservations["cpus"])  # swarm scheduling only
         if "memory" in reservations:
             memory = as_size(p, (*where, "memory"), reservations["memory"])
             if memory:
                 kw["mem_reservation"] = memory
+        if reservations.get("devices") is not None:
+            devices = reservation_devices(p, (*where, "devices"), reservations["devices"])
+            kw["device_requests"] = (*devices, *kw.get("device_requests", ()))  # before gpus, as Compose
 
 
 def _restart_policy(p: Problems, path: KeyPath, value: object) -> str | None:

@@ -29,6 +29,8 @@ from gitops_edge.core.compose.mounts import MountContext, parse_tmpfs, parse_vol
 from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.ports import parse_ports
 from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.tuning import TUNING_KEYS, apply_tuning
+from gitops_edge.core.compose.units import parse_duration
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.spec import (
     Dependency,
@@ -49,17 +51,11 @@ SERVICE_KEYS = frozenset({
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
-    "pids_limit", "mem_reservation", "deploy",
+    "pids_limit", "mem_reservation", "deploy", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "develop", "secrets", "configs", "extends", "links", "external_links",
-    "dns", "dns_search", "dns_opt", "domainname", "uts", "userns_mode",
-    "cgroup", "cgroup_parent", "group_add", "mac_address", "memswap_limit",
-    "mem_swappiness", "oom_kill_disable", "oom_score_adj",
-    "scale", "storage_opt", "cpu_count", "cpu_percent", "cpu_shares",
-    "cpu_quota", "cpu_period", "cpu_rt_period", "cpu_rt_runtime", "cpuset", "blkio_config",
-    "device_cgroup_rules", "isolation", "annotations", "attach", "credential_spec", "gpus",
-    "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
+    "develop", "secrets", "configs", "extends", "links", "external_links", "scale",
+    "isolation", "credential_spec", "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
@@ -178,12 +174,11 @@ def build_service(
         if svc.get(key) is not None:
             kw[key] = as_str(p, at(key), svc[key])
     kw.update(_shared_namespaces(p, path, svc, ctx))
+    apply_tuning(p, path, svc, kw)
     if svc.get("deploy") is not None:
         apply_deploy(p, at("deploy"), svc["deploy"], kw)
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
-        if pull not in _PULL:
-            p.add(at("pull_policy"), f"pull_policy must be one of {', '.join(_PULL)}")
-        kw["pull_policy"] = _PULL.get(pull, "missing")
+        kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:
         return None
     kw["depends_on"] = _implied_dependencies(kw)
@@ -233,6 +228,29 @@ def _implied_dependencies(kw: Mapping[str, Any]) -> tuple[Dependency, ...]:
         if not item.startswith("container:"):
             deps.setdefault(item.split(":")[0], Dependency(item.split(":")[0]))
     return tuple(deps[k] for k in sorted(deps))
+
+
+def _pull_policy(p: Problems, path: KeyPath, pull: str) -> str:
+    """``always | missing | never`` (``if_not_present`` is ``missing``); refresh policies as written.
+
+    ``daily``, ``weekly`` and ``every_<duration>`` are kept for the runtime,
+    which treats them as ``missing``; ``build`` is refused: nothing is built here.
+    """
+    if pull in _PULL:
+        return _PULL[pull]
+    if pull in ("daily", "weekly"):
+        return pull
+    if pull.startswith("every_"):
+        try:
+            parse_duration(pull.removeprefix("every_"))
+        except ValueError:
+            p.add(path, f"invalid pull_policy {pull!r} (use e.g. every_12h)")
+        return pull
+    if pull == "build":
+        p.add(path, "pull_policy: build needs a build, and gitops-edge does not build images")
+    else:
+        p.add(path, f"pull_policy must be one of {', '.join(_PULL)}, daily, weekly or every_<duration>")
+    return "missing"
 
 
 def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | None:

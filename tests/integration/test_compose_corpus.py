@@ -94,7 +94,6 @@ KNOWN_LENIENT: dict[str, str] = {}
 
 # Cases Compose loads that we do not load identically yet: case -> what differs.
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "cg-include": "include: 'include' is not supported",
     "dc-bridge": "configs: 'configs' is not supported",
 }
 

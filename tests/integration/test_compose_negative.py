@@ -28,6 +28,7 @@ class Bad:
     key: str | None
     oracle_rejects: bool  # does `docker compose config` refuse it too?
     extra: tuple[tuple[str, str], ...] = ()  # other files, relative to the stack dir
+    file: str = "compose.yaml"  # the file the error names, relative to the stack dir
 
 
 CASES = [
@@ -108,6 +109,14 @@ CASES = [
         "can't set distinct values", 8, "services.web.deploy.resources.limits.memory", True),
     Bad("bad-ipc-service", "services:\n  web:\n    image: nginx\n    ipc: service:ghost\n",
         "undefined service 'ghost'", 4, "services.web.ipc", True),
+    Bad("include-escape", "include:\n  - ../../../outside.yaml\nservices: {}\n",
+        "leaves the repository", 2, "include[0]", True),
+    Bad("include-cycle", "include:\n  - sub/a.yaml\nservices:\n  web:\n    image: nginx\n",
+        "include cycle", 1, "include[0]", True, extra=(("sub/a.yaml", "include: [../compose.yaml]\n"),),
+        file="sub/a.yaml"),
+    Bad("include-duplicate", "include:\n  - sub/a.yaml\nservices:\n  web:\n    image: nginx\n",
+        "services.web is also defined in stacks/case/compose.yaml", 2, "services.web", True,
+        extra=(("sub/a.yaml", "services:\n  web:\n    image: httpd\n"),), file="sub/a.yaml"),
     Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
         "one container per service", 5, "services.web.deploy.replicas", False),
 ]
@@ -118,6 +127,7 @@ def write_case(root: Path, case: Bad) -> Path:
     stack.mkdir(parents=True)
     (stack / "compose.yaml").write_text(case.compose)
     for rel, text in case.extra:
+        (stack / rel).parent.mkdir(parents=True, exist_ok=True)
         (stack / rel).write_text(text)
     return stack
 
@@ -146,7 +156,7 @@ def test_bad_input_is_located(case: Bad, tmp_path: Path, compose_bin: str) -> No
     stack = write_case(tmp_path, case)
     err = load_error(tmp_path)
     assert case.expect in err.message, str(err)
-    file = "stacks/case/.env" if case.id.startswith(("bad-dotenv", "dotenv-")) else "stacks/case/compose.yaml"
+    file = "stacks/case/" + (".env" if case.id.startswith(("bad-dotenv", "dotenv-")) else case.file)
     assert_located(err, file, case.line, case.key)
     if case.oracle_rejects:
         out = subprocess.run([compose_bin, "-p", "case", "config", "--format", "json"],

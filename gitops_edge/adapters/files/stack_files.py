@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from gitops_edge.adapters.files.includes import read_includes
 from gitops_edge.adapters.files.yaml_reader import MAX_FILE_BYTES, read_yaml_file
 from gitops_edge.core.compose import build_stack
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
@@ -63,6 +64,11 @@ def load_stack(
         root=str(root),
         env=env,
         read_text=lambda rel: read_text(root, rel),
+        includes=read_includes(
+            rel_dir, compose_rel, doc.data, doc.lines, env,
+            read_text=lambda rel: read_text(root, rel),
+            read_yaml=lambda rel: read_yaml_file(inside(root, rel, "included file"), rel),
+        ),
     )
     _check_bind_symlinks(root, spec)
     return spec

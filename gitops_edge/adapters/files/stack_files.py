@@ -16,6 +16,7 @@ from gitops_edge.adapters.files.includes import read_includes
 from gitops_edge.adapters.files.yaml_reader import MAX_FILE_BYTES, read_yaml_file
 from gitops_edge.core.compose import build_stack
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.extends import ComposeDoc
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.spec import StackSpec
 
@@ -69,9 +70,16 @@ def load_stack(
             read_text=lambda rel: read_text(root, rel),
             read_yaml=lambda rel: read_yaml_file(inside(root, rel, "included file"), rel),
         ),
+        read_compose=lambda rel: _compose_doc(root, rel),
     )
     _check_bind_symlinks(root, spec)
     return spec
+
+
+def _compose_doc(root: Path, rel: str) -> ComposeDoc:
+    """Another compose file of the repository (``extends: {file: ...}``)."""
+    doc = read_yaml_file(inside(root, rel, "extended file"), rel)
+    return ComposeDoc(doc.data, doc.lines)
 
 
 def repo_root(checkout_root: Path) -> Path:

@@ -54,7 +54,7 @@ SERVICE_KEYS = frozenset({
     "pids_limit", "mem_reservation", "deploy", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "develop", "secrets", "configs", "extends", "links", "external_links", "scale",
+    "develop", "secrets", "configs", "links", "external_links", "scale",
     "isolation", "credential_spec", "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gitops_edge.core.compose.extends import ReadCompose, resolve_extends
 from gitops_edge.core.compose.fields import as_mapping, check_keys
 from gitops_edge.core.compose.graph import find_cycle
 from gitops_edge.core.compose.interpolate import InterpolationError, interpolate
@@ -75,6 +76,7 @@ def build_stack(
     env: Mapping[str, str],
     read_text: ReadText,
     includes: Sequence[IncludedFile] = (),
+    read_compose: ReadCompose | None = None,
 ) -> StackSpec:
     """Normalize one parsed compose file; raises ``StackErrors`` listing every problem.
 
@@ -82,7 +84,8 @@ def build_stack(
     absolute checkout root that bind sources resolve into; ``env`` holds the
     interpolation variables; ``read_text`` reads repo-relative files (env_file);
     ``includes`` are the files its ``include:`` names, merged in as Compose does
-    (a service, network or volume defined twice is an error).
+    (a service, network or volume defined twice is an error); ``read_compose``
+    reads the other files ``extends`` names.
     """
     p = Problems(compose_file, lines)
     data = interpolate_tree(p, (), doc, env)
@@ -107,6 +110,8 @@ def build_stack(
         units.append(_unit(ip, inc_data, inc.directory, inc.env))
     _check_duplicates(p, units)
     all_services = {n for u in units for n in u.services}
+    for unit in units:
+        unit.services = resolve_extends(unit.p, unit.services, unit.directory, unit.env, read_compose)
     networks_declared = {k for u in units for k in declared_keys(u.data.get("networks"))} | {"default"}
     volumes_declared = {k for u in units for k in declared_keys(u.data.get("volumes"))}
     built: dict[str, ServiceSpec] = {}

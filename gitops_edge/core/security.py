@@ -67,7 +67,8 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
         if not any(fnmatchcase(host, pattern) for pattern in policy.allowed_devices):
             out.append(f"device {host} {_DENIED} (security.allowed_devices)")
     for mount in svc.mounts:
-        if mount.type == "bind" and mount.source is not None:
+        # A secret's path comes from the device's own secrets_dir, never from the file.
+        if mount.type == "bind" and mount.source is not None and mount.origin != "secret":
             out += _host_path("bind mount of", mount.source, policy, root)
     if not policy.allow_unconfined:
         for opt in svc.security_opt:

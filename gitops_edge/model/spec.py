@@ -30,6 +30,7 @@ class Mount:
     tmpfs_size: int | None = None  # bytes
     bind_create_host_path: bool = True
     bind_selinux: str | None = None  # "z" (shared) or "Z" (private) relabel
+    origin: str | None = None  # "config" or "secret": a file Compose mounts for those keys
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,17 @@ class Ulimit:
 class Logging:
     driver: str | None = None
     options: Pairs = ()
+
+
+@dataclass(frozen=True)
+class InjectedFile:
+    """A ``configs`` entry with ``content``/``environment``: written into the container before start."""
+
+    target: str
+    content: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
 
 
 @dataclass(frozen=True)
@@ -169,6 +181,7 @@ class ServiceSpec:
     annotations: Pairs = ()
     device_requests: tuple[DeviceRequest, ...] = ()  # reservations.devices, then gpus
     storage_opt: Pairs = ()
+    files: tuple[InjectedFile, ...] = ()  # inline configs
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,6 @@ KNOWN_LENIENT: dict[str, str] = {}
 
 # Cases Compose loads that we do not load identically yet: case -> what differs.
 KNOWN_DIFFERENCES: dict[str, str] = {
-    "dc-bridge": "configs: 'configs' is not supported",
 }
 
 # Compose loads these; gitops-edge refuses them on purpose (case -> the location it names).
@@ -135,6 +134,16 @@ def difference(expected: dict[str, Any], ours: StackSpec) -> str | None:
         for key in want:
             if got[key] != want[key]:
                 return f"services.{name}.{key}: ours {got[key]!r}, compose {want[key]!r}"
+        sources = {m.target: m.source for m in ours.service(name).mounts if m.origin == "config"}
+        sources.update({f.target: f.content for f in ours.service(name).files})
+        for ref in svc.get("configs", []):
+            cfg = expected["configs"][ref["source"]]
+            if "environment" in cfg:  # compose prints the variable's name, not its value
+                continue
+            target = ref.get("target") or "/" + ref["source"]
+            target = target if target.startswith("/") else "/" + target
+            if sources.get(target) != cfg.get("file", cfg.get("content")):
+                return f"services.{name}.configs {target}: ours {sources.get(target)!r}, compose {cfg!r}"
     for section in ("networks", "volumes"):
         want_r, got_r = compose_resources(expected, section), spec_resources(ours, section)
         if got_r != want_r:

@@ -269,3 +269,23 @@ def test_good_tree_validates_clean(tmp_path: Path) -> None:
     (stack / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
     (tmp_path / "stacks" / "not-a-stack").mkdir()
     assert validate_tree(tmp_path, "stacks") == []
+
+
+def test_a_secret_missing_on_the_device_is_located_before_anything_changes(tmp_path: Path) -> None:
+    from gitops_edge.model.config import DeviceConfig
+
+    write_case(tmp_path, Bad("secret", "services:\n  web:\n    image: nginx\n    secrets: [db_pw]\n"
+                                       "secrets:\n  db_pw:\n    file: ./db_pw.txt\n", "", None, None, False,
+                             extra=(("db_pw.txt", "in git, never read\n"),)))
+    secrets = tmp_path / "device-secrets"
+    secrets.mkdir()
+    device = DeviceConfig("d1", secrets_dir=str(secrets))
+    with pytest.raises(DesiredStateError) as info:
+        load_desired_state(tmp_path, "stacks", revision="r1", device=device)
+    assert "secret 'db_pw' is not on this device" in info.value.message
+    assert_located(info.value, "stacks/case/compose.yaml", 4, "services.web.secrets[0]")
+    (secrets / "db_pw").write_text("s3cret\n")
+    web = load_desired_state(tmp_path, "stacks", revision="r1", device=device).stacks[0].service("web")
+    assert [(m.source, m.target) for m in web.mounts] == [(str(secrets / "db_pw"), "/run/secrets/db_pw")]
+    with pytest.raises(DesiredStateError, match="no secrets directory"):
+        load_desired_state(tmp_path, "stacks", revision="r1", device=DeviceConfig("d1"))

@@ -74,12 +74,16 @@ COMPARED_SERVICE_KEYS = frozenset({
     "dns_search", "dns_opt", "domainname", "mac_address", "group_add", "oom_score_adj",
     "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
     "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
-    "annotations", "attach", "gpus", "storage_opt",
+    "annotations", "attach", "gpus", "storage_opt", "configs", "secrets",
 })
 _PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
           "cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpuset",
           "cpu_count", "cpu_percent")
 _LISTS = ("device_cgroup_rules", "dns", "dns_search", "dns_opt", "group_add")
+
+
+def _abs(target: str, base: str) -> str:
+    return target if target.startswith("/") else base + target
 
 
 def _compose_tuning(svc: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +206,8 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "ipc": svc.get("ipc"),
         "pid": svc.get("pid"),
         "profiles": list(svc.get("profiles", [])),
+        "configs": sorted(_abs(c.get("target") or c["source"], "/") for c in svc.get("configs", [])),
+        "secrets": sorted(_abs(c.get("target") or c["source"], "/run/secrets/") for c in svc.get("secrets", [])),
         **_compose_tuning(svc),
         "stop_grace_period": _dur(svc.get("stop_grace_period")),
         "stop_signal": svc.get("stop_signal"),
@@ -226,7 +232,8 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "environment": dict(svc.environment),
         "ports": [(p.target, p.published, p.host_ip, p.protocol) for p in svc.ports],
         "mounts": [(m.type, m.target, m.source, m.read_only, m.tmpfs_size,
-                    m.type == "bind" and m.bind_create_host_path, m.bind_selinux) for m in svc.mounts],
+                    m.type == "bind" and m.bind_create_host_path, m.bind_selinux)
+                   for m in svc.mounts if m.origin is None],
         "networks": {n.network: (n.aliases, n.ipv4_address) for n in svc.networks},
         "network_mode": svc.network_mode,
         "depends_on": {d.service: (d.condition, d.restart, d.required) for d in svc.depends_on},
@@ -260,6 +267,8 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "ipc": svc.ipc,
         "pid": svc.pid,
         "profiles": list(svc.profiles),
+        "configs": sorted([m.target for m in svc.mounts if m.origin == "config"] + [f.target for f in svc.files]),
+        "secrets": sorted(m.target for m in svc.mounts if m.origin == "secret"),
         **_spec_tuning(svc),
         "stop_grace_period": svc.stop_grace_period_ns,
         "stop_signal": svc.stop_signal,

@@ -8,9 +8,11 @@ differ (project name, container ids).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -20,8 +22,9 @@ import docker
 import pytest
 
 from gitops_edge.adapters.docker.runtime import DockerRuntime
-from gitops_edge.adapters.files.stack_files import load_stack
+from gitops_edge.adapters.files.stack_files import load_stack, secret_lookup
 from gitops_edge.errors import EngineError, EngineNotFoundError, ImageNotFoundError, RegistryError
+from gitops_edge.model.config import DeviceConfig
 from gitops_edge.model.spec import NetworkSpec, StackSpec, VolumeSpec
 from tests.support.images import build_image, push
 
@@ -238,6 +241,36 @@ _TUNING_KEYS = (
 )
 
 
+FILES = """
+services:
+  app:
+    image: {v1}
+    configs:
+      - plain
+      - source: inline
+        target: /etc/inline.conf
+        mode: 0440
+        uid: "1000"
+      - source: fromenv
+        target: relative.conf
+    secrets:
+      - pw
+      - source: pw
+        target: other
+configs:
+  plain:
+    file: ./bindsrc/plain.txt
+  inline:
+    content: |
+      key=${{TAG}}
+  fromenv:
+    environment: TAG
+secrets:
+  pw:
+    file: ./bindsrc/pw.txt
+"""
+
+
 def compose(compose_bin: str, *args: str, cwd: Path, timeout: int = 120) -> str:
     out = subprocess.run([compose_bin, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"docker compose {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}"
@@ -447,6 +480,49 @@ def test_kernel_and_resource_settings_equal_compose(
     tuned = oracle["tuned"]
     assert (tuned["UTSMode"], tuned["OomKillDisable"], tuned["MacAddress"]) == ("host", True, "02:42:ac:11:00:99")
     assert len(tuned["DeviceRequests"]) == 3
+
+
+def _file_in(client: docker.DockerClient, container: str, path: str) -> tuple[str, int, int, str]:
+    stream, _ = client.api.get_archive(container, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.getmembers()[0]
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        return member.name, member.mode, member.uid, extracted.read().decode()
+
+
+def test_configs_and_device_secrets_as_compose_mounts_them(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    """Compose reads the secret from the repository; the agent from the device's secrets_dir."""
+    a, b = projects
+    root = project_of(tmp_path, b, FILES.format(**test_images))
+    (root / b / ".env").write_text("TAG=t1\n")
+    (root / b / "bindsrc" / "plain.txt").write_text("plain\n")
+    (root / b / "bindsrc" / "pw.txt").write_text("from-git\n")
+    secrets = tmp_path / "device-secrets"
+    secrets.mkdir()
+    (secrets / "pw").write_text("from-device\n")
+    compose(compose_bin, "-p", a, "-f", str(root / b / "compose.yaml"), "up", "-d", cwd=tmp_path)
+    stack = load_stack(root, root / b, secrets=secret_lookup(DeviceConfig("d1", secrets_dir=str(secrets))))
+    ids = apply(rt, stack, start=True)
+
+    def mounts(project: str) -> list[tuple[str, str, bool, str]]:
+        info = docker_client.api.inspect_container(f"{project}-app-1")
+        return sorted((m["Target"], "bindopts" if "BindOptions" in m else "-", m.get("ReadOnly", False),
+                       m["Source"].replace(b, "<P>")) for m in info["HostConfig"]["Mounts"])
+
+    theirs, ours = mounts(a), mounts(b)
+    git_pw, device_pw = str(root / "<P>" / "bindsrc" / "pw.txt"), str(secrets / "pw")
+    assert [m[:3] for m in ours] == [m[:3] for m in theirs]
+    assert [m[3] for m in theirs if m[0].startswith("/run/secrets/")] == [git_pw, git_pw]
+    assert [m[3] for m in ours if m[0].startswith("/run/secrets/")] == [device_pw, device_pw]
+    assert [m for m in ours if not m[0].startswith("/run/secrets/")] == [
+        m for m in theirs if not m[0].startswith("/run/secrets/")]
+    for path in ("/etc/inline.conf", "/relative.conf"):
+        assert _file_in(docker_client, ids["app"], path) == _file_in(docker_client, f"{a}-app-1", path)
+    assert _file_in(docker_client, ids["app"], "/etc/inline.conf") == ("inline.conf", 0o100440, 1000, "key=t1\n")
 
 
 def test_running_stack_is_a_compose_project(

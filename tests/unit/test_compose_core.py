@@ -310,3 +310,50 @@ def test_kernel_setting_refusals(key: str, value: object) -> None:
     with pytest.raises(StackErrors) as exc:
         build({"services": {"web": {"image": "x", key: value}}})
     assert exc.value.location.key == f"services.web.{key}"
+
+
+def build_with_secrets(doc: dict[str, Any], secrets: dict[str, str] | None) -> Any:
+    lookup = None if secrets is None else secrets.get
+    return build_stack(doc, {(): 1}, name="st", stack_dir="stacks/st", compose_file="stacks/st/compose.yaml",
+                       root="/co", env={"V": "from-env"}, read_text=lambda rel: None, secret_file=lookup)
+
+
+FILES_DOC: dict[str, Any] = {
+    "services": {"web": {"image": "x", "configs": ["plain", {"source": "inline", "target": "etc/i.conf",
+                                                              "mode": "0440", "uid": 1000}, "env"],
+                         "secrets": ["pw", {"source": "pw", "target": "/etc/pw"}]}},
+    "configs": {"plain": {"file": "./plain.txt"}, "inline": {"content": "k=1\n"}, "env": {"environment": "V"}},
+    "secrets": {"pw": {"file": "./in-git-but-never-read.txt"}},
+}
+
+
+def test_configs_mount_or_inject_and_secrets_come_from_the_device() -> None:
+    web = build_with_secrets(FILES_DOC, {"pw": "/etc/edge/secrets/pw"}).service("web")
+    assert [(m.target, m.source, m.read_only, m.origin) for m in web.mounts] == [
+        ("/plain", "/co/stacks/st/plain.txt", True, "config"),
+        ("/run/secrets/pw", "/etc/edge/secrets/pw", True, "secret"),
+        ("/etc/pw", "/etc/edge/secrets/pw", True, "secret")]
+    assert [(f.target, f.content, f.uid, f.mode) for f in web.files] == [
+        ("/etc/i.conf", "k=1\n", "1000", 0o440), ("/env", "from-env", "0", 0o444)]
+
+
+@pytest.mark.parametrize(("secrets", "phrase"), [
+    ({}, "secret 'pw' is not on this device"),
+    (None, "this device has no secrets directory"),
+])
+def test_a_secret_missing_on_the_device_is_located(secrets: dict[str, str] | None, phrase: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build_with_secrets(FILES_DOC, secrets)
+    assert phrase in exc.value.message and exc.value.location.key == "services.web.secrets[0]"
+
+
+@pytest.mark.parametrize(("doc", "where"), [
+    ({"services": {"w": {"image": "x", "configs": ["ghost"]}}}, "services.w.configs[0]"),
+    ({"services": {"w": {"image": "x"}}, "configs": {"c": {"external": True}}}, "configs.c"),
+    ({"services": {"w": {"image": "x"}}, "configs": {"c": {"file": "../../../etc/passwd"}}}, "configs.c.file"),
+    ({"services": {"w": {"image": "x"}}, "secrets": {"../x": {"file": "f"}}}, "secrets.../x"),
+])
+def test_config_and_secret_refusals(doc: dict[str, Any], where: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build_with_secrets(doc, {})
+    assert exc.value.location.key.startswith(where)

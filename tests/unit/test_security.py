@@ -210,3 +210,25 @@ def test_kernel_settings_reaching_the_host_are_refused_unless_allowed(
 def test_harmless_kernel_settings_pass() -> None:
     assert check(svc(uts=None, cgroup="private", oom_score_adj=100, dns=("10.0.0.53",), cpu_shares=512,
                      mem_swappiness=10, group_add=("mail",))) == []  # fmt: skip
+
+
+def test_device_secrets_need_no_bind_path_but_config_files_do() -> None:
+    secret = Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")
+    config = Mount("bind", "/cfg", "/etc/passwd", read_only=True, origin="config")
+    assert check(svc(mounts=(secret,))) == []
+    assert "bind mount of /etc/passwd" in check(svc(mounts=(config,)))[0]
+
+
+def test_device_secrets_dir_parses_and_must_be_absolute() -> None:
+    from gitops_edge.adapters.files.yaml_reader import parse_yaml
+    from gitops_edge.core.config import parse_config
+    from gitops_edge.errors import ConfigError
+
+    def load(value: str) -> object:
+        text = f"device:\n  secrets_dir: {value}\nsource:\n  url: https://git.example.com/fleet.git\n"
+        doc = parse_yaml(text, "agent.yaml")
+        return parse_config(doc.data, file="agent.yaml", lines=doc.lines,  # type: ignore[arg-type]
+                            environ={}, hostname="h").device.secrets_dir
+    assert load("/etc/gitops-edge/secrets") == "/etc/gitops-edge/secrets"
+    with pytest.raises(ConfigError, match="absolute"):
+        load("secrets")

@@ -14,6 +14,7 @@ from gitops_edge.model.spec import (
     Dependency,
     DeviceRequest,
     Healthcheck,
+    InjectedFile,
     Ipam,
     IpamPool,
     Logging,
@@ -38,7 +39,8 @@ def full_service() -> ServiceSpec:
         environment=(("A", "1"), ("UNSET", None)),
         ports=(PortMapping(8080, "18080", "127.0.0.1", "udp"), PortMapping(9000)),
         mounts=(Mount("volume", "/data", "data", read_only=True), Mount("tmpfs", "/tmp", tmpfs_size=1 << 20),
-                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False, bind_selinux="z")),
+                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False, bind_selinux="z"),
+                Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")),
         networks=(NetworkAttachment("front", ("www", "web.local"), "10.0.0.5"), NetworkAttachment("default")),
         depends_on=(Dependency("db", "service_healthy", restart=True, required=False),),
         healthcheck=Healthcheck(("CMD", "true"), 1_000_000_000, 2_000_000_000, 3, 0, disable=False),
@@ -103,6 +105,7 @@ def full_service() -> ServiceSpec:
         annotations=(("a", "b"),),
         device_requests=(DeviceRequest("nvidia", -1, ("0",), ("gpu",), (("o", "1"),)),),
         storage_opt=(("size", "1G"),),
+        files=(InjectedFile("/etc/app.conf", "k=1\n", "1000", "0", 0o440),),
     )
 
 

@@ -293,6 +293,9 @@ class DockerRuntime:
         with _engine(f"creating container {req.name}"):
             cid = str(self._api.create_container_from_config(req.body, req.name, platform=req.platform)["Id"])
         try:
+            if req.files:
+                with _engine(f"copying configs into {req.name}"):
+                    self._api.put_archive(cid, "/", t.files_archive(req.files))
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
                     self._api.connect_container_to_network(

@@ -18,12 +18,15 @@ Compose details mirrored on purpose (checked against the oracle):
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gitops_edge.model.spec import (
     Healthcheck,
+    InjectedFile,
     Ipam,
     Mount,
     NetworkAttachment,
@@ -80,6 +83,21 @@ class ContainerCreate:
     body: JsonDict  # POST /containers/create body (Config + HostConfig + NetworkingConfig)
     connect: tuple[Endpoint, ...] = ()  # further networks, joined after create and before start
     platform: str | None = None  # the create call's ``platform`` query parameter
+    files: tuple[InjectedFile, ...] = ()  # inline configs, copied in after create, before start
+
+
+def files_archive(files: tuple[InjectedFile, ...]) -> bytes:
+    """A tar of the inline configs, extracted at ``/`` (what Compose copies in before start)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in files:
+            data = f.content.encode()
+            info = tarfile.TarInfo(f.target.lstrip("/"))
+            info.size, info.mode = len(data), f.mode
+            info.uid = int(f.uid) if f.uid.isdigit() else 0
+            info.gid = int(f.gid) if f.gid.isdigit() else 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def referenced_services(spec: ServiceSpec) -> tuple[str, ...]:
@@ -251,8 +269,8 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
             binds.append(f"{m.source}:{m.target}:{mode}")
         elif m.type == "bind":
             bind: JsonDict = {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            if m.bind_selinux:
-                bind["BindOptions"] = {}  # Compose sends it empty: the Mounts API cannot relabel
+            if m.bind_selinux or m.origin == "secret":
+                bind["BindOptions"] = {}  # as Compose sends it (the Mounts API cannot relabel)
             api_mounts.append(bind)
         elif m.type == "tmpfs":
             tmpfs: JsonDict = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
@@ -411,7 +429,7 @@ def container_create_args(
     if networking is not None:
         body["NetworkingConfig"] = networking
     connect = nets[1:] if networking is not None else ()
-    return ContainerCreate(name=name, body=body, connect=connect, platform=spec.platform)
+    return ContainerCreate(name=name, body=body, connect=connect, platform=spec.platform, files=spec.files)
 
 
 def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:

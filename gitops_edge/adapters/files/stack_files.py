@@ -15,9 +15,11 @@ from pathlib import Path
 from gitops_edge.adapters.files.includes import read_includes
 from gitops_edge.adapters.files.yaml_reader import MAX_FILE_BYTES, read_yaml_file
 from gitops_edge.core.compose import build_stack
+from gitops_edge.core.compose.configs import SecretFile
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
 from gitops_edge.core.compose.extends import ComposeDoc
 from gitops_edge.errors import DesiredStateError, Location
+from gitops_edge.model.config import DeviceConfig
 from gitops_edge.model.spec import StackSpec
 
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -39,14 +41,37 @@ def find_stack_dirs(checkout_root: Path, subpath: str) -> list[Path]:
     return out
 
 
+def secret_lookup(device: DeviceConfig) -> SecretFile | None:
+    """Where the device keeps secrets: ``device.secrets_dir/<name>``; ``None`` when it keeps none."""
+    if device.secrets_dir is None:
+        return None
+    base = device.secrets_dir
+
+    def find(name: str) -> str | None:
+        path = os.path.join(base, name)
+        return path if os.path.isfile(path) else None
+
+    return find
+
+
+def _validation_secret(name: str) -> str:
+    """Validating without a device: every secret counts as present (the device checks for real)."""
+    return posixpath.join("/device-secrets", name)
+
+
+VALIDATION_SECRETS: SecretFile = _validation_secret
+
+
 def load_stack(
     checkout_root: Path, stack_dir: Path, environ: Mapping[str, str] | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, secrets: SecretFile | None = VALIDATION_SECRETS,
 ) -> StackSpec:
     """One stack directory (absolute, or relative to ``checkout_root``) to StackSpec.
 
     ``env``, when given, is the complete interpolation environment (fleet
     targeting layered it already); otherwise the stack's ``.env`` under ``environ``.
+    ``secrets`` finds a secret on the device (``secret_lookup``); ``None`` means
+    the device has none, the default validates without a device.
     """
     root = repo_root(checkout_root)
     directory = stack_dir if stack_dir.is_absolute() else root / stack_dir
@@ -71,6 +96,7 @@ def load_stack(
             read_yaml=lambda rel: read_yaml_file(inside(root, rel, "included file"), rel),
         ),
         read_compose=lambda rel: _compose_doc(root, rel),
+        secret_file=secrets,
     )
     _check_bind_symlinks(root, spec)
     return spec

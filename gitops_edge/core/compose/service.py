@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from gitops_edge.core.compose.configs import Declared, service_files
 from gitops_edge.core.compose.deploy import apply_deploy
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
 from gitops_edge.core.compose.fields import (
@@ -51,10 +52,10 @@ SERVICE_KEYS = frozenset({
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
-    "pids_limit", "mem_reservation", "deploy", *TUNING_KEYS,
+    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "develop", "secrets", "configs", "links", "external_links", "scale",
+    "develop", "links", "external_links", "scale",
     "isolation", "credential_spec", "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
@@ -77,6 +78,7 @@ class ServiceContext:
     read_text: ReadText
     networks: Collection[str]  # declared top-level network keys (plus implicit default)
     services: Collection[str]  # every service name in the file
+    declared: Declared = field(default_factory=lambda: Declared({}, {}))  # top-level configs and secrets
 
 
 def build_service(
@@ -118,7 +120,9 @@ def build_service(
         mounts += parse_volumes(p, at("volumes"), svc["volumes"], ctx.mounts)
     if "tmpfs" in svc:
         mounts += parse_tmpfs(p, at("tmpfs"), svc["tmpfs"])
-    kw["mounts"] = tuple(mounts)
+    file_mounts, files = service_files(p, path, svc, ctx.declared)
+    kw["mounts"] = (*mounts, *file_mounts)
+    kw["files"] = tuple(files)
     kw.update(_networking(p, path, svc, ctx))
     if "depends_on" in svc:
         kw["depends_on"] = _depends_on(p, at("depends_on"), svc["depends_on"], name, ctx)

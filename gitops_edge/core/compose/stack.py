@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gitops_edge.core.compose.configs import SecretFile, declare
+from gitops_edge.core.compose.configs import merge as merge_declared
 from gitops_edge.core.compose.extends import ReadCompose, resolve_extends
 from gitops_edge.core.compose.fields import as_mapping, check_keys
 from gitops_edge.core.compose.graph import find_cycle
@@ -27,8 +29,8 @@ from gitops_edge.core.compose.resources import build_networks, build_volumes, de
 from gitops_edge.core.compose.service import ReadText, ServiceContext, build_service
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
-TOP_LEVEL_KEYS = ("version", "name", "services", "networks", "volumes", "include")
-UNSUPPORTED_TOP_LEVEL_KEYS = ("secrets", "configs", "models")
+TOP_LEVEL_KEYS = ("version", "name", "services", "networks", "volumes", "include", "configs", "secrets")
+UNSUPPORTED_TOP_LEVEL_KEYS = ("models",)
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 
@@ -77,6 +79,7 @@ def build_stack(
     read_text: ReadText,
     includes: Sequence[IncludedFile] = (),
     read_compose: ReadCompose | None = None,
+    secret_file: SecretFile | None = None,
 ) -> StackSpec:
     """Normalize one parsed compose file; raises ``StackErrors`` listing every problem.
 
@@ -85,7 +88,8 @@ def build_stack(
     interpolation variables; ``read_text`` reads repo-relative files (env_file);
     ``includes`` are the files its ``include:`` names, merged in as Compose does
     (a service, network or volume defined twice is an error); ``read_compose``
-    reads the other files ``extends`` names.
+    reads the other files ``extends`` names; ``secret_file`` finds a secret
+    on the device (``None``: the device has no secrets directory).
     """
     p = Problems(compose_file, lines)
     data = interpolate_tree(p, (), doc, env)
@@ -105,8 +109,7 @@ def build_stack(
         ip = Problems(inc.file, inc.lines)
         inc_data = interpolate_tree(ip, (), inc.data, inc.env)
         assert isinstance(inc_data, dict)
-        check_keys(ip, (), inc_data, ("services", "networks", "volumes", "include", "name", "version"),
-                   UNSUPPORTED_TOP_LEVEL_KEYS)
+        check_keys(ip, (), inc_data, TOP_LEVEL_KEYS, UNSUPPORTED_TOP_LEVEL_KEYS)
         units.append(_unit(ip, inc_data, inc.directory, inc.env))
     _check_duplicates(p, units)
     all_services = {n for u in units for n in u.services}
@@ -114,6 +117,7 @@ def build_stack(
         unit.services = resolve_extends(unit.p, unit.services, unit.directory, unit.env, read_compose)
     networks_declared = {k for u in units for k in declared_keys(u.data.get("networks"))} | {"default"}
     volumes_declared = {k for u in units for k in declared_keys(u.data.get("volumes"))}
+    declared = merge_declared([declare(u.p, u.data, root, u.directory, u.env, secret_file) for u in units])
     built: dict[str, ServiceSpec] = {}
     for unit in units:
         ctx = ServiceContext(
@@ -122,6 +126,7 @@ def build_stack(
             read_text=read_text,
             networks=networks_declared,
             services=all_services,
+            declared=declared,
         )
         for svc_name, raw in unit.services.items():
             if not _SERVICE_NAME.match(svc_name):
@@ -162,7 +167,7 @@ def _check_duplicates(p: Problems, units: Sequence[_Unit]) -> None:
     """An included file may not redefine what another file of the project defines."""
     seen: dict[tuple[str, str], str] = {}
     for unit in units:
-        for section in ("services", "networks", "volumes"):
+        for section in ("services", "networks", "volumes", "configs", "secrets"):
             keys = unit.services if section == "services" else declared_keys(unit.data.get(section))
             for key in keys:
                 where = seen.setdefault((section, key), unit.p.file)

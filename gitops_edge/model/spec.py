@@ -31,6 +31,8 @@ class Mount:
     bind_create_host_path: bool = True
     bind_selinux: str | None = None  # "z" (shared) or "Z" (private) relabel
     origin: str | None = None  # "config" or "secret": a file Compose mounts for those keys
+    tmpfs_mode: int | None = None  # long syntax tmpfs.mode
+    tmpfs_options: str | None = None  # service-level `tmpfs:` entry's options, as written ("size=1m,mode=1770")
 
 
 @dataclass(frozen=True)

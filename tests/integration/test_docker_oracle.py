@@ -143,6 +143,7 @@ services:
     image: {v1}
     expose: ["80", 443, "8000-8001/udp"]
     shm_size: 1.5m
+    tmpfs: ["/t1:mode=1770,size=1m", /t2]
     platform: linux/amd64
     runtime: runc
     ipc: service:holder
@@ -155,6 +156,9 @@ services:
         source: ./bindsrc
         target: /long//p/./q/
         bind: {{selinux: z}}
+      - type: tmpfs
+        target: /t3
+        tmpfs: {{size: 1m, mode: 01777}}
     deploy:
       resources:
         limits: {{memory: 1.5G, cpus: "0.25", pids: 100}}
@@ -378,7 +382,7 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ReadonlyRootfs", "Privileged", "SecurityOpt", "Devices",
     ):
         out[key] = host.get(key)
-    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation", *_TUNING_KEYS):
+    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation", "Tmpfs", *_TUNING_KEYS):
         out[key] = host.get(key)
     out["Domainname"], out["MacAddress"] = cfg.get("Domainname"), cfg.get("MacAddress")
     out["IpcMode"], out["PidMode"] = by_service(host.get("IpcMode") or ""), by_service(host.get("PidMode") or "")

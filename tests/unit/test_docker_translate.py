@@ -346,3 +346,14 @@ def test_kernel_settings_and_device_requests() -> None:
     assert req.body["Domainname"] == "lan"
     plain = create(ServiceSpec(name="p", image="x")).body["HostConfig"]
     assert plain["OomKillDisable"] is False and "UTSMode" not in plain and "DeviceRequests" not in plain
+
+
+def test_service_tmpfs_goes_to_hostconfig_tmpfs_as_written() -> None:
+    spec = ServiceSpec(name="w", image="x", mounts=(
+        Mount("tmpfs", "/run", tmpfs_options=""),
+        Mount("tmpfs", "/t", tmpfs_size=1 << 20, tmpfs_options="size=1m,mode=1770"),
+        Mount("tmpfs", "/long", tmpfs_size=1 << 20, tmpfs_mode=0o1777)))
+    host = create(spec).body["HostConfig"]
+    assert host["Tmpfs"] == {"/run": "", "/t": "size=1m,mode=1770"}
+    assert host["Mounts"] == [{"Type": "tmpfs", "Target": "/long", "ReadOnly": False,
+                               "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o1777}}]

@@ -272,10 +272,13 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
             if m.bind_selinux or m.origin == "secret":
                 bind["BindOptions"] = {}  # as Compose sends it (the Mounts API cannot relabel)
             api_mounts.append(bind)
+        elif m.type == "tmpfs" and m.tmpfs_options is not None:
+            pass  # the service-level `tmpfs:` key: HostConfig.Tmpfs, see _tmpfs
         elif m.type == "tmpfs":
             tmpfs: JsonDict = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
-            if m.tmpfs_size is not None:
-                tmpfs["TmpfsOptions"] = {"SizeBytes": m.tmpfs_size}
+            options = {k: v for k, v in (("SizeBytes", m.tmpfs_size), ("Mode", m.tmpfs_mode)) if v is not None}
+            if options:
+                tmpfs["TmpfsOptions"] = options
             api_mounts.append(tmpfs)
         else:
             raise ValueError(f"unsupported mount type {m.type!r} at {m.target}")
@@ -368,6 +371,8 @@ def container_create_args(
         "Memory": spec.mem_limit or 0,
         "NanoCpus": round(spec.cpus * 1e9) if spec.cpus else 0,
         "VolumesFrom": _volumes_from(spec, containers) or None,
+        "Tmpfs": {m.target: m.tmpfs_options for m in spec.mounts
+                  if m.type == "tmpfs" and m.tmpfs_options is not None} or None,
     }
     for key, value in (
         ("ShmSize", spec.shm_size),

@@ -63,7 +63,11 @@ def parse_volumes(p: Problems, path: KeyPath, value: object, ctx: MountContext) 
 
 
 def parse_tmpfs(p: Problems, path: KeyPath, value: object) -> list[Mount]:
-    """Service-level ``tmpfs: /run`` or ``[/run:size=64k]``."""
+    """Service-level ``tmpfs: /run`` or ``[/run:size=64k,mode=1770]``.
+
+    Compose hands these to Docker's ``HostConfig.Tmpfs`` with the options as
+    written, so they are kept as written; ``size`` is also read, to check it.
+    """
     entries = as_str_or_list(p, path, value)
     out: list[Mount] = []
     for i, entry in enumerate(entries or ()):
@@ -72,17 +76,15 @@ def parse_tmpfs(p: Problems, path: KeyPath, value: object) -> list[Mount]:
         size: int | None = None
         for opt in filter(None, opts.split(",")):
             name, _, arg = opt.partition("=")
-            if name != "size":
-                p.add(where, f"tmpfs option {name!r} is not supported by gitops-edge")
-                continue
-            try:
-                size = parse_size(arg)
-            except ValueError:
-                p.add(where, f"invalid tmpfs size {arg!r}")
+            if name == "size":
+                try:
+                    size = parse_size(arg)
+                except ValueError:
+                    p.add(where, f"invalid tmpfs size {arg!r}")
         if not target.startswith("/"):
             p.add(where, f"tmpfs target {target!r} must be an absolute path")
             continue
-        out.append(Mount(type="tmpfs", target=target, tmpfs_size=size))
+        out.append(Mount(type="tmpfs", target=target, tmpfs_size=size, tmpfs_options=opts))
     return out
 
 
@@ -164,12 +166,34 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
 
 def _long_tmpfs(p: Problems, path: KeyPath, item: dict[str, Any], target: str) -> Mount:
     size: int | None = None
+    mode: int | None = None
     if "tmpfs" in item:
         opts = as_mapping(p, (*path, "tmpfs"), item["tmpfs"]) or {}
-        check_keys(p, (*path, "tmpfs"), opts, ("size",), ("mode",))
+        check_keys(p, (*path, "tmpfs"), opts, ("size", "mode"))
         if "size" in opts:
             size = as_size(p, (*path, "tmpfs", "size"), opts["size"])
-    return Mount(type="tmpfs", target=target, tmpfs_size=size)
+        if opts.get("mode") is not None:
+            mode = _octal(p, (*path, "tmpfs", "mode"), opts["mode"])
+    return Mount(type="tmpfs", target=target, tmpfs_size=size, tmpfs_mode=mode)
+
+
+def _octal(p: Problems, path: KeyPath, value: object) -> int | None:
+    """A file mode: octal text, or unquoted ``01777`` (octal, as Compose's YAML reads a leading 0).
+
+    The YAML reader returns unquoted ``01777`` as the float ``1777.0`` (plain
+    decimals are ints), so an integral float is read back as octal digits.
+    """
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        value = str(int(value))
+    if isinstance(value, str):
+        try:
+            return int(value, 8)
+        except ValueError:
+            pass
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    p.add(path, f"invalid file mode {value!r}")
+    return None
 
 
 def _target(p: Problems, path: KeyPath, target: str) -> str | None:

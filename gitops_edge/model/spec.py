@@ -50,6 +50,9 @@ class NetworkAttachment:
     network: str  # key under top-level `networks:` (e.g. "default")
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
+    priority: int = 0  # the highest is the network the container is created on
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ class NetworkSpec:
     internal: bool = False
     labels: Pairs = ()
     ipam: Ipam | None = None
+    attachable: bool = False
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,10 @@ services:
     networks:
       front:
         aliases: [webby, www]
-      back: {{}}
+        link_local_ips: [169.254.8.8]
+      back:
+        priority: 5
+        driver_opts: {{com.example.opt: "1"}}
     healthcheck:
       test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
       interval: 2s
@@ -105,7 +108,7 @@ services:
     privileged: true
     security_opt: ["no-new-privileges:true"]
 networks:
-  front: {{}}
+  front: {{attachable: true}}
   back: {{}}
 volumes:
   data: {{}}
@@ -357,7 +360,8 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "RestartPolicy": {**host["RestartPolicy"], "Name": host["RestartPolicy"]["Name"] or "no"},
         "NetworkMode": mode,
         "Networks": {
-            net: sorted(a for a in (ep.get("Aliases") or []) if not _SHORT_ID.match(a))
+            net: (sorted(a for a in (ep.get("Aliases") or []) if not _SHORT_ID.match(a)),
+                  ep.get("IPAMConfig") or None, ep.get("DriverOpts") or None)
             for net, ep in c["NetworkSettings"]["Networks"].items()
         },
         "UserLabels": {k: v for k, v in labels.items() if not k.startswith(("com.docker.compose.", "io.gitops-edge."))},
@@ -434,6 +438,8 @@ def test_created_containers_equal_compose(
     for svc in oracle:
         for key in oracle[svc]:
             assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+    assert oracle["web"]["NetworkMode"] == "<P>_back"  # priority picks the primary network
+    assert docker_client.api.inspect_network(f"{b}_front")["Attachable"] is True
 
 
 def test_shared_namespaces_resources_and_ipam_equal_compose(

@@ -299,7 +299,8 @@ class DockerRuntime:
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
                     self._api.connect_container_to_network(
-                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address
+                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address,
+                        link_local_ips=list(ep.link_local_ips) or None, driver_opt=dict(ep.driver_opts) or None,
                     )
         except EdgeError:
             self.remove_container(cid)  # never leave a half-wired container behind

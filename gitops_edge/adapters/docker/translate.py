@@ -67,11 +67,17 @@ class Endpoint:
     network: str
     aliases: tuple[str, ...]
     ipv4_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
 
     def settings(self) -> JsonDict:
         out: JsonDict = {"Aliases": list(self.aliases)}
-        if self.ipv4_address:
-            out["IPAMConfig"] = {"IPv4Address": self.ipv4_address}
+        ipam = {k: v for k, v in (("IPv4Address", self.ipv4_address),
+                                  ("LinkLocalIPs", list(self.link_local_ips))) if v}
+        if ipam:
+            out["IPAMConfig"] = ipam
+        if self.driver_opts:
+            out["DriverOpts"] = dict(self.driver_opts)
         return out
 
 
@@ -311,8 +317,8 @@ def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
 
 
 def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint, ...]:
-    """The service's networks, primary first (Compose: sorted by key when no priority)."""
-    attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: a.network)
+    """The service's networks, primary first (Compose: highest priority, then by key)."""
+    attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: (-a.priority, a.network))
     has_default = any(n.key == "default" for n in stack.networks)
     if not attachments and spec.network_mode is None and has_default:
         attachments = [NetworkAttachment("default")]
@@ -321,6 +327,8 @@ def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint,
             network=network_name(stack, a.network),
             aliases=(name, spec.name, *a.aliases),
             ipv4_address=a.ipv4_address,
+            link_local_ips=a.link_local_ips,
+            driver_opts=a.driver_opts,
         )
         for a in attachments
     )
@@ -449,6 +457,8 @@ def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
         "labels": labels,
         "check_duplicate": True,
     }
+    if net.attachable:
+        out["attachable"] = True
     if net.ipam is not None:
         out["ipam"] = ipam_config(net.ipam)
     return out

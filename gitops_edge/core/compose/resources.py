@@ -23,8 +23,8 @@ from gitops_edge.core.compose.paths import PathEscapeError, host_path
 from gitops_edge.core.compose.problems import KeyPath, Problems
 from gitops_edge.model.spec import Ipam, IpamPool, NetworkSpec, Pairs, VolumeSpec
 
-_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam")
-_NET_UNSUPPORTED = ("attachable", "enable_ipv4", "enable_ipv6")
+_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam", "attachable")
+_NET_UNSUPPORTED = ("enable_ipv4", "enable_ipv6")
 _IPAM_KEYS = ("driver", "config", "options")
 _POOL_KEYS = ("subnet", "ip_range", "gateway", "aux_addresses")
 _VOL_KEYS = ("driver", "driver_opts", "external", "name", "labels")
@@ -47,7 +47,8 @@ def build_networks(
         name, external, driver, opts, labels = common
         internal = bool(as_bool(p, (*path, "internal"), cfg.get("internal", False)))
         ipam = _ipam(p, (*path, "ipam"), cfg["ipam"]) if cfg.get("ipam") is not None else None
-        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels, ipam))
+        attachable = bool(as_bool(p, (*path, "attachable"), cfg.get("attachable", False)))
+        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels, ipam, attachable))
     return tuple(out)
 
 

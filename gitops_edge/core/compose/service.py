@@ -359,14 +359,20 @@ def _networks(
             opts = as_mapping(p, where, opts)
             if opts is None:
                 continue
-            check_keys(p, where, opts, ("aliases", "ipv4_address"),
-                       ("ipv6_address", "priority", "link_local_ips", "mac_address",
-                        "driver_opts", "gw_priority", "interface_name"))
+            check_keys(p, where, opts,
+                       ("aliases", "ipv4_address", "priority", "gw_priority", "link_local_ips", "driver_opts"),
+                       ("ipv6_address", "mac_address", "interface_name"))
             aliases = as_str_list(p, (*where, "aliases"), opts.get("aliases", [])) or ()
             ipv4 = opts.get("ipv4_address")
             if ipv4 is not None:
                 ipv4 = as_str(p, (*where, "ipv4_address"), ipv4)
-            out[key] = NetworkAttachment(key, tuple(aliases), ipv4)
+            priority = as_int(p, (*where, "priority"), opts["priority"]) if opts.get("priority") is not None else 0
+            if opts.get("gw_priority") is not None:  # needs Engine API 1.48: Docker 20.10 ignores it, so does this
+                as_int(p, (*where, "gw_priority"), opts["gw_priority"])
+            local = as_str_list(p, (*where, "link_local_ips"), opts.get("link_local_ips") or []) or ()
+            driver_opts = as_dict_or_list(p, (*where, "driver_opts"), opts.get("driver_opts") or {}) or {}
+            out[key] = NetworkAttachment(key, tuple(aliases), ipv4, priority or 0, tuple(local),
+                                         tuple(sorted((k, v or "") for k, v in driver_opts.items())))
     else:
         p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
     return tuple(out[k] for k in sorted(out))

@@ -187,6 +187,7 @@ class ServiceSpec:
     device_requests: tuple[DeviceRequest, ...] = ()  # reservations.devices, then gpus
     storage_opt: Pairs = ()
     files: tuple[InjectedFile, ...] = ()  # inline configs
+    links: tuple[str, ...] = ()  # "service" or "service:alias" (legacy links, as endpoint links)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,7 @@ services:
     read_only: true
     hostname: webhost
     depends_on: [side]
+    links: [web2, "web2:db"]
   side:
     image: {v2}
     entrypoint: ["/bin/sh", "-c"]
@@ -361,7 +362,7 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "NetworkMode": mode,
         "Networks": {
             net: (sorted(a for a in (ep.get("Aliases") or []) if not _SHORT_ID.match(a)),
-                  ep.get("IPAMConfig") or None, ep.get("DriverOpts") or None)
+                  ep.get("IPAMConfig") or None, ep.get("DriverOpts") or None, ep.get("Links"))
             for net, ep in c["NetworkSettings"]["Networks"].items()
         },
         "UserLabels": {k: v for k, v in labels.items() if not k.startswith(("com.docker.compose.", "io.gitops-edge."))},
@@ -392,6 +393,8 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
     out["IpcMode"], out["PidMode"] = by_service(host.get("IpcMode") or ""), by_service(host.get("PidMode") or "")
     out["VolumesFrom"] = [service_of.get(v, v) for v in host.get("VolumesFrom") or []]
     out["ExtraHosts"] = sorted(host.get("ExtraHosts") or [])  # Compose's own order varies run to run
+    deps = out["ComposeLabels"]["com.docker.compose.depends_on"]  # so does this one's (a Go map)
+    out["ComposeLabels"]["com.docker.compose.depends_on"] = ",".join(sorted((deps or "").split(",")))
     out["Ulimits"] = sorted(json.dumps(u, sort_keys=True) for u in host.get("Ulimits") or [])
     # Project names are the one thing that must differ (the bind source lives
     # in a directory named after B for both): replace them everywhere.

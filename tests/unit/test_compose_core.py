@@ -357,3 +357,11 @@ def test_config_and_secret_refusals(doc: dict[str, Any], where: str) -> None:
     with pytest.raises(StackErrors) as exc:
         build_with_secrets(doc, {})
     assert exc.value.location.key.startswith(where)
+
+
+def test_links_imply_a_restarting_dependency() -> None:
+    spec = build({"services": {"web": {"image": "x", "links": ["db:database"]}, "db": {"image": "x"}}})
+    assert [(d.service, d.restart) for d in spec.service("web").depends_on] == [("db", True)]
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", "links": ["ghost"]}}})
+    assert exc.value.location.key == "services.web.links[0]"

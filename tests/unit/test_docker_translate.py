@@ -357,3 +357,13 @@ def test_service_tmpfs_goes_to_hostconfig_tmpfs_as_written() -> None:
     assert host["Tmpfs"] == {"/run": "", "/t": "size=1m,mode=1770"}
     assert host["Mounts"] == [{"Type": "tmpfs", "Target": "/long", "ReadOnly": False,
                                "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o1777}}]
+
+
+def test_links_become_endpoint_links_on_every_network_in_compose_order() -> None:
+    stack = StackSpec(name="demo", path="s", compose_file="s/compose.yaml",
+                      services=(ServiceSpec(name="db", image="x", container_name="the-db"),),
+                      networks=(NetworkSpec("default", "demo_default"),))
+    spec = ServiceSpec(name="web", image="x", links=("db", "db:database"), networks=(NetworkAttachment("default"),))
+    req = t.container_create_args(stack, spec, image="x", image_id="i", config_hash="h", revision="r")
+    assert req.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Links"] == [
+        "the-db:db", "the-db:db-1", "the-db:the-db", "the-db:database", "the-db:db-1", "the-db:the-db"]

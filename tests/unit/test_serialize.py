@@ -108,6 +108,7 @@ def full_service() -> ServiceSpec:
         device_requests=(DeviceRequest("nvidia", -1, ("0",), ("gpu",), (("o", "1"),)),),
         storage_opt=(("size", "1G"),),
         files=(InjectedFile("/etc/app.conf", "k=1\n", "1000", "0", 0o440),),
+        links=("db:database",),
     )
 
 

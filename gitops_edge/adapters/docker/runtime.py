@@ -298,10 +298,10 @@ class DockerRuntime:
                     self._api.put_archive(cid, "/", t.files_archive(req.files))
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
-                    self._api.connect_container_to_network(
-                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address,
-                        link_local_ips=list(ep.link_local_ips) or None, driver_opt=dict(ep.driver_opts) or None,
-                    )
+                    # The endpoint body as create sends it: docker-py's helper would sort the links.
+                    url = self._api._url("/networks/{0}/connect", ep.network)
+                    res = self._api._post_json(url, data={"Container": cid, "EndpointConfig": ep.settings()})
+                    self._api._raise_for_status(res)
         except EdgeError:
             self.remove_container(cid)  # never leave a half-wired container behind
             raise

@@ -69,9 +69,12 @@ class Endpoint:
     ipv4_address: str | None = None
     link_local_ips: tuple[str, ...] = ()
     driver_opts: tuple[tuple[str, str], ...] = ()
+    links: tuple[str, ...] = ()  # "container:alias"
 
     def settings(self) -> JsonDict:
         out: JsonDict = {"Aliases": list(self.aliases)}
+        if self.links:
+            out["Links"] = list(self.links)
         ipam = {k: v for k, v in (("IPv4Address", self.ipv4_address),
                                   ("LinkLocalIPs", list(self.link_local_ips))) if v}
         if ipam:
@@ -316,10 +319,22 @@ def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
     return exposed, bindings
 
 
+def endpoint_links(stack: StackSpec, spec: ServiceSpec) -> tuple[str, ...]:
+    """``links`` as Compose writes them on every network: alias, ``<service>-1`` and the name."""
+    out: list[str] = []
+    for link in spec.links:
+        service, _, alias = link.partition(":")
+        target = next((s for s in stack.services if s.name == service), None)
+        name = container_name(stack, target) if target is not None else f"{stack.name}-{service}-1"
+        out += [f"{name}:{alias or service}", f"{name}:{service}-1", f"{name}:{name}"]
+    return tuple(out)
+
+
 def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint, ...]:
     """The service's networks, primary first (Compose: highest priority, then by key)."""
     attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: (-a.priority, a.network))
     has_default = any(n.key == "default" for n in stack.networks)
+    links = endpoint_links(stack, spec)
     if not attachments and spec.network_mode is None and has_default:
         attachments = [NetworkAttachment("default")]
     return tuple(
@@ -329,6 +344,7 @@ def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint,
             ipv4_address=a.ipv4_address,
             link_local_ips=a.link_local_ips,
             driver_opts=a.driver_opts,
+            links=links,
         )
         for a in attachments
     )

@@ -52,10 +52,10 @@ SERVICE_KEYS = frozenset({
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
-    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", *TUNING_KEYS,
+    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "develop", "links", "external_links", "scale",
+    "develop", "external_links", "scale",
     "isolation", "credential_spec", "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
@@ -205,6 +205,13 @@ def _shared_namespaces(
         elif mode.startswith("service:") and mode[8:] not in ctx.services:
             p.add((*path, key), f"{key} refers to undefined service {mode[8:]!r}")
         out[key] = mode
+    if svc.get("links") is not None:
+        links = as_str_list(p, (*path, "links"), svc["links"]) or ()
+        for i, link in enumerate(links):
+            target = link.split(":")[0]
+            if target not in ctx.services or link.count(":") > 1:
+                p.add((*path, "links", i), f"links refers to undefined service {target!r}")
+        out["links"] = links
     if svc.get("volumes_from") is not None:
         items = as_str_list(p, (*path, "volumes_from"), svc["volumes_from"]) or ()
         for i, item in enumerate(items):
@@ -221,7 +228,8 @@ def _implied_dependencies(kw: Mapping[str, Any]) -> tuple[Dependency, ...]:
     """Compose adds a dependency on a service whose namespaces or volumes this one shares.
 
     ``network_mode``/``ipc``/``pid: service:x`` add ``x`` (restarting with it);
-    ``volumes_from: x`` adds ``x``. A declared dependency is left as written.
+    ``volumes_from: x`` adds ``x``; ``links: [x]`` adds ``x`` (restarting with it).
+    A declared dependency is left as written.
     """
     deps = {d.service: d for d in kw.get("depends_on", ())}
     for key in ("network_mode", "ipc", "pid"):
@@ -231,6 +239,8 @@ def _implied_dependencies(kw: Mapping[str, Any]) -> tuple[Dependency, ...]:
     for item in kw.get("volumes_from", ()):
         if not item.startswith("container:"):
             deps.setdefault(item.split(":")[0], Dependency(item.split(":")[0]))
+    for link in kw.get("links", ()):
+        deps.setdefault(link.split(":")[0], Dependency(link.split(":")[0], restart=True))
     return tuple(deps[k] for k in sorted(deps))
 
 

@@ -125,6 +125,10 @@ CASES = [
     Bad("extends-escape",
         "services:\n  a:\n    extends:\n      service: b\n      file: ../../../../etc/base.yaml\n",
         "leaves the repository", 5, "services.a.extends.file", True),
+    Bad("scale", "services:\n  web:\n    image: nginx\n    scale: 2\n",
+        "one container per service", 4, "services.web.scale", False),
+    Bad("label-file-escape", "services:\n  web:\n    image: nginx\n    label_file: ../../../../etc/x.labels\n",
+        "leaves the repository", 4, "services.web.label_file", True),
     Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
         "one container per service", 5, "services.web.deploy.replicas", False),
 ]

@@ -74,7 +74,8 @@ COMPARED_SERVICE_KEYS = frozenset({
     "dns_search", "dns_opt", "domainname", "mac_address", "group_add", "oom_score_adj",
     "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
     "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
-    "annotations", "attach", "gpus", "storage_opt", "configs", "secrets", "links",
+    "annotations", "attach", "gpus", "storage_opt", "configs", "secrets", "links", "scale",
+    "develop",  # `docker compose watch` only: nothing of it reaches a container
 })
 _PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
           "cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpuset",

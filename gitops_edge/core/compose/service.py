@@ -52,11 +52,12 @@ SERVICE_KEYS = frozenset({
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
-    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", *TUNING_KEYS,
+    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", "label_file", "scale",
+    "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "develop", "external_links", "scale",
-    "isolation", "credential_spec", "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
+    "external_links",
+    "isolation", "credential_spec", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
@@ -135,6 +136,13 @@ def build_service(
     for key in ("labels", "sysctls"):
         if key in svc and (pairs := as_dict_or_list(p, at(key), svc[key])) is not None:
             kw[key] = tuple(sorted((k, v or "") for k, v in pairs.items()))
+    if svc.get("label_file") is not None:
+        from_files = _label_files(p, at("label_file"), svc["label_file"], ctx)
+        kw["labels"] = tuple(sorted({**from_files, **dict(kw.get("labels", ()))}.items()))
+    if svc.get("scale") is not None and as_int(p, at("scale"), svc["scale"]) not in (None, 1):
+        p.add(at("scale"), "gitops-edge runs exactly one container per service")
+    if svc.get("develop") is not None:
+        as_mapping(p, at("develop"), svc["develop"])  # `docker compose watch` only: no effect on `up`
     for key in ("user", "working_dir", "stop_signal", "hostname"):
         if key in svc and svc[key] is not None:
             kw[key] = as_str(p, at(key), svc[key])
@@ -301,6 +309,27 @@ def _environment(
         for key, value in (entries or {}).items():
             result[key] = value if value is not None else ctx.env.get(key)
     return result
+
+
+def _label_files(p: Problems, path: KeyPath, value: object, ctx: ServiceContext) -> dict[str, str]:
+    """``label_file``: dotenv-format files of the repository, under the service's ``labels``."""
+    out: dict[str, str] = {}
+    for i, raw in enumerate([value] if isinstance(value, str) else (as_str_list(p, path, value) or ())):
+        where = path if isinstance(value, str) else (*path, i)
+        try:
+            rel = repo_relative(ctx.mounts.stack_dir, raw)
+        except PathEscapeError as exc:
+            p.add(where, f"label_file: {exc}")
+            continue
+        text = ctx.read_text(rel)
+        if text is None:
+            p.add(where, f"label file {rel!r} not found")
+            continue
+        try:
+            out.update(parse_dotenv(text, ctx.env))
+        except DotenvError as exc:
+            p.extend([DesiredStateError(str(exc), Location(rel, exc.line))])
+    return out
 
 
 def _env_files(

@@ -50,6 +50,7 @@ class NetworkAttachment:
     network: str  # key under top-level `networks:` (e.g. "default")
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
     priority: int = 0  # the highest is the network the container is created on
     link_local_ips: tuple[str, ...] = ()
     driver_opts: Pairs = ()
@@ -215,6 +216,7 @@ class NetworkSpec:
     labels: Pairs = ()
     ipam: Ipam | None = None
     attachable: bool = False
+    enable_ipv6: bool | None = None
 
 
 @dataclass(frozen=True)

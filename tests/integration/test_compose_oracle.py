@@ -172,6 +172,7 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
                   for p in svc.get("ports", [])],
         "mounts": mounts,
         "networks": {k: (tuple((v or {}).get("aliases", ())), (v or {}).get("ipv4_address"),
+                         (v or {}).get("ipv6_address"),
                          (v or {}).get("priority", 0), tuple((v or {}).get("link_local_ips", ())),
                          {o: str(x) for o, x in ((v or {}).get("driver_opts") or {}).items()})
                      for k, v in (svc.get("networks") or {}).items()},
@@ -238,7 +239,8 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "mounts": [(m.type, m.target, m.source, m.read_only, m.tmpfs_size,
                     m.type == "bind" and m.bind_create_host_path, m.bind_selinux)
                    for m in svc.mounts if m.origin is None],
-        "networks": {n.network: (n.aliases, n.ipv4_address, n.priority, n.link_local_ips, dict(n.driver_opts))
+        "networks": {n.network: (n.aliases, n.ipv4_address, n.ipv6_address, n.priority, n.link_local_ips,
+                                 dict(n.driver_opts))
                      for n in svc.networks},
         "network_mode": svc.network_mode,
         "depends_on": {d.service: (d.condition, d.restart, d.required) for d in svc.depends_on},
@@ -291,7 +293,8 @@ def compose_resources(cfg: dict[str, Any], section: str) -> dict[str, Any]:
         ipam = r.get("ipam") or {}
         out[key] = (r["name"], bool(r.get("external")), r.get("driver"),
                     {k: str(v) for k, v in (r.get("driver_opts") or {}).items()},
-                    bool(r.get("internal")), bool(r.get("attachable")), dict(r.get("labels") or {}),
+                    bool(r.get("internal")), bool(r.get("attachable")), r.get("enable_ipv6"),
+                    dict(r.get("labels") or {}),
                     (ipam.get("driver"), [(c.get("subnet"), c.get("ip_range"), c.get("gateway"),
                                            dict(c.get("aux_addresses") or {}))
                                           for c in ipam.get("config") or []]))
@@ -307,8 +310,8 @@ def _ipam(ipam: Ipam | None) -> tuple[str | None, list[Any]]:
 def spec_resources(stack: StackSpec, section: str) -> dict[str, Any]:
     if section == "networks":
         return {n.key: (n.name, n.external, n.driver, dict(n.driver_opts), n.internal, n.attachable,
-                        dict(n.labels), _ipam(n.ipam)) for n in stack.networks}
-    return {v.key: (v.name, v.external, v.driver, dict(v.driver_opts), False, False, dict(v.labels),
+                        n.enable_ipv6, dict(n.labels), _ipam(n.ipam)) for n in stack.networks}
+    return {v.key: (v.name, v.external, v.driver, dict(v.driver_opts), False, False, None, dict(v.labels),
                     (None, [])) for v in stack.volumes}
 
 

@@ -168,7 +168,9 @@ services:
         limits: {{memory: 1.5G, cpus: "0.25", pids: 100}}
         reservations: {{memory: 10m}}
       restart_policy: {{condition: on-failure, max_attempts: 3}}
-    networks: [pool]
+    networks:
+      pool: {{}}
+      pool6: {{ipv6_address: "fd00:213:{octet:x}::10"}}
   holder:
     image: {v2}
     ipc: shareable
@@ -188,6 +190,11 @@ networks:
           ip_range: 10.213.{octet}.128/25
           gateway: 10.213.{octet}.1
           aux_addresses: {{spare: 10.213.{octet}.2}}
+  pool6:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: "fd00:213:{octet:x}::/64"
 """
 
 
@@ -459,6 +466,7 @@ def test_shared_namespaces_resources_and_ipam_equal_compose(
         compose(compose_bin, "-p", a, "-f", str(compose_file), "up", "-d", "--no-start", cwd=tmp_path)
         oracle = inspect_project(docker_client, a, projects)
         oracle_net = docker_client.api.inspect_network(f"{a}_pool")["IPAM"]
+        oracle_v6 = docker_client.api.inspect_network(f"{a}_pool6")["EnableIPv6"]
         oracle_vol = docker_client.api.inspect_volume(f"{a}_devdata")["Options"]
         compose(compose_bin, "-p", a, "-f", str(compose_file), "down", "-v", cwd=tmp_path)
 
@@ -471,6 +479,7 @@ def test_shared_namespaces_resources_and_ipam_equal_compose(
                 assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
         assert oracle["app"]["ShmSize"] == 1572864 and oracle["app"]["IpcMode"] == "container:holder"
         assert docker_client.api.inspect_network(f"{b}_pool")["IPAM"] == oracle_net
+        assert docker_client.api.inspect_network(f"{b}_pool6")["EnableIPv6"] is oracle_v6 is True
         assert docker_client.api.inspect_volume(f"{b}_devdata")["Options"] == oracle_vol
     finally:
         docker_client.api.remove_container(outside, force=True)

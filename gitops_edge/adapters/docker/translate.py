@@ -67,6 +67,7 @@ class Endpoint:
     network: str
     aliases: tuple[str, ...]
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
     link_local_ips: tuple[str, ...] = ()
     driver_opts: tuple[tuple[str, str], ...] = ()
     links: tuple[str, ...] = ()  # "container:alias"
@@ -75,7 +76,7 @@ class Endpoint:
         out: JsonDict = {"Aliases": list(self.aliases)}
         if self.links:
             out["Links"] = list(self.links)
-        ipam = {k: v for k, v in (("IPv4Address", self.ipv4_address),
+        ipam = {k: v for k, v in (("IPv4Address", self.ipv4_address), ("IPv6Address", self.ipv6_address),
                                   ("LinkLocalIPs", list(self.link_local_ips))) if v}
         if ipam:
             out["IPAMConfig"] = ipam
@@ -342,6 +343,7 @@ def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint,
             network=network_name(stack, a.network),
             aliases=(name, spec.name, *a.aliases),
             ipv4_address=a.ipv4_address,
+            ipv6_address=a.ipv6_address,
             link_local_ips=a.link_local_ips,
             driver_opts=a.driver_opts,
             links=links,
@@ -475,6 +477,8 @@ def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
     }
     if net.attachable:
         out["attachable"] = True
+    if net.enable_ipv6 is not None:
+        out["enable_ipv6"] = net.enable_ipv6
     if net.ipam is not None:
         out["ipam"] = ipam_config(net.ipam)
     return out

@@ -23,8 +23,9 @@ from gitops_edge.core.compose.paths import PathEscapeError, host_path
 from gitops_edge.core.compose.problems import KeyPath, Problems
 from gitops_edge.model.spec import Ipam, IpamPool, NetworkSpec, Pairs, VolumeSpec
 
-_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam", "attachable")
-_NET_UNSUPPORTED = ("enable_ipv4", "enable_ipv6")
+_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam", "attachable",
+             "enable_ipv6")
+_NET_UNSUPPORTED = ("enable_ipv4",)  # needs Engine API 1.47
 _IPAM_KEYS = ("driver", "config", "options")
 _POOL_KEYS = ("subnet", "ip_range", "gateway", "aux_addresses")
 _VOL_KEYS = ("driver", "driver_opts", "external", "name", "labels")
@@ -48,7 +49,8 @@ def build_networks(
         internal = bool(as_bool(p, (*path, "internal"), cfg.get("internal", False)))
         ipam = _ipam(p, (*path, "ipam"), cfg["ipam"]) if cfg.get("ipam") is not None else None
         attachable = bool(as_bool(p, (*path, "attachable"), cfg.get("attachable", False)))
-        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels, ipam, attachable))
+        ipv6 = as_bool(p, (*path, "enable_ipv6"), cfg["enable_ipv6"]) if cfg.get("enable_ipv6") is not None else None
+        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels, ipam, attachable, ipv6))
     return tuple(out)
 
 

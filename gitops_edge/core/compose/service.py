@@ -399,8 +399,9 @@ def _networks(
             if opts is None:
                 continue
             check_keys(p, where, opts,
-                       ("aliases", "ipv4_address", "priority", "gw_priority", "link_local_ips", "driver_opts"),
-                       ("ipv6_address", "mac_address", "interface_name"))
+                       ("aliases", "ipv4_address", "ipv6_address", "priority", "gw_priority", "link_local_ips",
+                        "driver_opts"),
+                       ("mac_address", "interface_name"))  # these two need Engine API 1.44+
             aliases = as_str_list(p, (*where, "aliases"), opts.get("aliases", [])) or ()
             ipv4 = opts.get("ipv4_address")
             if ipv4 is not None:
@@ -410,7 +411,8 @@ def _networks(
                 as_int(p, (*where, "gw_priority"), opts["gw_priority"])
             local = as_str_list(p, (*where, "link_local_ips"), opts.get("link_local_ips") or []) or ()
             driver_opts = as_dict_or_list(p, (*where, "driver_opts"), opts.get("driver_opts") or {}) or {}
-            out[key] = NetworkAttachment(key, tuple(aliases), ipv4, priority or 0, tuple(local),
+            ipv6 = as_str(p, (*where, "ipv6_address"), opts["ipv6_address"]) if opts.get("ipv6_address") else None
+            out[key] = NetworkAttachment(key, tuple(aliases), ipv4, ipv6, priority or 0, tuple(local),
                                          tuple(sorted((k, v or "") for k, v in driver_opts.items())))
     else:
         p.add(path, f"must be a list or a mapping, not a {type_name(value)}")

@@ -32,6 +32,7 @@ class Mount:
     bind_selinux: str | None = None  # "z" (shared) or "Z" (private) relabel
     origin: str | None = None  # "config" or "secret": a file Compose mounts for those keys
     tmpfs_mode: int | None = None  # long syntax tmpfs.mode
+    bind_propagation: str | None = None  # rprivate, private, rshared, shared, rslave, slave
     tmpfs_options: str | None = None  # service-level `tmpfs:` entry's options, as written ("size=1m,mode=1770")
 
 

@@ -163,6 +163,11 @@ services:
       - type: tmpfs
         target: /t3
         tmpfs: {{size: 1m, mode: 01777}}
+      - ./bindsrc:/prop1:rslave
+      - type: bind
+        source: ./bindsrc
+        target: /prop2
+        bind: {{propagation: rprivate, create_host_path: true}}
     deploy:
       resources:
         limits: {{memory: 1.5G, cpus: "0.25", pids: 100}}

@@ -365,3 +365,13 @@ def test_links_imply_a_restarting_dependency() -> None:
     with pytest.raises(StackErrors) as exc:
         build({"services": {"web": {"image": "x", "links": ["ghost"]}}})
     assert exc.value.location.key == "services.web.links[0]"
+
+
+def test_bind_propagation_short_and_long() -> None:
+    web = build({"services": {"web": {"image": "x", "volumes": [
+        "./d:/a:rslave,ro", {"type": "bind", "source": "./d", "target": "/b", "bind": {"propagation": "shared"}}]}}}
+                ).service("web")
+    assert [(m.bind_propagation, m.read_only) for m in web.mounts] == [("rslave", True), ("shared", False)]
+    with pytest.raises(StackErrors, match="invalid propagation"):
+        build({"services": {"web": {"image": "x", "volumes": [
+            {"type": "bind", "source": "./d", "target": "/b", "bind": {"propagation": "sideways"}}]}}})

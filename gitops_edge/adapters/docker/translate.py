@@ -275,11 +275,13 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
             binds.append(f"{volume_name(stack, m.source)}:{m.target}:{mode}")
         elif m.type == "volume":  # anonymous
             api_mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
-        elif m.type == "bind" and m.bind_create_host_path:
+        elif m.type == "bind" and m.bind_create_host_path and not m.bind_propagation:
             binds.append(f"{m.source}:{m.target}:{mode}")
-        elif m.type == "bind":
+        elif m.type == "bind":  # Compose's Mounts form: no host path creation, or a propagation
             bind: JsonDict = {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            if m.bind_selinux or m.origin == "secret":
+            if m.bind_propagation:
+                bind["BindOptions"] = {"Propagation": m.bind_propagation}
+            elif m.bind_selinux or m.origin == "secret":
                 bind["BindOptions"] = {}  # as Compose sends it (the Mounts API cannot relabel)
             api_mounts.append(bind)
         elif m.type == "tmpfs" and m.tmpfs_options is not None:

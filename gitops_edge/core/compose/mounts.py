@@ -4,7 +4,7 @@ A short ``SRC:DST[:MODE]`` is a bind when SRC starts with ``.`` or ``/``
 (as in Compose), otherwise a named volume. Relative bind sources resolve
 against the stack directory to an absolute path in the device's checkout
 and may not leave the repository. Options gitops-edge cannot honour
-(propagation, ``~``) are refused rather than dropped. A Windows absolute
+(``~``) are refused rather than dropped. A Windows absolute
 source (``C:\\data``) is kept as written, as Compose keeps it; container
 paths are cleaned (``/data/`` -> ``/data``) as Compose cleans them.
 """
@@ -31,6 +31,7 @@ from gitops_edge.core.compose.problems import KeyPath, Problems
 from gitops_edge.core.compose.units import parse_size
 from gitops_edge.model.spec import Mount
 
+PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
 _LONG_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
 _TYPES = ("volume", "bind", "tmpfs")
@@ -101,11 +102,14 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
     source, raw_target = parts[0], parts[1]
     read_only = False
     selinux: str | None = None
+    propagation: str | None = None
     for opt in filter(None, parts[2].split(",") if len(parts) == 3 else ()):
         if opt in ("ro", "rw"):
             read_only = opt == "ro"
         elif opt in ("z", "Z"):
             selinux = opt
+        elif opt in PROPAGATIONS:
+            propagation = opt
         elif opt == "nocopy":
             continue
         else:
@@ -114,9 +118,9 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
     if target is None:
         return None
     if source.startswith((".", "/", "~")) or _WINDOWS_ABS.match(source):
-        return _bind(p, path, source, target, read_only, True, ctx, selinux)
-    if selinux is not None:
-        p.add(path, f"volume option {selinux!r} applies to bind mounts only")
+        return _bind(p, path, source, target, read_only, True, ctx, selinux, propagation)
+    if selinux is not None or propagation is not None:
+        p.add(path, f"volume option {selinux or propagation!r} applies to bind mounts only")
     return _named(p, path, source, target, read_only, ctx)
 
 
@@ -142,9 +146,14 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
     if kind == "bind":
         create = False  # long syntax: Compose only creates the host path when asked
         selinux: str | None = None
+        propagation: str | None = None
         if "bind" in item:
             opts = as_mapping(p, (*path, "bind"), item["bind"]) or {}
-            check_keys(p, (*path, "bind"), opts, ("create_host_path", "selinux"), ("propagation",))
+            check_keys(p, (*path, "bind"), opts, ("create_host_path", "selinux", "propagation"))
+            if opts.get("propagation") is not None:
+                propagation = as_str(p, (*path, "bind", "propagation"), opts["propagation"])
+                if propagation not in (None, *PROPAGATIONS):
+                    p.add((*path, "bind", "propagation"), f"invalid propagation {propagation!r}")
             if "create_host_path" in opts:
                 create = bool(as_bool(p, (*path, "bind", "create_host_path"),
                                       opts["create_host_path"]))
@@ -155,7 +164,7 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
         if not source:
             p.add((*path, "source"), "a bind mount needs a source")
             return None
-        return _bind(p, (*path, "source"), source, target, read_only, create, ctx, selinux)
+        return _bind(p, (*path, "source"), source, target, read_only, create, ctx, selinux, propagation)
     if "volume" in item:
         opts = as_mapping(p, (*path, "volume"), item["volume"]) or {}
         check_keys(p, (*path, "volume"), opts, ("nocopy",), ("subpath",))
@@ -219,6 +228,7 @@ def _bind(
     create: bool,
     ctx: MountContext,
     selinux: str | None = None,
+    propagation: str | None = None,
 ) -> Mount | None:
     if source.startswith("~"):
         p.add(path, f"bind source {source!r}: '~' is not supported (paths are repo-relative)")
@@ -232,7 +242,7 @@ def _bind(
             p.add(path, f"bind source: {exc}")
             return None
     return Mount(type="bind", target=target, source=resolved, read_only=read_only,
-                 bind_create_host_path=create, bind_selinux=selinux)
+                 bind_create_host_path=create, bind_selinux=selinux, bind_propagation=propagation)
 
 
 def _named(

@@ -10,7 +10,7 @@ from typing import Any
 
 from gitops_edge.core.compose.configs import Declared, service_files
 from gitops_edge.core.compose.deploy import apply_deploy
-from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv, parse_raw_env
 from gitops_edge.core.compose.fields import (
     as_bool,
     as_dict_or_list,
@@ -294,14 +294,14 @@ def _environment(
     """env_file entries first, ``environment`` on top; bare names come from ``ctx.env``."""
     result: dict[str, str | None] = {}
     if "env_file" in svc:
-        for rel, required, where in _env_files(p, (*path, "env_file"), svc["env_file"], ctx):
+        for rel, required, raw_format, where in _env_files(p, (*path, "env_file"), svc["env_file"], ctx):
             text = ctx.read_text(rel)
             if text is None:
                 if required:
                     p.add(where, f"env file {rel!r} not found")
                 continue
             try:
-                result.update(parse_dotenv(text, ctx.env))
+                result.update(parse_raw_env(text) if raw_format else parse_dotenv(text, ctx.env))
             except DotenvError as exc:
                 p.extend([DesiredStateError(str(exc), Location(rel, exc.line))])
     if "environment" in svc:
@@ -334,7 +334,8 @@ def _label_files(p: Problems, path: KeyPath, value: object, ctx: ServiceContext)
 
 def _env_files(
     p: Problems, path: KeyPath, value: object, ctx: ServiceContext
-) -> list[tuple[str, bool, KeyPath]]:
+) -> list[tuple[str, bool, bool, KeyPath]]:
+    """(repo-relative path, required, raw format, where) of each ``env_file`` entry."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
         p.add(path, f"must be a string or a list, not a {type_name(value)}")
@@ -342,19 +343,20 @@ def _env_files(
     out = []
     for i, item in enumerate(items):
         where = path if isinstance(value, str) else (*path, i)
-        required = True
+        required, raw_format = True, False
         if isinstance(item, dict):
             check_keys(p, where, item, ("path", "required", "format"))
             required = bool(as_bool(p, (*where, "required"), item.get("required", True)))
-            if item.get("format") not in (None, "raw") and item.get("format") != "":
-                p.add((*where, "format"), "only the default env_file format is supported")
+            if item.get("format") not in (None, "raw", ""):
+                p.add((*where, "format"), "env_file format must be raw, or left out for the dotenv format")
+            raw_format = item.get("format") == "raw"
             item = item.get("path")
             where = (*where, "path")
         raw = as_str(p, where, item)
         if raw is None:
             continue
         try:
-            out.append((repo_relative(ctx.mounts.stack_dir, raw), required, where))
+            out.append((repo_relative(ctx.mounts.stack_dir, raw), required, raw_format, where))
         except PathEscapeError as exc:
             p.add(where, f"env_file: {exc}")
     return out

@@ -129,6 +129,10 @@ CASES = [
         "one container per service", 4, "services.web.scale", False),
     Bad("label-file-escape", "services:\n  web:\n    image: nginx\n    label_file: ../../../../etc/x.labels\n",
         "leaves the repository", 4, "services.web.label_file", True),
+    Bad("include-depends-cycle", "include: [sub/a.yaml]\nservices:\n  web:\n    image: nginx\n",
+        "dependency cycle: a -> b -> a", 4, "services.a.depends_on", True,
+        extra=(("sub/a.yaml", "services:\n  a:\n    image: x\n    depends_on: [b]\n"
+                              "  b:\n    image: x\n    depends_on: [a]\n"),), file="sub/a.yaml"),
     Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
         "one container per service", 5, "services.web.deploy.replicas", False),
 ]

@@ -134,10 +134,11 @@ def build_stack(
             spec = build_service(unit.p, svc_name, raw, ctx)
             if spec is not None:
                 built[svc_name] = spec
-    _check_cycles(p, built)
+    owner = {n: u.p for u in units for n in u.services}  # errors name the file defining the service
+    _check_cycles(p, built, owner)
     enabled = enabled_profiles(env)
     active = {n: s for n, s in built.items() if is_active(s, enabled)}
-    _check_inactive_refs(p, built, active)
+    _check_inactive_refs(p, built, active, owner)
     used_nets = {a.network for s in active.values() for a in s.networks}
     used_vols = {m.source for s in active.values() for m in s.mounts if m.type == "volume"}
     networks: list[NetworkSpec] = []
@@ -200,24 +201,26 @@ def interpolate_tree(p: Problems, path: KeyPath, value: Any, env: Mapping[str, s
     return value
 
 
-def _check_cycles(p: Problems, services: Mapping[str, ServiceSpec]) -> None:
+def _check_cycles(p: Problems, services: Mapping[str, ServiceSpec], owner: Mapping[str, Problems]) -> None:
     edges = {n: [d.service for d in s.depends_on] for n, s in services.items()}
     cycle = find_cycle(edges)
     if cycle is not None:
-        p.add(("services", cycle[0], "depends_on"),
+        owner.get(cycle[0], p).add(("services", cycle[0], "depends_on"),
               f"dependency cycle: {' -> '.join(cycle)}")
 
 
 def _check_inactive_refs(
-    p: Problems, built: Mapping[str, ServiceSpec], active: Mapping[str, ServiceSpec]
+    p: Problems, built: Mapping[str, ServiceSpec], active: Mapping[str, ServiceSpec],
+    owner: Mapping[str, Problems],
 ) -> None:
     """An active service may not need one that profiles switch off."""
     for name, svc in active.items():
+        here = owner.get(name, p)
         for dep in svc.depends_on:
             if dep.service in built and dep.service not in active and dep.required:
-                p.add(("services", name, "depends_on", dep.service),
+                here.add(("services", name, "depends_on", dep.service),
                       f"depends on {dep.service!r}, which is inactive (it has profiles)")
         mode = svc.network_mode or ""
         if mode.startswith("service:") and mode[8:] in built and mode[8:] not in active:
-            p.add(("services", name, "network_mode"),
+            here.add(("services", name, "network_mode"),
                   f"uses the network of {mode[8:]!r}, which is inactive (it has profiles)")

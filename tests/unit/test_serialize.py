@@ -220,3 +220,32 @@ def test_changed_fields_in_declaration_order() -> None:
     new = replace(old, user="0", environment=(), tty=False, depends_on=())
     assert changed_fields(old, new) == ["environment", "user", "tty"]
     assert changed_fields(old, old) == []
+
+
+ISSUE_12_FIELDS = [
+    f.name for f in fields(ServiceSpec)
+    if f.name not in NOT_HASHED and f.name not in {
+        "name", "command", "entrypoint", "environment", "ports", "mounts", "networks", "network_mode",
+        "healthcheck", "restart", "labels", "user", "working_dir", "read_only", "cap_add", "cap_drop", "devices",
+        "privileged", "security_opt", "logging", "mem_limit", "cpus", "stop_grace_period_ns", "stop_signal",
+        "container_name", "hostname", "extra_hosts", "ulimits", "sysctls", "init", "tty", "stdin_open"}
+]
+
+
+@pytest.mark.parametrize("field", ISSUE_12_FIELDS)
+def test_every_new_compose_field_is_hashed(field: str) -> None:
+    """A change to any of them recreates the service."""
+    st = full_stack()
+    web = st.service("web")
+    changed = replace(web, **{field: getattr(ServiceSpec("web", "reg/app:v1"), field)})
+    assert config_hash(st, changed) != config_hash(st, web)
+    assert changed_fields(web, changed) == [field]
+
+
+def test_new_network_and_mount_settings_are_hashed() -> None:
+    st = full_stack()
+    web = st.service("web")
+    for changed in (replace(web, networks=(replace(web.networks[0], priority=0), *web.networks[1:])),
+                    replace(web, mounts=(*web.mounts[:2], replace(web.mounts[2], bind_propagation=None),
+                                         *web.mounts[3:]))):
+        assert config_hash(st, changed) != config_hash(st, web)

@@ -14,11 +14,13 @@ directory per case. Each case has one explicit expectation:
   which must still differ that way: fixing one fails the test until its entry
   is removed, so the list only shrinks.
 
-Compose runs once per case, in a thread pool, for the whole module.
+Compose runs once per case, in a thread pool, for the whole module; its
+answers are cached (pytest's cache) until the case's files change.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -112,11 +114,38 @@ def _oracle(compose_bin: str, case: str) -> tuple[str, dict[str, Any] | str]:
     return case, unescape(json.loads(out.stdout))
 
 
+def _fingerprint(compose_bin: str, case: str) -> str:
+    """Changes when the case's files or the Compose binary change."""
+    digest = hashlib.sha256()
+    stat = os.stat(compose_bin)
+    digest.update(f"{compose_bin}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    for path in sorted((CORPUS / case).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(CORPUS)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="module")
-def oracle(compose_bin: str) -> dict[str, dict[str, Any] | str]:
-    """``docker compose config`` of every case: its JSON, or its error text."""
+def oracle(compose_bin: str, request: pytest.FixtureRequest) -> dict[str, dict[str, Any] | str]:
+    """``docker compose config`` of every case: its JSON, or its error text.
+
+    Compose runs in a thread pool for the cases whose files (or whose Compose
+    binary) changed since the last run; the others come from pytest's cache.
+    """
+    cache = request.config.cache
+    prints = {case: _fingerprint(compose_bin, case) for case in CASES}
+    results: dict[str, dict[str, Any] | str] = {}
+    for case in CASES:
+        hit = cache.get(f"compose-corpus/{case}", None) if cache is not None else None
+        if isinstance(hit, dict) and hit.get("fingerprint") == prints[case]:
+            results[case] = hit["result"]
+    missing = [case for case in CASES if case not in results]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(pool.map(lambda c: _oracle(compose_bin, c), CASES))
+        for case, result in pool.map(lambda c: _oracle(compose_bin, c), missing):
+            results[case] = result
+            if cache is not None:
+                cache.set(f"compose-corpus/{case}", {"fingerprint": prints[case], "result": result})
+    return results
 
 
 def difference(expected: dict[str, Any], ours: StackSpec) -> str | None:

@@ -98,6 +98,7 @@ def _foreign_containers(svc: ServiceSpec) -> list[str]:
     found = [f"{key}: {mode}" for key, mode in
              (("network_mode", svc.network_mode), ("ipc", svc.ipc), ("pid", svc.pid))
              if mode is not None and mode.startswith("container:")]
+    found += [f"external_links: {link}" for link in svc.external_links]
     return found + [f"volumes_from: {item}" for item in svc.volumes_from if item.startswith("container:")]
 
 

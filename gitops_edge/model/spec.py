@@ -190,6 +190,7 @@ class ServiceSpec:
     storage_opt: Pairs = ()
     files: tuple[InjectedFile, ...] = ()  # inline configs
     links: tuple[str, ...] = ()  # "service" or "service:alias" (legacy links, as endpoint links)
+    external_links: tuple[str, ...] = ()  # "container" or "container:alias", outside the stack
 
 
 @dataclass(frozen=True)

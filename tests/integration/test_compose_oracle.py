@@ -75,6 +75,7 @@ COMPARED_SERVICE_KEYS = frozenset({
     "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
     "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
     "annotations", "attach", "gpus", "storage_opt", "configs", "secrets", "links", "scale",
+    "external_links",
     "develop",  # `docker compose watch` only: nothing of it reaches a container
 })
 _PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
@@ -211,6 +212,7 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "pid": svc.get("pid"),
         "profiles": list(svc.get("profiles", [])),
         "links": list(svc.get("links", [])),
+        "external_links": list(svc.get("external_links", [])),
         "configs": sorted(_abs(c.get("target") or c["source"], "/") for c in svc.get("configs", [])),
         "secrets": sorted(_abs(c.get("target") or c["source"], "/run/secrets/") for c in svc.get("secrets", [])),
         **_compose_tuning(svc),
@@ -275,6 +277,7 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "pid": svc.pid,
         "profiles": list(svc.profiles),
         "links": list(svc.links),
+        "external_links": list(svc.external_links),
         "configs": sorted([m.target for m in svc.mounts if m.origin == "config"] + [f.target for f in svc.files]),
         "secrets": sorted(m.target for m in svc.mounts if m.origin == "secret"),
         **_spec_tuning(svc),

@@ -153,6 +153,7 @@ services:
     ipc: service:holder
     pid: service:holder
     volumes_from: [holder, "container:{outside}"]
+    external_links: ["{outside}", "{outside}:ext"]
     volumes:
       - ./bindsrc:/x/y/:z
       - ./bindsrc:/x/w:ro,Z

@@ -162,6 +162,7 @@ def test_every_violation_is_reported_with_its_service() -> None:
     ({"pid": "container:db"}, {"allow_foreign_containers": True}, "pid: container:db"),
     ({"network_mode": "container:db"}, {"allow_foreign_containers": True}, "network_mode: container:db"),
     ({"volumes_from": ("container:db:ro",)}, {"allow_foreign_containers": True}, "volumes_from: container:db:ro"),
+    ({"external_links": ("redis:cache",)}, {"allow_foreign_containers": True}, "external_links: redis:cache"),
 ])
 def test_host_and_foreign_namespaces_are_refused_unless_allowed(
     kw: dict[str, Any], allow: dict[str, Any], phrase: str

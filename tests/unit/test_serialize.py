@@ -111,6 +111,7 @@ def full_service() -> ServiceSpec:
         storage_opt=(("size", "1G"),),
         files=(InjectedFile("/etc/app.conf", "k=1\n", "1000", "0", 0o440),),
         links=("db:database",),
+        external_links=("redis:cache",),
     )
 
 

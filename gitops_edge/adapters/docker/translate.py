@@ -323,13 +323,17 @@ def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
 
 
 def endpoint_links(stack: StackSpec, spec: ServiceSpec) -> tuple[str, ...]:
-    """``links`` as Compose writes them on every network: alias, ``<service>-1`` and the name."""
+    """``links`` as Compose writes them on every network: alias, ``<service>-1`` and the name;
+    then ``external_links`` as ``container:alias``."""
     out: list[str] = []
     for link in spec.links:
         service, _, alias = link.partition(":")
         target = next((s for s in stack.services if s.name == service), None)
         name = container_name(stack, target) if target is not None else f"{stack.name}-{service}-1"
         out += [f"{name}:{alias or service}", f"{name}:{service}-1", f"{name}:{name}"]
+    for link in spec.external_links:
+        name, _, alias = link.partition(":")
+        out.append(f"{name}:{alias or name}")
     return tuple(out)
 
 

@@ -53,10 +53,10 @@ SERVICE_KEYS = frozenset({
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
     "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", "label_file", "scale",
+    "external_links",
     "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "external_links",
     "isolation", "credential_spec", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
@@ -220,6 +220,11 @@ def _shared_namespaces(
             if target not in ctx.services or link.count(":") > 1:
                 p.add((*path, "links", i), f"links refers to undefined service {target!r}")
         out["links"] = links
+    if svc.get("external_links") is not None:
+        out["external_links"] = as_str_list(p, (*path, "external_links"), svc["external_links"]) or ()
+        for i, link in enumerate(out["external_links"]):
+            if not link or link.count(":") > 1:
+                p.add((*path, "external_links", i), f"invalid external link {link!r}")
     if svc.get("volumes_from") is not None:
         items = as_str_list(p, (*path, "volumes_from"), svc["volumes_from"]) or ()
         for i, item in enumerate(items):

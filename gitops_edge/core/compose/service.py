@@ -30,14 +30,13 @@ from gitops_edge.core.compose.mounts import MountContext, parse_tmpfs, parse_vol
 from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.ports import parse_ports
 from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.relations import depends_on, implied_dependencies, networking, shared_namespaces
 from gitops_edge.core.compose.tuning import TUNING_KEYS, apply_tuning
 from gitops_edge.core.compose.units import parse_duration
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.spec import (
-    Dependency,
     Healthcheck,
     Logging,
-    NetworkAttachment,
     ServiceSpec,
     Ulimit,
 )
@@ -62,14 +61,9 @@ UNSUPPORTED_SERVICE_KEYS = frozenset({
 })
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _PULL = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
-_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-_NETWORK_MODE = re.compile(r"^(host|none|bridge|default|service:.+|container:.+)$")
-_IPC_MODE = re.compile(r"^(none|private|shareable|host|service:.+|container:.+)$")
-_PID_MODE = re.compile(r"^(host|service:.+|container:.+)$")
 _EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
-_VOLUMES_FROM = re.compile(r"^(container:)?[^:]+(:(ro|rw))?$")
 
 
 @dataclass(frozen=True)
@@ -124,9 +118,9 @@ def build_service(
     file_mounts, files = service_files(p, path, svc, ctx.declared)
     kw["mounts"] = (*mounts, *file_mounts)
     kw["files"] = tuple(files)
-    kw.update(_networking(p, path, svc, ctx))
+    kw.update(networking(p, path, svc, ctx.services, ctx.networks))
     if "depends_on" in svc:
-        kw["depends_on"] = _depends_on(p, at("depends_on"), svc["depends_on"], name, ctx)
+        kw["depends_on"] = depends_on(p, at("depends_on"), svc["depends_on"], name, ctx.services)
     if "healthcheck" in svc:
         kw["healthcheck"] = _healthcheck(p, at("healthcheck"), svc["healthcheck"])
     if "restart" in svc and (restart := as_str(p, at("restart"), svc["restart"])) is not None:
@@ -185,7 +179,7 @@ def build_service(
     for key in ("platform", "runtime"):
         if svc.get(key) is not None:
             kw[key] = as_str(p, at(key), svc[key])
-    kw.update(_shared_namespaces(p, path, svc, ctx))
+    kw.update(shared_namespaces(p, path, svc, ctx.services))
     apply_tuning(p, path, svc, kw)
     if svc.get("deploy") is not None:
         apply_deploy(p, at("deploy"), svc["deploy"], kw)
@@ -193,68 +187,8 @@ def build_service(
         kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:
         return None
-    kw["depends_on"] = _implied_dependencies(kw)
+    kw["depends_on"] = implied_dependencies(kw)
     return ServiceSpec(name=name, **kw)
-
-
-def _shared_namespaces(
-    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
-) -> dict[str, Any]:
-    """``ipc``, ``pid`` and ``volumes_from``: modes, and the services they name must exist."""
-    out: dict[str, Any] = {}
-    for key, pattern in (("ipc", _IPC_MODE), ("pid", _PID_MODE)):
-        if svc.get(key) is None:
-            continue
-        mode = as_str(p, (*path, key), svc[key])
-        if mode is None:
-            continue
-        if not pattern.match(mode):
-            p.add((*path, key), f"invalid {key} mode {mode!r}")
-        elif mode.startswith("service:") and mode[8:] not in ctx.services:
-            p.add((*path, key), f"{key} refers to undefined service {mode[8:]!r}")
-        out[key] = mode
-    if svc.get("links") is not None:
-        links = as_str_list(p, (*path, "links"), svc["links"]) or ()
-        for i, link in enumerate(links):
-            target = link.split(":")[0]
-            if target not in ctx.services or link.count(":") > 1:
-                p.add((*path, "links", i), f"links refers to undefined service {target!r}")
-        out["links"] = links
-    if svc.get("external_links") is not None:
-        out["external_links"] = as_str_list(p, (*path, "external_links"), svc["external_links"]) or ()
-        for i, link in enumerate(out["external_links"]):
-            if not link or link.count(":") > 1:
-                p.add((*path, "external_links", i), f"invalid external link {link!r}")
-    if svc.get("volumes_from") is not None:
-        items = as_str_list(p, (*path, "volumes_from"), svc["volumes_from"]) or ()
-        for i, item in enumerate(items):
-            if not _VOLUMES_FROM.match(item):
-                p.add((*path, "volumes_from", i), f"invalid volumes_from {item!r}")
-            elif not item.startswith("container:") and item.split(":")[0] not in ctx.services:
-                p.add((*path, "volumes_from", i),
-                      f"volumes_from refers to undefined service {item.split(':')[0]!r}")
-        out["volumes_from"] = items
-    return out
-
-
-def _implied_dependencies(kw: Mapping[str, Any]) -> tuple[Dependency, ...]:
-    """Compose adds a dependency on a service whose namespaces or volumes this one shares.
-
-    ``network_mode``/``ipc``/``pid: service:x`` add ``x`` (restarting with it);
-    ``volumes_from: x`` adds ``x``; ``links: [x]`` adds ``x`` (restarting with it).
-    A declared dependency is left as written.
-    """
-    deps = {d.service: d for d in kw.get("depends_on", ())}
-    for key in ("network_mode", "ipc", "pid"):
-        mode = kw.get(key) or ""
-        if mode.startswith("service:"):
-            deps.setdefault(mode[8:], Dependency(mode[8:], restart=True))
-    for item in kw.get("volumes_from", ()):
-        if not item.startswith("container:"):
-            deps.setdefault(item.split(":")[0], Dependency(item.split(":")[0]))
-    for link in kw.get("links", ()):
-        deps.setdefault(link.split(":")[0], Dependency(link.split(":")[0], restart=True))
-    return tuple(deps[k] for k in sorted(deps))
 
 
 def _pull_policy(p: Problems, path: KeyPath, pull: str) -> str:
@@ -365,108 +299,6 @@ def _env_files(
         except PathEscapeError as exc:
             p.add(where, f"env_file: {exc}")
     return out
-
-
-def _networking(
-    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
-) -> dict[str, Any]:
-    mode = svc.get("network_mode")
-    if mode is not None:
-        mode = as_str(p, (*path, "network_mode"), mode)
-        if mode is not None and not _NETWORK_MODE.match(mode):
-            p.add((*path, "network_mode"), f"invalid network_mode {mode!r}")
-        if mode is not None and mode.startswith("service:") and mode[8:] not in ctx.services:
-            p.add((*path, "network_mode"), f"network_mode refers to undefined service {mode[8:]!r}")
-        if "networks" in svc:
-            p.add((*path, "networks"), "'networks' cannot be combined with 'network_mode'")
-        return {"network_mode": mode, "networks": ()}
-    if "networks" not in svc:
-        return {"networks": (NetworkAttachment("default"),)}
-    return {"networks": _networks(p, (*path, "networks"), svc["networks"], ctx)}
-
-
-def _networks(
-    p: Problems, path: KeyPath, value: object, ctx: ServiceContext
-) -> tuple[NetworkAttachment, ...]:
-    out: dict[str, NetworkAttachment] = {}
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            key = as_str(p, (*path, i), item)
-            if key is not None:
-                out[key] = NetworkAttachment(key)
-                _check_network_ref(p, (*path, i), key, ctx)
-    elif isinstance(value, dict):
-        for key, opts in value.items():
-            where = (*path, key)
-            _check_network_ref(p, where, key, ctx)
-            if opts is None:
-                out[key] = NetworkAttachment(key)
-                continue
-            opts = as_mapping(p, where, opts)
-            if opts is None:
-                continue
-            check_keys(p, where, opts,
-                       ("aliases", "ipv4_address", "ipv6_address", "priority", "gw_priority", "link_local_ips",
-                        "driver_opts"),
-                       ("mac_address", "interface_name"))  # these two need Engine API 1.44+
-            aliases = as_str_list(p, (*where, "aliases"), opts.get("aliases", [])) or ()
-            ipv4 = opts.get("ipv4_address")
-            if ipv4 is not None:
-                ipv4 = as_str(p, (*where, "ipv4_address"), ipv4)
-            priority = as_int(p, (*where, "priority"), opts["priority"]) if opts.get("priority") is not None else 0
-            if opts.get("gw_priority") is not None:  # needs Engine API 1.48: Docker 20.10 ignores it, so does this
-                as_int(p, (*where, "gw_priority"), opts["gw_priority"])
-            local = as_str_list(p, (*where, "link_local_ips"), opts.get("link_local_ips") or []) or ()
-            driver_opts = as_dict_or_list(p, (*where, "driver_opts"), opts.get("driver_opts") or {}) or {}
-            ipv6 = as_str(p, (*where, "ipv6_address"), opts["ipv6_address"]) if opts.get("ipv6_address") else None
-            out[key] = NetworkAttachment(key, tuple(aliases), ipv4, ipv6, priority or 0, tuple(local),
-                                         tuple(sorted((k, v or "") for k, v in driver_opts.items())))
-    else:
-        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
-    return tuple(out[k] for k in sorted(out))
-
-
-def _check_network_ref(p: Problems, path: KeyPath, key: str, ctx: ServiceContext) -> None:
-    if key not in ctx.networks:
-        p.add(path, f"service refers to undefined network {key!r}")
-
-
-def _depends_on(
-    p: Problems, path: KeyPath, value: object, name: str, ctx: ServiceContext
-) -> tuple[Dependency, ...]:
-    deps: dict[str, Dependency] = {}
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            dep = as_str(p, (*path, i), item)
-            if dep is not None:
-                deps[dep] = Dependency(dep)
-                _check_service_ref(p, (*path, i), dep, name, ctx)
-    elif isinstance(value, dict):
-        for dep, opts in value.items():
-            where = (*path, dep)
-            _check_service_ref(p, where, dep, name, ctx)
-            opts = as_mapping(p, where, opts if opts is not None else {})
-            if opts is None:
-                continue
-            check_keys(p, where, opts, ("condition", "restart", "required"))
-            cond = opts.get("condition", "service_started")
-            if cond not in _CONDITIONS:
-                p.add((*where, "condition"), f"condition must be one of {', '.join(_CONDITIONS)}")
-            restart = as_bool(p, (*where, "restart"), opts.get("restart", False))
-            required = as_bool(p, (*where, "required"), opts.get("required", True))
-            deps[dep] = Dependency(dep, str(cond), bool(restart), required is not False)
-    else:
-        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
-    return tuple(deps[k] for k in sorted(deps))
-
-
-def _check_service_ref(
-    p: Problems, path: KeyPath, dep: str, name: str, ctx: ServiceContext
-) -> None:
-    if dep == name:
-        p.add(path, f"service {name!r} depends on itself")
-    elif dep not in ctx.services:
-        p.add(path, f"depends on undefined service {dep!r}")
 
 
 def _healthcheck(p: Problems, path: KeyPath, value: object) -> Healthcheck | None:

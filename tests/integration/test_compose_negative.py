@@ -111,6 +111,8 @@ CASES = [
         "undefined service 'ghost'", 4, "services.web.ipc", True),
     Bad("include-escape", "include:\n  - ../../../outside.yaml\nservices: {}\n",
         "leaves the repository", 2, "include[0]", True),
+    Bad("include-missing", "include:\n  - sub/none.yaml\nservices: {}\n",
+        "included file 'stacks/case/sub/none.yaml' not found", 2, "include[0]", True),
     Bad("include-cycle", "include:\n  - sub/a.yaml\nservices:\n  web:\n    image: nginx\n",
         "include cycle", 1, "include[0]", True, extra=(("sub/a.yaml", "include: [../compose.yaml]\n"),),
         file="sub/a.yaml"),

@@ -95,6 +95,8 @@ def _walk(
                 except DotenvError as exc:
                     raise DesiredStateError(str(exc), Location(env_path, exc.line)) from None
             inc_env = {**own, **env}
+            if read.text(target) is None:
+                raise _error(file, lines, where, f"included file {target!r} not found")
             doc = read.yaml(target)
             out.append(IncludedFile(doc.data, doc.lines, target, inc_dir, inc_env))
             _walk(read, inc_dir, target, doc.data, doc.lines, inc_env, out, (*chain, target))

@@ -20,6 +20,7 @@ from typing import Any
 from gitops_edge.core.compose.interpolate import InterpolationError, interpolate
 from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.problems import KeyPath, LineMap, Problems
+from gitops_edge.errors import DesiredStateError
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,11 @@ def _other_file(
     if read is None:
         src.p.add((*where, "file"), "extends from another file is not available here")
         return None
-    doc = read(rel)
+    try:
+        doc = read(rel)
+    except DesiredStateError as exc:  # missing, unreadable, bad YAML, a symlink out of the repository
+        src.p.add((*where, "file"), f"{rel}: {exc.message}")
+        return None
     other = Problems(rel, doc.lines)
     data = _interpolated(other, doc.data, env)
     services = data.get("services") if isinstance(data, dict) else None

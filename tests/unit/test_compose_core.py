@@ -375,3 +375,9 @@ def test_bind_propagation_short_and_long() -> None:
     with pytest.raises(StackErrors, match="invalid propagation"):
         build({"services": {"web": {"image": "x", "volumes": [
             {"type": "bind", "source": "./d", "target": "/b", "bind": {"propagation": "sideways"}}]}}})
+
+
+def test_one_letter_volume_names_read_as_windows_drives_are_refused_clearly() -> None:
+    for spec in ("d:/data", "e:/data:ro"):
+        with pytest.raises(StackErrors, match="Windows drive"):
+            build({"services": {"w": {"image": "x", "volumes": [spec]}}, "volumes": {"d": {}, "e": {}}})

@@ -93,6 +93,10 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
     drive = spec[:2] if _WINDOWS_ABS.match(spec) else ""  # C:\data:/data keeps its drive
     parts = spec[len(drive):].split(":")
     parts[0] = drive + parts[0]
+    if drive and (len(parts) == 1 or not parts[1].startswith("/")):
+        p.add(path, f"volume {spec!r}: Compose reads {drive!r} as a Windows drive, not as a volume "
+                    "name; give the volume a longer name")
+        return None
     if len(parts) == 1:
         target = _target(p, path, parts[0])
         return None if target is None else Mount(type="volume", target=target)

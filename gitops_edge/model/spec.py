@@ -33,6 +33,7 @@ class Mount:
     origin: str | None = None  # "config" or "secret": a file Compose mounts for those keys
     tmpfs_mode: int | None = None  # long syntax tmpfs.mode
     bind_propagation: str | None = None  # rprivate, private, rshared, shared, rslave, slave
+    volume_nocopy: bool = False  # do not copy the image's files into a new volume
     tmpfs_options: str | None = None  # service-level `tmpfs:` entry's options, as written ("size=1m,mode=1770")
 
 

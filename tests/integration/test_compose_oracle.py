@@ -144,11 +144,12 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         mounts.append((v["type"], v["target"], v.get("source"), bool(v.get("read_only")),
                        None if size is None else int(size),
                        bool((v.get("bind") or {}).get("create_host_path")),
-                       (v.get("bind") or {}).get("selinux"), (v.get("bind") or {}).get("propagation")))
+                       (v.get("bind") or {}).get("selinux"), (v.get("bind") or {}).get("propagation"),
+                       bool((v.get("volume") or {}).get("nocopy"))))
     for t in svc.get("tmpfs", []):
         target, _, opts = t.partition(":")
         size = parse_size(opts.partition("size=")[2]) if "size=" in opts else None
-        mounts.append(("tmpfs", target, None, False, size, False, None, None))
+        mounts.append(("tmpfs", target, None, False, size, False, None, None, False))
     ulimits = {}
     for name, lim in (svc.get("ulimits") or {}).items():
         ulimits[name] = (lim, lim) if isinstance(lim, int) else (lim["soft"], lim["hard"])
@@ -239,7 +240,8 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "environment": dict(svc.environment),
         "ports": [(p.target, p.published, p.host_ip, p.protocol) for p in svc.ports],
         "mounts": [(m.type, m.target, m.source, m.read_only, m.tmpfs_size,
-                    m.type == "bind" and m.bind_create_host_path, m.bind_selinux, m.bind_propagation)
+                    m.type == "bind" and m.bind_create_host_path, m.bind_selinux, m.bind_propagation,
+                    m.volume_nocopy)
                    for m in svc.mounts if m.origin is None],
         "networks": {n.network: (n.aliases, n.ipv4_address, n.ipv6_address, n.priority, n.link_local_ips,
                                  dict(n.driver_opts))

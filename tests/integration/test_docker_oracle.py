@@ -183,8 +183,15 @@ services:
     restart: always
     pids_limit: 50
     mem_reservation: 8m
-    volumes: ["devdata:/devdata", "/tmp/:/hosttmp/"]
+    volumes:
+      - devdata:/devdata
+      - /tmp/:/hosttmp/
+      - "scratch:/scratch:nocopy"
+      - type: volume
+        target: /anon
+        volume: {{nocopy: true}}
 volumes:
+  scratch: {{}}
   devdata:
     driver: local
     driver_opts: {{device: ./bindsrc, o: bind, type: none}}
@@ -345,6 +352,7 @@ def project_of(tmp_path: Path, name: str, text: str) -> Path:
 
 
 _SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
+_ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")  # an anonymous volume's random name
 
 
 def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str, str]) -> dict[str, Any]:
@@ -366,7 +374,8 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ExposedPorts": sorted(cfg.get("ExposedPorts") or {}),
         "PortBindings": host["PortBindings"] or {},
         "Mounts": sorted(
-            (m["Type"], m.get("Name") or m["Source"], m["Destination"], m["RW"]) for m in c["Mounts"]
+            (m["Type"], _ANONYMOUS.sub("<anonymous>", m.get("Name") or m["Source"]), m["Destination"], m["RW"])
+            for m in c["Mounts"]
         ),
         "Binds": sorted(host["Binds"] or []),
         "HostMounts": sorted(json.dumps(m, sort_keys=True) for m in host.get("Mounts") or []),

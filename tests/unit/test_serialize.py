@@ -38,7 +38,7 @@ def full_service() -> ServiceSpec:
         entrypoint=("/bin/sh", "-c"),
         environment=(("A", "1"), ("UNSET", None)),
         ports=(PortMapping(8080, "18080", "127.0.0.1", "udp"), PortMapping(9000)),
-        mounts=(Mount("volume", "/data", "data", read_only=True),
+        mounts=(Mount("volume", "/data", "data", read_only=True, volume_nocopy=True),
                 Mount("tmpfs", "/tmp", tmpfs_size=1 << 20, tmpfs_mode=0o1777, tmpfs_options="size=1m"),
                 Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False, bind_selinux="z",
                       bind_propagation="rslave"),

@@ -271,10 +271,15 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
         mode = "ro" if m.read_only else "rw"
         if m.bind_selinux and m.type == "bind":
             mode += f",{m.bind_selinux}"  # only the Binds form can relabel; Compose drops it in Mounts
-        if m.type == "volume" and m.source:
+        if m.type == "volume" and m.source and not m.volume_nocopy:
             binds.append(f"{volume_name(stack, m.source)}:{m.target}:{mode}")
-        elif m.type == "volume":  # anonymous
-            api_mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
+        elif m.type == "volume":  # anonymous, or nocopy: Compose's Mounts form
+            volume: JsonDict = {"Type": "volume", "Target": m.target, "ReadOnly": m.read_only}
+            if m.source:
+                volume["Source"] = volume_name(stack, m.source)
+            if m.volume_nocopy:
+                volume["VolumeOptions"] = {"NoCopy": True}
+            api_mounts.append(volume)
         elif m.type == "bind" and m.bind_create_host_path and not m.bind_propagation:
             binds.append(f"{m.source}:{m.target}:{mode}")
         elif m.type == "bind":  # Compose's Mounts form: no host path creation, or a propagation

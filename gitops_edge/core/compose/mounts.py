@@ -107,6 +107,7 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
     read_only = False
     selinux: str | None = None
     propagation: str | None = None
+    nocopy = False
     for opt in filter(None, parts[2].split(",") if len(parts) == 3 else ()):
         if opt in ("ro", "rw"):
             read_only = opt == "ro"
@@ -115,7 +116,7 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
         elif opt in PROPAGATIONS:
             propagation = opt
         elif opt == "nocopy":
-            continue
+            nocopy = True
         else:
             p.add(path, f"volume option {opt!r} is not supported by gitops-edge")
     target = _target(p, path, raw_target)
@@ -125,7 +126,7 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
         return _bind(p, path, source, target, read_only, True, ctx, selinux, propagation)
     if selinux is not None or propagation is not None:
         p.add(path, f"volume option {selinux or propagation!r} applies to bind mounts only")
-    return _named(p, path, source, target, read_only, ctx)
+    return _named(p, path, source, target, read_only, ctx, nocopy)
 
 
 def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -> Mount | None:
@@ -169,12 +170,15 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
             p.add((*path, "source"), "a bind mount needs a source")
             return None
         return _bind(p, (*path, "source"), source, target, read_only, create, ctx, selinux, propagation)
+    nocopy = False
     if "volume" in item:
         opts = as_mapping(p, (*path, "volume"), item["volume"]) or {}
         check_keys(p, (*path, "volume"), opts, ("nocopy",), ("subpath",))
+        if opts.get("nocopy") is not None:
+            nocopy = bool(as_bool(p, (*path, "volume", "nocopy"), opts["nocopy"]))
     if not source:
-        return Mount(type="volume", target=target, read_only=read_only)
-    return _named(p, (*path, "source"), source, target, read_only, ctx)
+        return Mount(type="volume", target=target, read_only=read_only, volume_nocopy=nocopy)
+    return _named(p, (*path, "source"), source, target, read_only, ctx, nocopy)
 
 
 def _long_tmpfs(p: Problems, path: KeyPath, item: dict[str, Any], target: str) -> Mount:
@@ -250,9 +254,10 @@ def _bind(
 
 
 def _named(
-    p: Problems, path: KeyPath, source: str, target: str, read_only: bool, ctx: MountContext
+    p: Problems, path: KeyPath, source: str, target: str, read_only: bool, ctx: MountContext,
+    nocopy: bool = False,
 ) -> Mount | None:
     if source not in ctx.volumes:
         p.add(path, f"service refers to undefined volume {source!r}")
         return None
-    return Mount(type="volume", target=target, source=source, read_only=read_only)
+    return Mount(type="volume", target=target, source=source, read_only=read_only, volume_nocopy=nocopy)

@@ -38,6 +38,7 @@ from gitops_edge.errors import (
     ImageNotFoundError,
     RegistryError,
 )
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
@@ -148,6 +149,12 @@ class DockerRuntime:
         with _engine(f"inspecting container {container_id[:12]}"):
             return docker_read.container_state(self._api.inspect_container(container_id))
 
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        with _engine(f"reading the log of container {container_id[:12]}"):
+            raw = self._api.logs(container_id, stdout=True, stderr=True, tail=tail, timestamps=False)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return text.splitlines()[-tail:]
+
     # -- images ------------------------------------------------------------
 
     def _local_image(self, ref: str) -> dict[str, Any] | None:
@@ -253,7 +260,7 @@ class DockerRuntime:
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
-        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
+        live = [c for c in found if not any(n.endswith((KEPT_SUFFIX, FAILED_SUFFIX)) for n in c.get("Names") or [])]
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise EngineNotFoundError(

@@ -109,7 +109,8 @@ class Wiring:
         from gitops_edge.report.webhook import Notifier
 
         config = self.config
-        Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
+        Notifier(config.notify, store, config.device.id).after_sync(
+            result.outcome, result.revision, result.reason, result.evidence)
         if config.mqtt is not None:
             from gitops_edge.report.mqtt_status import publish_once, record_sync
 

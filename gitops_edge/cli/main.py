@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +21,7 @@ from gitops_edge.cli.fleet import add_parser as add_fleet_parser
 from gitops_edge.cli.fleet import cmd_fleet
 from gitops_edge.errors import EdgeError, UsageError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.evidence import FAILED_SUFFIX
 
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
@@ -233,7 +234,7 @@ def _print_sync(result: SyncResult) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from gitops_edge.cli.targeting import describe_device
-    from gitops_edge.core.plan import format_plan
+    from gitops_edge.core.plan import format_plan, shown_image
     from gitops_edge.core.serialize import to_data
     wiring = _wiring(args)
     config = wiring.config
@@ -255,6 +256,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     "unchanged": list(sp.unchanged),
                     "actions": [
                         {"action": a.kind.value, "service": a.service, "reason": a.reason, "image": a.image,
+                         "shown": shown_image(a.spec.image if a.spec else None, a.image),
                          "wave": a.wave}
                         for a in sp.actions
                     ],
@@ -293,21 +295,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     if last:
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
               + (f" ({last['reason']})" if last["reason"] else ""))
-    rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
+    if not st["stacks"]:
+        print("no stacks on this device yet")
+        return 0
+    print()
+    _table([("STACK", "READY", "REASON", "REVISION", "MESSAGE")] + [
+        (s["stack"], s["ready"], s["reason"], (s["revision"] or "-")[:12], s["message"]) for s in st["stacks"]
+    ])
+    services = [(s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12])
+                for s in st["stacks"] for svc in s["services"]]
+    if services:
+        print()
+        _table([("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION"), *services])
     for s in st["stacks"]:
-        if not s["services"]:
-            rows.append((s["stack"], "-", "-", "-", "-"))
-        for svc in s["services"]:
-            rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
-        if s["quarantined"]:
-            q = s["quarantined"]
-            rows.append((s["stack"], "", "quarantined", q["revision"][:12], q["reason"][:60]))
-        if s["automation_stopped"]:
-            rows.append((s["stack"], "", "STOPPED", "", s["automation_stopped"][:60]))
-        if s["suspended"]:
-            rows.append((s["stack"], "", "suspended", "", s["suspended"][:60]))
-    _table(rows)
+        if s["evidence"]:
+            print()
+            _print_evidence(s["stack"], s["evidence"])
     return 0
+
+
+def _print_evidence(stack: str, ev: Mapping[str, Any]) -> None:
+    """Why a gate failed: exit code, health output, the container's last log lines."""
+    code = f", exit code {ev['exit_code']}" if ev.get("exit_code") is not None else ""
+    print(f"{stack}/{ev['service']} failed its health gate{code}"
+          f" (container kept stopped: docker logs {ev['container']}{FAILED_SUFFIX})")
+    if ev.get("health_log"):
+        print(f"  health check: {ev['health_log']}")
+    for line in ev.get("logs") or ():
+        print(f"  | {line}")
 
 
 def _known_stack(args: argparse.Namespace, store: StateStore | None = None) -> str:
@@ -340,7 +355,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps([
             {"id": r.id, "started_at": r.started_at, "started": _rfc3339(r.started_at), "revision": r.revision,
              "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
-             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions)}
+             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions),
+             "evidence": [e.to_data() for e in r.evidence]}
             for r in records], indent=2))
         return 0
     rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
@@ -353,6 +369,12 @@ def cmd_history(args: argparse.Namespace) -> int:
             r.reason or "; ".join(r.actions),
         ))
     _table(rows)
+    for r in records:  # why a gate failed, under the table (all of it: `history --json`, `status`)
+        for e in r.evidence:
+            code = f" exit code {e.exit_code};" if e.exit_code is not None else ""
+            last = f" last log line: {e.logs[-1]}" if e.logs else " no log output"
+            health = f" health check: {e.health_log};" if e.health_log else ""
+            print(f"{_rfc3339(r.started_at)} {e.service}:{code}{health}{last}")
     return 0
 
 

@@ -154,6 +154,7 @@ class Reconciler:
             if result.step is None:
                 result.step = p.step
             _fold(p, result)
+            result.stacks = {**p.converged, **{s: outcome_for(pr.error) for s, pr in p.problems.items()}}
             try:
                 self._record_outcomes(p)
                 self.store.finish_sync(
@@ -386,9 +387,11 @@ class Reconciler:
                     p.converged[sp.stack] = Outcome.APPLIED
             except RollbackFailed as exc:
                 self.store.stop_automation(sp.stack, str(exc))
+                result.actions += [f"{a} (rollback failed)" for a in self.switch.done]
                 p.fail(sp.stack, exc, evidence=tuple(self.switch.evidence))
             except ApplyError as exc:
                 self.store.quarantine(sp.stack, p.revision, exc.message.removeprefix(f"{sp.stack}: "))
+                result.actions += [f"{a} (rolled back)" for a in self.switch.done]
                 p.fail(sp.stack, exc, evidence=tuple(self.switch.evidence))
         result.outcome = Outcome.APPLIED
         return result

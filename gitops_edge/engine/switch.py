@@ -84,6 +84,7 @@ class StackSwitch:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.evidence: list[Evidence] = []  # why the last update's gate failed
         self._failed: str | None = None  # the container that failed it: kept stopped for `docker logs`
+        self.done: list[str] = []  # the actions of the last update, done before it failed
 
     def _mark(self, stack: str, event: str) -> None:
         """A debug line ``timing STACK EVENT MONOTONIC`` that ``bench/`` parses."""
@@ -102,6 +103,7 @@ class StackSwitch:
         self._drop_failed(stack.name)
         t = _Journaled(self.store, Journal(stack.name, revision, creating=creating))
         done: list[str] = []
+        self.done = done  # what was done, also when it ends rolled back (history lists it)
         step = Step.SWITCH
 
         def enter(s: Step) -> None:

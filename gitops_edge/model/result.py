@@ -24,3 +24,4 @@ class SyncResult:
     step: Step | None = None  # where the sync stopped, or the last step it ran when it succeeded
     problems: list[EdgeError] = field(default_factory=list)  # every stack's failure; ``error`` is the worst
     evidence: list[Evidence] = field(default_factory=list)  # why services failed their health gate
+    stacks: dict[str, Outcome] = field(default_factory=dict)  # what this sync did to each stack it decided on

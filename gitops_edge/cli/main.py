@@ -47,10 +47,44 @@ def _global_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="work standalone even when a daemon runs (it is otherwise asked over its control socket)")
 
 
+EXAMPLES = {
+    "run": "gitops-edge run --config /etc/gitops-edge/config.yaml\n"
+           "  (what the systemd unit runs; status on the address of status.listen)",
+    "sync": "gitops-edge sync && echo converged\n"
+            "exit codes: 0 converged, 1 rolled back, 3 refused, 2 invalid, 4 unreachable;\n"
+            "with several stacks failing, the first of those that applies",
+    "plan": "gitops-edge plan            # what the next sync would change, per stack and service\n"
+            "gitops-edge plan --json | jq '.stacks[].actions'",
+    "status": "gitops-edge status         # READY and REASON per stack, then every service\n"
+              "gitops-edge status --json | jq '.stacks[] | select(.ready != \"True\")'",
+    "history": "gitops-edge history --since 2h\n"
+               "gitops-edge history --json --limit 5 | jq '.[0].evidence'",
+    "validate": "gitops-edge validate .     # in the desired-state repository's CI\n"
+                "gitops-edge validate . --device-id pump-7 --label site=north",
+    "rollback": "gitops-edge rollback web   # the stack's previous good revision, now",
+    "retry": "gitops-edge retry web      # try a quarantined commit again, or resume stopped automation",
+    "lock": "gitops-edge lock --reason 'replacing the modem'",
+    "unlock": "gitops-edge unlock",
+    "suspend": "gitops-edge suspend web --reason 'debugging on site'",
+    "resume": "gitops-edge resume web",
+    "verify": "gitops-edge verify registry.example/app:1.4 --json",
+    "fleet": "gitops-edge fleet status --broker mqtt://broker.lan:1883",
+    "demo": "gitops-edge demo --workdir /tmp/edge-demo",
+    "completion": "source <(gitops-edge completion bash)     # in ~/.bashrc\n"
+                  "gitops-edge completion zsh > \"${fpath[1]}/_gitops-edge\"",
+}
+"""One example per command, shown as the epilog of its ``--help``."""
+
+
 class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
-    """Every sub-command also takes the global flags, so they may follow the command name."""
+    """Every sub-command also takes the global flags, so they may follow the command name;
+    its ``--help`` repeats the one-line help as description and shows an example."""
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name in EXAMPLES:
+            kwargs.setdefault("description", kwargs.get("help"))
+            kwargs.setdefault("epilog", "example:\n  " + EXAMPLES[name].replace("\n", "\n  "))
+            kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         sp: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         _global_flags(sp, defaults=False)
         return sp
@@ -94,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     add_fleet_parser(sub)
     sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
     sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
+    sp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    sp.add_argument("shell", choices=["bash", "zsh"])
     return p
 
 
@@ -221,14 +257,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _print_sync(result: SyncResult) -> int:
     from gitops_edge.core.outcome import exit_code
 
-    if result.plan is not None:
+    if result.plan is not None and result.plan.stacks:
         from gitops_edge.core.plan import format_plan
 
         for line in format_plan(result.plan):
             print(line)
+    # the outcome once, on stdout; the error itself was logged (stderr) where it happened
     print(f"{result.outcome.value}: {(result.revision or '-')[:12]}" + (f" ({result.reason})" if result.reason else ""))
-    if result.error is not None:
-        print(f"gitops-edge: {result.error}", file=sys.stderr)
     return exit_code(result)
 
 
@@ -278,9 +313,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from gitops_edge.report.status_view import device_status
     wiring = _wiring(args)
-    runtime, err = wiring.runtime_or_none()
-    if err is not None:
-        log.warning("%s", err)
+    runtime, _err = wiring.runtime_or_none()  # shown once, as the status's engine_error
     st = device_status(wiring.config, wiring.open_store(), runtime)
     if args.json:
         print(json.dumps(st, indent=2))
@@ -526,6 +559,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, Path(args.workdir) if args.workdir else None)
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from gitops_edge.cli.completion import SHELLS
+
+    print(SHELLS[args.shell](_parser()), end="")
+    return 0
+
+
 def _table(rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -548,4 +588,5 @@ COMMANDS = {
     "resume": cmd_resume,
     "demo": cmd_demo,
     "fleet": cmd_fleet,
+    "completion": cmd_completion,
 }

@@ -29,6 +29,7 @@ from gitops_edge.errors import (
     ApplyError,
     DesiredStateError,
     EdgeError,
+    EngineUnavailableError,
     RollbackFailed,
     StateStoreError,
     TrustError,
@@ -84,6 +85,10 @@ def _reason_for(exc: EdgeError) -> Reason:
     return Reason.UNREACHABLE if exc.retryable else Reason.INVALID
 
 
+_CHANGING = frozenset({Step.STAGE, Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
+_PER_STACK = frozenset({Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
+
+
 @dataclass
 class _Pass:
     """The working state of one sync, filled in step by step."""
@@ -101,9 +106,35 @@ class _Pass:
     problems: dict[str, _Problem] = field(default_factory=dict)  # stack -> why it failed this sync
     converged: dict[str, Outcome] = field(default_factory=dict)  # stack -> applied | unchanged, this sync
     loaded: bool = False  # LOAD ran: the stacks this revision holds are known
+    clock: Clock | None = None  # for the step lines' durations
+    stack: str | None = None  # the stack being switched, for the step lines
+    began: float | None = None  # when the current step began
 
     def at(self, step: Step) -> None:
+        """Enter ``step``: one line as the previous step ends and one as this one starts."""
+        now = self.clock.monotonic() if self.clock is not None else 0.0
+        if self.began is not None and step is not self.step:
+            self._line(self.step, f"{self.step.value} done in {now - self.began:.2f}s")
+        if self.step is Step.ROLLBACK and step is not Step.ROLLBACK:
+            self.began = None  # after a rollback: back to the step that failed, which does not start again
+        elif self.began is None or step is not self.step:
+            if step not in _PER_STACK or self.stack is not None:
+                self._line(step, step.value + (f" {self.stack}" if step in _PER_STACK else ""))
+            self.began = now
         self.step = step
+
+    def finish(self) -> None:
+        """The last step's end line."""
+        if self.began is not None and self.clock is not None:
+            self._line(self.step, f"{self.step.value} done in {self.clock.monotonic() - self.began:.2f}s")
+            self.began = None
+
+    def _line(self, step: Step, text: str) -> None:
+        if self.dry:
+            return
+        level = logging.INFO if step in _CHANGING else logging.DEBUG  # an idle poll stays quiet
+        log.log(level, "%s", text, extra={"step": step.value, "revision": self.revision or None,
+                                         "stack": self.stack if step in _PER_STACK else None})
 
     def prepared(self) -> Prepared:
         held = {**self.skipped, **{s: str(pr.error) for s, pr in self.problems.items()}}
@@ -115,7 +146,16 @@ class _Pass:
 
     def fail(self, stack: str, exc: EdgeError, reason: Reason | None = None,
              evidence: tuple[Evidence, ...] = ()) -> None:
-        self.problems[stack] = _Problem(exc, self.step, reason or _reason_for(exc), evidence)
+        """Record one stack's failure and log it, once (a rollback the switch already logged)."""
+        problem = _Problem(exc, self.step, reason or _reason_for(exc), evidence)
+        self.problems[stack] = problem
+        if self.dry:
+            return
+        level = logging.ERROR if isinstance(exc, RollbackFailed) else logging.WARNING
+        text = str(exc).removeprefix(f"{stack}: ")
+        log.log(level, "%s: %s at %s: %s", stack, problem.reason.value, self.step.value, text,
+                extra={"stack": stack, "revision": self.revision, "step": self.step.value,
+                       "outcome": outcome_for(exc).value})
 
 
 class Reconciler:
@@ -143,7 +183,7 @@ class Reconciler:
     def sync(self) -> SyncResult:
         started = self.clock.monotonic()
         sync_id = self.store.start_sync()
-        p = _Pass()
+        p = _Pass(clock=self.clock)
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
             recovery.recover(self.store, self.runtime, self.switch, p.at)
@@ -151,6 +191,7 @@ class Reconciler:
         except EdgeError as exc:
             result = SyncResult(outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
         finally:
+            p.finish()
             if result.step is None:
                 result.step = p.step
             _fold(p, result)
@@ -168,14 +209,17 @@ class Reconciler:
                 )
             except StateStoreError as exc:  # recording must never hide the real outcome
                 log.error("could not record the sync: %s", exc)
-            level = logging.INFO if result.error is None else logging.WARNING
+            # each stack's problem was logged when found; an error that ended the sync is logged here
+            told = result.error is None or any(result.error is pr.error for pr in p.problems.values())
             log.log(
-                level,
+                logging.INFO if told else logging.WARNING,
                 "sync %s at %s in %.2fs: %s%s",
                 result.outcome.value,
                 result.step.value,
                 self.clock.monotonic() - started,
                 (result.revision or "")[:12],
+                f" ({result.reason})" if result.reason and not told else
+                f" ({len(p.problems)} stack(s) failed, above)" if p.problems else
                 f" ({result.reason})" if result.reason else "",
                 extra={"revision": result.revision, "step": result.step.value, "outcome": result.outcome.value},
             )
@@ -246,8 +290,6 @@ class Reconciler:
             p.desired = exc.partial
             for stack, errs in sorted(exc.by_stack.items()):
                 err = errs[0] if len(errs) == 1 else DesiredStateError("; ".join(str(e) for e in errs))
-                for e in errs:
-                    log.warning("%s: invalid: %s", stack, e, extra={"stack": stack, "step": Step.LOAD.value})
                 p.fail(stack, err, Reason.INVALID)
         p.revision = p.desired.revision
         p.loaded = True
@@ -261,8 +303,6 @@ class Reconciler:
             problems = [f"{st.compose_file}: {prob}" for prob in check_stack(st, self.config.security, str(p.root))]
             if problems:
                 more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                log.warning("%s: refused: %s", st.name, "; ".join(problems),
-                            extra={"stack": st.name, "step": Step.SECURITY.value})
                 p.fail(st.name, TrustError(problems[0] + more))
         return None
 
@@ -325,11 +365,12 @@ class Reconciler:
                     except EdgeError as exc:
                         cache[key] = exc
                 found = cache[key]
+                if isinstance(found, EngineUnavailableError):
+                    raise found  # not this stack's problem: the whole sync waits for the engine
                 if isinstance(found, EdgeError):
                     err = found
                     if isinstance(found, TrustError):
                         err = TrustError(f"{st.compose_file}: services.{svc.name}: {found.message}")
-                    log.warning("%s: %s", st.name, err, extra={"stack": st.name, "step": Step.VERIFY.value})
                     p.fail(st.name, err)
                     break
                 mine[(st.name, svc.name)] = found
@@ -381,6 +422,7 @@ class Reconciler:
             if sp.is_noop:
                 self._record_revisions(p, [sp])
                 continue
+            p.stack = sp.stack
             try:
                 result.actions += self._apply_stack(p, sp)
                 if not sp.remove_stack:
@@ -462,7 +504,7 @@ def _fold(p: _Pass, result: SyncResult) -> None:
     if not p.problems:
         return
     found = [(pr.error, pr.step) for pr in p.problems.values()]
-    if result.error is not None and all(result.error is not e for e, _ in found):
+    if result.error is not None and all(str(result.error) != str(e) for e, _ in found):
         found.append((result.error, result.step or p.step))
     found.sort(key=lambda f: severity(f[0]), reverse=True)
     result.error, result.step = found[0]

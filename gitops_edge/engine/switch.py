@@ -133,8 +133,8 @@ class StackSwitch:
             failed_at = step
             self._mark(stack.name, "verdict")
             reason = str(exc)
-            log.warning("update of %s to %s failed at %s: %s; rolling back",
-                        stack.name, revision[:12], failed_at.value, reason)
+            # the reason is logged once, with the outcome, when the rollback is done (engine.reconcile)
+            log.info("update of %s to %s failed at %s; rolling back", stack.name, revision[:12], failed_at.value)
             progress(Step.ROLLBACK)
             if isinstance(exc, EngineUnavailableError):
                 self.rollback(t.now)  # not the new version's fault: undo, no quarantine

@@ -16,6 +16,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,6 +28,7 @@ import requests
 
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
+from gitops_edge.adapters.docker.pull_progress import PullProgress
 from gitops_edge.core import image_ref
 from gitops_edge.errors import (
     DesiredStateError,
@@ -41,6 +43,8 @@ from gitops_edge.errors import (
 from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
 _UNREACHABLE = (requests.exceptions.RequestException, docker.errors.DockerException, OSError)
@@ -198,10 +202,14 @@ class DockerRuntime:
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
+        progress = PullProgress(pinned)
         with _registry(pinned):
             for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
+                if isinstance(line, dict):
+                    progress.feed(line)
+        log.info("pulled %s: %s", pinned, progress.summary())
         if self._local_image(pinned) is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
 

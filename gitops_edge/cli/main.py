@@ -217,6 +217,7 @@ def daemon_commands(agent: Agent) -> Handler:
         if args.command == "sync":
             progress = logging.StreamHandler(err)
             progress.setFormatter(human_formatter())
+            progress.addFilter(_NoSummary())  # the client prints the outcome itself
             result = agent.sync_now(progress)
             if result is None:
                 reply.err("gitops-edge: the daemon is stopping; no sync was run\n")
@@ -247,11 +248,25 @@ def _wiring(args: argparse.Namespace) -> Wiring:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     wiring = _wiring(args)
-    with wiring.sync_lock():
-        store = wiring.open_store()
-        result = wiring.reconciler(store).sync()
-        wiring.report(store, result)
+    quiet = _NoSummary()  # the outcome line on stdout says it: not once more in the log
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
+    try:
+        with wiring.sync_lock():
+            store = wiring.open_store()
+            result = wiring.reconciler(store).sync()
+            wiring.report(store, result)
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(quiet)
     return _print_sync(result)
+
+
+class _NoSummary(logging.Filter):
+    """Drops the engine's end-of-sync summary record (``extra={"summary": True}``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "summary", False)
 
 
 def _print_sync(result: SyncResult) -> int:
@@ -325,9 +340,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if st["lock"]:
         print(f"LOCKED by {st['lock']['who']}: {st['lock']['reason']} (updates wait; `gitops-edge unlock`)")
     last = st["last_sync"]
-    if last:
+    if last:  # its reason, unless a stack below already says why it is not ready
+        why = last["reason"] and all(s["ready"] == "True" for s in st["stacks"])
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
-              + (f" ({last['reason']})" if last["reason"] else ""))
+              + (f" ({last['reason']})" if why else ""))
     if not st["stacks"]:
         print("no stacks on this device yet")
         return 0

@@ -58,6 +58,8 @@ def shown_image(written: str | None, pinned: str | None) -> str:
         return written or "?"
     if written and "@sha256:" in pinned and "@" not in written:
         return f"{written}@{pinned.split('@', 1)[1][:19]}"
+    if written and pinned.startswith("sha256:"):  # a local image, no registry digest: its id
+        return f"{written} (image {pinned[:19]})"
     return _short(pinned)
 
 

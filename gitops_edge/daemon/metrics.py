@@ -23,6 +23,7 @@ Conditions = Callable[[], list[StackCondition]]
 class Metrics:
     def __init__(self, conditions: Conditions | None = None) -> None:
         self.conditions = conditions
+        self._counted: set[str] = set()  # stacks with a per-stack counter series
         self.registry = CollectorRegistry()
         r = self.registry
         self.sync_duration = Histogram(
@@ -67,6 +68,7 @@ class Metrics:
         if outcome is Outcome.REFUSED:
             self.refusals.inc()
         for stack, o in result.stacks.items():
+            self._counted.add(stack)
             if o is Outcome.ROLLED_BACK:
                 self.stack_rollbacks.labels(stack=stack).inc()
             elif o is Outcome.REFUSED:
@@ -85,6 +87,14 @@ class Metrics:
         if self.conditions is None:
             return
         conds = self.conditions()
+        present = {c.stack for c in conds}
+        for counter in (self.stack_rollbacks, self.stack_refusals):
+            for stack in self._counted - present:  # a removed stack leaves no series
+                try:
+                    counter.remove(stack)
+                except KeyError:
+                    pass
+        self._counted &= present
         self.ready.clear()
         self.condition.clear()
         for c in conds:

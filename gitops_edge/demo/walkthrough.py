@@ -114,9 +114,10 @@ def run_demo(main: Callable[[list[str]], int], workdir: Path | None = None) -> i
     main([*cfg, "status"])
 
     rev = _commit(repo, "web v2", COMPOSE.format(version=2, command=GOOD))
-    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge plan` then `sync`")
+    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge plan` shows what a sync would do")
     main([*cfg, "plan"])
-    rc |= main([*cfg, "sync"])
+    _say("`gitops-edge sync` carries it out (its progress on stderr, the outcome on stdout)")
+    rc |= main([*cfg, "--log-level", "warning", "sync"])
 
     rev = _commit(repo, "web v2 with a broken command", COMPOSE.format(version=2, command=BROKEN))
     _say(f"3. a bad release: commit {rev} breaks web; the health gate fails and the stack rolls back")

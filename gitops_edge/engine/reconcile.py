@@ -108,18 +108,21 @@ class _Pass:
     loaded: bool = False  # LOAD ran: the stacks this revision holds are known
     clock: Clock | None = None  # for the step lines' durations
     stack: str | None = None  # the stack being switched, for the step lines
-    began: float | None = None  # when the current step began
+    began: float | None = None  # when the current (sync-wide) step began
+    told: set[tuple[str, Step]] = field(default_factory=set)  # per-stack steps already announced
 
     def at(self, step: Step) -> None:
         """Enter ``step``: one line as the previous step ends and one as this one starts."""
         now = self.clock.monotonic() if self.clock is not None else 0.0
         if self.began is not None and step is not self.step:
             self._line(self.step, f"{self.step.value} done in {now - self.began:.2f}s")
-        if self.step is Step.ROLLBACK and step is not Step.ROLLBACK:
-            self.began = None  # after a rollback: back to the step that failed, which does not start again
+            self.began = None
+        if step in _PER_STACK:  # entered again per dependency wave: one line per stack and step
+            if self.stack is not None and (self.stack, step) not in self.told:
+                self.told.add((self.stack, step))
+                self._line(step, f"{step.value} {self.stack}")
         elif self.began is None or step is not self.step:
-            if step not in _PER_STACK or self.stack is not None:
-                self._line(step, step.value + (f" {self.stack}" if step in _PER_STACK else ""))
+            self._line(step, step.value)
             self.began = now
         self.step = step
 
@@ -221,7 +224,8 @@ class Reconciler:
                 f" ({result.reason})" if result.reason and not told else
                 f" ({len(p.problems)} stack(s) failed, above)" if p.problems else
                 f" ({result.reason})" if result.reason else "",
-                extra={"revision": result.revision, "step": result.step.value, "outcome": result.outcome.value},
+                extra={"revision": result.revision, "step": result.step.value, "outcome": result.outcome.value,
+                       "summary": True},
             )
         return result
 
@@ -320,8 +324,8 @@ class Reconciler:
         )
         if p.dry:
             return None
-        for stack, why in p.skipped.items():
-            log.info("skipping %s: %s", stack, why)
+        for stack, why in p.skipped.items():  # the sync's reason says it once
+            log.debug("skipping %s: %s", stack, why)
         p.result = SyncResult(Outcome.UNCHANGED, revision=p.revision, plan=p.plan)
         if p.skipped:
             p.result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(p.skipped.items()))

@@ -22,7 +22,7 @@ from gitops_edge.errors import ApplyError, EdgeError, EngineUnavailableError, Ro
 from gitops_edge.model.config import HealthConfig
 from gitops_edge.model.evidence import FAILED_SUFFIX, LOG_LINES, Evidence
 from gitops_edge.model.journal import Journal, KeptContainer, Phase
-from gitops_edge.model.observed import KEPT_SUFFIX
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
 from gitops_edge.model.spec import ServiceSpec, StackSpec
 from gitops_edge.model.step import Step
@@ -156,16 +156,19 @@ class StackSwitch:
                 except EdgeError as exc:
                     log.warning("%s: could not remove the failed container %s: %s", stack, c.name, exc)
 
-    def _collect(self, stack: StackSpec, action: Action, cid: str) -> None:
-        """Exit code, health output and the last log lines of a container that failed its gate."""
+    def _collect(self, stack: StackSpec, action: Action, cid: str, state: ContainerState) -> None:
+        """Exit code, health output and the last log lines of a container that failed its gate.
+
+        ``state`` is the inspection the verdict was made on: a restarting container's
+        exit code is gone once the engine started it again.
+        """
         self._failed = cid
         try:
-            state = self.rt.inspect_state(cid)
             lines = self.rt.logs(cid, LOG_LINES)
         except EdgeError as exc:
             log.warning("%s/%s: no evidence of the failure: %s", stack.name, action.service, exc)
             return
-        exited = state.status in ("exited", "dead") or state.restart_count > 0
+        exited = state.status in ("exited", "dead") or state.restart_count > 0 or state.exit_code != 0
         self.evidence.append(Evidence(
             service=action.service,
             container=state.name or cid[:12],
@@ -234,17 +237,19 @@ class StackSwitch:
         deadline = began + self.health.timeout_s
         told = began
         last: dict[str, Verdict] = {}
+        states: dict[str, ContainerState] = {}
         while pending:
             for cid, action in list(pending.items()):
+                states[cid] = self.rt.inspect_state(cid)
                 v = verdict(
-                    self.rt.inspect_state(cid),
+                    states[cid],
                     stable_for_s=self.health.stable_for_s,
                     baseline_restarts=baselines.get(cid, 0),
                     exit_zero_ok=_completes(stack, action.service),
                 )
                 last[cid] = v
                 if v.health is Health.FAIL:
-                    self._collect(stack, action, cid)
+                    self._collect(stack, action, cid, states[cid])
                     raise ApplyError(f"service {action.service} failed the health gate: {v.reason}")
                 if v.health is Health.OK:
                     log.info("%s/%s: %s", stack.name, action.service, v.reason)
@@ -253,7 +258,7 @@ class StackSwitch:
                 return
             if self.clock.monotonic() >= deadline:
                 cid, action = next(iter(pending.items()))
-                self._collect(stack, action, cid)
+                self._collect(stack, action, cid, states[cid])
                 raise ApplyError(
                     f"service {action.service} failed the health gate: "
                     f"{timeout_reason(last[cid], self.health.timeout_s)}"

@@ -18,6 +18,7 @@ from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.ports.runtime import ContainerRuntime
+from gitops_edge.ports.store import EngineStore
 
 UNVERIFIED = "no trust policy: images run unverified"
 
@@ -164,7 +165,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
     }
 
 
-def stack_conditions(store: StateStore, observed: ObservedState | None) -> list[StackCondition]:
+def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list[StackCondition]:
     """Every stack of this device (not every Compose project on the host), by name, read by
     ``core.conditions``: the status table, ``/status``, ``/metrics`` and MQTT all show these."""
     applied = store.applied()

@@ -469,6 +469,9 @@ class Reconciler:
     def _record_applied(self, p: _Pass, stack: StackSpec) -> None:
         images = {svc.name: p.pinned[(stack.name, svc.name)] for svc in stack.services}
         self.store.record_applied(stack.name, p.revision, stack_to_json(stack), images)
+        held = self.store.quarantined().get(stack.name)
+        if held is not None and held[0] != p.revision:  # a newer commit applied: the quarantine has ended
+            self.store.clear_quarantine(stack.name)
 
     def _record_revisions(self, p: _Pass, plans: Iterable[StackPlan]) -> None:
         """A no-op stack still moved to the new revision (e.g. only another stack changed)."""

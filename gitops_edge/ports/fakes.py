@@ -383,8 +383,6 @@ class FakeStore:
         self.applied_stacks[stack] = AppliedStack(stack, revision, self._now(), specs_json)
         goods = [g for g in self.good.get(stack, []) if g.revision != revision]
         self.good[stack] = [_Good(revision, specs_json, dict(images)), *goods][:5]
-        if stack in self.quarantine_rows and self.quarantine_rows[stack][0] != revision:
-            del self.quarantine_rows[stack]
         self.writes += 1
 
     def forget_stack(self, stack: str) -> None:
@@ -409,6 +407,9 @@ class FakeStore:
 
     def quarantined(self) -> dict[str, tuple[str, str]]:
         return dict(self.quarantine_rows)
+
+    def clear_quarantine(self, stack: str) -> bool:
+        return self.quarantine_rows.pop(stack, None) is not None
 
     def stop_automation(self, stack: str, reason: str) -> None:
         self.stopped_rows[stack] = reason

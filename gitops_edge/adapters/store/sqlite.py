@@ -242,8 +242,6 @@ class StateStore:
                 "VALUES (?,?,?,?,?)",
                 (stack, revision, now, specs_json, json.dumps(images, sort_keys=True)),
             )
-            # a newer revision applied: an older quarantined commit no longer holds the stack
-            db.execute("DELETE FROM quarantine WHERE stack=? AND revision<>?", (stack, revision))
             # keep the last few good revisions per stack (their images stay for `rollback`)
             db.execute(
                 "DELETE FROM good_revisions WHERE stack=? AND revision NOT IN "

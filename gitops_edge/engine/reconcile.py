@@ -112,7 +112,8 @@ class _Pass:
     told: set[tuple[str, Step]] = field(default_factory=set)  # per-stack steps already announced
 
     def at(self, step: Step) -> None:
-        """Enter ``step``: one line as the previous step ends and one as this one starts."""
+        """Enter ``step``: a line as a sync-wide step ends and as one starts (INFO for the steps
+        that change something, DEBUG for the read-only ones), one per stack for the per-stack steps."""
         now = self.clock.monotonic() if self.clock is not None else 0.0
         if self.began is not None and step is not self.step:
             self._line(self.step, f"{self.step.value} done in {now - self.began:.2f}s")
@@ -149,7 +150,7 @@ class _Pass:
 
     def fail(self, stack: str, exc: EdgeError, reason: Reason | None = None,
              evidence: tuple[Evidence, ...] = ()) -> None:
-        """Record one stack's failure and log it, once (a rollback the switch already logged)."""
+        """Record one stack's failure and log it: the one line that gives its reason."""
         problem = _Problem(exc, self.step, reason or _reason_for(exc), evidence)
         self.problems[stack] = problem
         if self.dry:

@@ -114,9 +114,8 @@ def run_demo(main: Callable[[list[str]], int], workdir: Path | None = None) -> i
     main([*cfg, "status"])
 
     rev = _commit(repo, "web v2", COMPOSE.format(version=2, command=GOOD))
-    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge plan` shows what a sync would do")
-    main([*cfg, "plan"])
-    _say("`gitops-edge sync` carries it out (its progress on stderr, the outcome on stdout)")
+    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge sync` prints the plan it carried out "
+         "(`gitops-edge plan` shows the same before, changing nothing)")
     rc |= main([*cfg, "--log-level", "warning", "sync"])
 
     rev = _commit(repo, "web v2 with a broken command", COMPOSE.format(version=2, command=BROKEN))

@@ -168,7 +168,8 @@ class StackSwitch:
         except EdgeError as exc:
             log.warning("%s/%s: no evidence of the failure: %s", stack.name, action.service, exc)
             return
-        exited = state.status in ("exited", "dead") or state.restart_count > 0 or state.exit_code != 0
+        # a container the engine restarted runs again with its exit code reset: then it is unknown
+        exited = state.status in ("exited", "dead", "restarting") or state.exit_code != 0
         self.evidence.append(Evidence(
             service=action.service,
             container=state.name or cid[:12],

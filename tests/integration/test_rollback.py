@@ -97,7 +97,8 @@ def test_crash_loop_rolls_back_fast_and_is_quarantined(device: Device, stack_nam
     rolled = hist[2]
     assert rolled["actions"] and all(a.endswith("(rolled back)") for a in rolled["actions"]), rolled
     [ev] = rolled["evidence"]
-    assert ev["service"] == "web" and ev["exit_code"] == 3, ev
+    # restarted by its policy, the container may already run again: then its exit code is not known
+    assert ev["service"] == "web" and ev["exit_code"] in (3, None), ev
 
 
 def test_unhealthy_release_rolls_back_with_reason(device: Device, stack_name: str,

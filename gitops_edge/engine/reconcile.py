@@ -226,7 +226,7 @@ class Reconciler:
                 f" ({len(p.problems)} stack(s) failed, above)" if p.problems else
                 f" ({result.reason})" if result.reason else "",
                 extra={"revision": result.revision, "step": result.step.value, "outcome": result.outcome.value,
-                       "summary": True},
+                       "summary": told},  # the CLI drops it beside its outcome line unless it is the error's one
             )
         return result
 

@@ -27,6 +27,9 @@ KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
 SECURITY_KEYS = {
     "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
     "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
+    "allowed_runtimes", "allow_foreign_containers", "allow_host_uts", "allow_host_userns",
+    "allow_host_cgroupns", "allow_cgroup_parent", "allow_device_cgroup_rules", "allow_gpus",
+    "allow_storage_opt", "allow_oom_protection",
 }
 
 
@@ -171,6 +174,16 @@ def parse_security(reader: Locator, data: object) -> SecurityPolicy:
         allowed_devices=f.strs("allowed_devices"),
         allowed_bind_paths=binds,
         allow_unconfined=f.bool_("allow_unconfined", d.allow_unconfined),
+        allowed_runtimes=f.strs("allowed_runtimes"),
+        allow_foreign_containers=f.bool_("allow_foreign_containers", d.allow_foreign_containers),
+        allow_host_uts=f.bool_("allow_host_uts", d.allow_host_uts),
+        allow_host_userns=f.bool_("allow_host_userns", d.allow_host_userns),
+        allow_host_cgroupns=f.bool_("allow_host_cgroupns", d.allow_host_cgroupns),
+        allow_cgroup_parent=f.bool_("allow_cgroup_parent", d.allow_cgroup_parent),
+        allow_device_cgroup_rules=f.bool_("allow_device_cgroup_rules", d.allow_device_cgroup_rules),
+        allow_gpus=f.bool_("allow_gpus", d.allow_gpus),
+        allow_storage_opt=f.bool_("allow_storage_opt", d.allow_storage_opt),
+        allow_oom_protection=f.bool_("allow_oom_protection", d.allow_oom_protection),
     )
 
 

@@ -86,6 +86,16 @@ class SecurityPolicy:
     allowed_devices: tuple[str, ...] = ()  # host device paths (globs), e.g. /dev/ttyUSB*
     allowed_bind_paths: tuple[str, ...] = ()  # host path prefixes a bind mount may use
     allow_unconfined: bool = False  # security_opt seccomp=unconfined / apparmor=unconfined
+    allowed_runtimes: tuple[str, ...] = ()  # OCI runtimes beyond runc (e.g. nvidia, io.containerd.wasmedge.v1)
+    allow_foreign_containers: bool = False  # container:X in network_mode/ipc/pid/volumes_from
+    allow_host_uts: bool = False  # uts: host
+    allow_host_userns: bool = False  # userns_mode: host (leaves daemon user-namespace remapping)
+    allow_host_cgroupns: bool = False  # cgroup: host
+    allow_cgroup_parent: bool = False  # cgroup_parent: places the container in a host cgroup
+    allow_device_cgroup_rules: bool = False  # device_cgroup_rules: device access by number
+    allow_gpus: bool = False  # gpus, deploy.resources.reservations.devices
+    allow_storage_opt: bool = False  # storage_opt (driver options of the container's filesystem)
+    allow_oom_protection: bool = False  # oom_kill_disable, negative oom_score_adj
 
 
 @dataclass(frozen=True)

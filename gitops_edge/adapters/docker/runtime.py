@@ -16,6 +16,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,6 +28,7 @@ import requests
 
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
+from gitops_edge.adapters.docker.pull_progress import PullProgress
 from gitops_edge.core import image_ref
 from gitops_edge.errors import (
     DesiredStateError,
@@ -38,8 +40,11 @@ from gitops_edge.errors import (
     ImageNotFoundError,
     RegistryError,
 )
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
 _UNREACHABLE = (requests.exceptions.RequestException, docker.errors.DockerException, OSError)
@@ -148,6 +153,12 @@ class DockerRuntime:
         with _engine(f"inspecting container {container_id[:12]}"):
             return docker_read.container_state(self._api.inspect_container(container_id))
 
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        with _engine(f"reading the log of container {container_id[:12]}"):
+            raw = self._api.logs(container_id, stdout=True, stderr=True, tail=tail, timestamps=False)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return text.splitlines()[-tail:]
+
     # -- images ------------------------------------------------------------
 
     def _local_image(self, ref: str) -> dict[str, Any] | None:
@@ -191,10 +202,14 @@ class DockerRuntime:
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
+        progress = PullProgress(pinned)
         with _registry(pinned):
             for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
+                if isinstance(line, dict):
+                    progress.feed(line)
+        log.info("pulled %s: %s", pinned, progress.summary())
         if self._local_image(pinned) is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
 
@@ -249,15 +264,16 @@ class DockerRuntime:
     # -- containers --------------------------------------------------------
 
     def _service_container(self, stack: str, service: str) -> str:
-        """The id of a service's current container (for ``network_mode: service:x``)."""
+        """The id of a service's current container (``service:x`` modes, ``volumes_from``)."""
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
-        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
+        live = [c for c in found if not any(n.endswith((KEPT_SUFFIX, FAILED_SUFFIX)) for n in c.get("Names") or [])]
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise EngineNotFoundError(
-                f"network_mode service:{service} of stack {stack}: the service has no container"
+                f"service {service} of stack {stack} has no container (another service shares its "
+                "namespaces or volumes)"
             )
         return str(live[0]["Id"])
 
@@ -275,9 +291,7 @@ class DockerRuntime:
         local = self._local_image(image)
         if local is None:
             raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
-        netc = None
-        if spec.network_mode and spec.network_mode.startswith("service:"):
-            netc = self._service_container(stack.name, spec.network_mode.removeprefix("service:"))
+        refs = {svc: self._service_container(stack.name, svc) for svc in t.referenced_services(spec)}
         try:
             req = t.container_create_args(
                 stack,
@@ -287,18 +301,22 @@ class DockerRuntime:
                 config_hash=config_hash,
                 revision=revision,
                 name=name,
-                network_mode_container=netc,
+                service_containers=refs,
             )
         except ValueError as exc:
             raise DesiredStateError(f"service {spec.name}: {exc}") from exc
         with _engine(f"creating container {req.name}"):
-            cid = str(self._api.create_container_from_config(req.body, req.name)["Id"])
+            cid = str(self._api.create_container_from_config(req.body, req.name, platform=req.platform)["Id"])
         try:
+            if req.files:
+                with _engine(f"copying configs into {req.name}"):
+                    self._api.put_archive(cid, "/", t.files_archive(req.files))
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
-                    self._api.connect_container_to_network(
-                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address
-                    )
+                    # The endpoint body as create sends it: docker-py's helper would sort the links.
+                    url = self._api._url("/networks/{0}/connect", ep.network)
+                    res = self._api._post_json(url, data={"Container": cid, "EndpointConfig": ep.settings()})
+                    self._api._raise_for_status(res)
         except EdgeError:
             self.remove_container(cid)  # never leave a half-wired container behind
             raise

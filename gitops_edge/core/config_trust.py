@@ -20,10 +20,18 @@ Path_ = tuple[object, ...]
 
 RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
-SECURITY_KEYS = {
-    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
-    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
-}
+SECURITY_BOOLS = (
+    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc", "allow_host_uts",
+    "allow_host_userns", "allow_host_cgroupns", "allow_other_containers", "allow_device_cgroup_rules",
+    "allow_gpus", "allow_unconfined", "allow_cgroup_parent",
+)
+SECURITY_LISTS = (
+    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allowed_security_opts", "allowed_sysctls",
+    "allowed_logging_drivers", "allowed_runtimes", "allowed_volume_drivers", "allowed_volume_types",
+    "allowed_network_drivers", "allowed_network_options", "allowed_external_volumes",
+    "allowed_external_networks", "adopt_projects",
+)
+SECURITY_KEYS = {*SECURITY_BOOLS, *SECURITY_LISTS}
 
 
 class _Fields:
@@ -124,16 +132,14 @@ def parse_security(reader: Any, data: object) -> SecurityPolicy:
     for b in binds:
         if not b.startswith("/"):
             raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
-    return SecurityPolicy(
-        allow_privileged=f.bool_("allow_privileged"),
-        allow_host_network=f.bool_("allow_host_network"),
-        allow_host_pid=f.bool_("allow_host_pid"),
-        allow_host_ipc=f.bool_("allow_host_ipc"),
-        allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
-        allowed_devices=f.strs("allowed_devices"),
-        allowed_bind_paths=binds,
-        allow_unconfined=f.bool_("allow_unconfined"),
-    )
+    values: dict[str, Any] = {k: f.bool_(k) for k in SECURITY_BOOLS}
+    values.update({k: f.strs(k) for k in SECURITY_LISTS})
+    values["allowed_bind_paths"] = binds
+    values["allowed_capabilities"] = tuple(c.upper().removeprefix("CAP_") for c in values["allowed_capabilities"])
+    for name in values["adopt_projects"]:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise f.fail("adopt_projects", f"{name!r} is not a Compose project name")
+    return SecurityPolicy(**values)
 
 
 def parse_registries(reader: Any, data: object) -> RegistriesConfig:

@@ -20,6 +20,7 @@ from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine.image_policy import ImagePolicy
+from gitops_edge.engine.security_gate import check_ownership
 from gitops_edge.engine.switch import Journal, StackSwitch
 from gitops_edge.errors import ApplyError, EdgeError, RollbackFailed, StateStoreError, TrustError
 from gitops_edge.model.config import AgentConfig
@@ -75,8 +76,9 @@ class Reconciler:
         self._check_security(desired, checkout.root)
         skipped = self._skipped(desired.revision)
         observed = self.runtime.observe()
-        pinned = self._pin(desired, skipped)
         previous = {name: stack_from_json(a.specs_json) for name, a in self.store.applied().items()}
+        check_ownership(desired, observed, previous.keys(), self.config.security, checkout.root)
+        pinned = self._pin(desired, skipped)
         plan = make_plan(desired, observed, pinned, previous, managed_stacks=previous.keys(), skip=skipped.keys())
         return Prepared(desired.revision, desired, observed, pinned, plan, skipped)
 
@@ -115,14 +117,9 @@ class Reconciler:
 
     def _check_security(self, desired: DesiredState, root: Path) -> None:
         """The device security policy: a compromised repo must not take over the device."""
-        from gitops_edge.core.security import check_stack
+        from gitops_edge.engine.security_gate import check_policy
 
-        problems = [
-            f"{st.compose_file}: {p}" for st in desired.stacks for p in check_stack(st, self.config.security, str(root))
-        ]
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise TrustError(problems[0] + more)
+        check_policy(desired, self.config.security, root)
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:
@@ -233,7 +230,7 @@ class Reconciler:
                 self.runtime.stop_container(cid)
                 self.runtime.remove_container(cid)
             done.append(a.describe())
-        for name in {n for n in prep.observed.networks if n.startswith(f"{sp.stack}_")}:
+        for name in prep.observed.networks_of(sp.stack):  # by label, never by name prefix
             self.runtime.remove_network(name)
         self.store.forget_stack(sp.stack)
         return done

@@ -141,6 +141,7 @@ class DockerRuntime:
         return ObservedState(
             containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
             networks=tuple(sorted(n["Name"] for n in networks)),
+            network_projects=tuple(sorted((n["Name"], (n.get("Labels") or {}).get(t.PROJECT, "")) for n in networks)),
             volumes=tuple(sorted(v["Name"] for v in volumes)),
         )
 

@@ -1,0 +1,80 @@
+"""The security step of a sync: refuse, with ``file:line: key``, what the device policy does not allow.
+
+``core.security`` decides (pure, on specs); this step locates each finding in
+its compose file (the line map is read again only when something is refused)
+and adds the checks that need the engine's view: a compose project the agent
+did not create is not taken over unless the device config names it
+(``security.adopt_projects``), and a ``container_name`` may not be the name
+of another project's container.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+
+from gitops_edge.adapters.files.yaml_reader import read_yaml_file
+from gitops_edge.core.compose.problems import line_of
+from gitops_edge.core.security import Finding, check_stack, format_path
+from gitops_edge.errors import EdgeError, Location, TrustError
+from gitops_edge.model.observed import ObservedState
+from gitops_edge.model.spec import DesiredState, StackSpec
+from gitops_edge.model.trust import SecurityPolicy
+
+
+def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path) -> None:
+    """``TrustError`` naming the first refused key (and how many more) of any stack."""
+    problems: list[str] = []
+    for st in desired.stacks:
+        findings = check_stack(st, policy, str(root))
+        if findings:
+            problems += _located(st, root, findings)
+    _raise(problems)
+
+
+def check_ownership(
+    desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path
+) -> None:
+    """Refuse taking over a hand-made compose project, or another project's container name.
+
+    ``managed``: stacks the agent applied before (its state store). A project
+    whose containers carry no gitops-edge labels was made by someone else.
+    """
+    problems: list[str] = []
+    for st in desired.stacks:
+        found: list[Finding] = []
+        foreign = sorted(c.name for c in observed.for_stack(st.name) if not c.managed)
+        if st.name not in managed and st.name not in policy.adopt_projects and foreign:
+            found.append(Finding(
+                st.name, ("services",), f"stack {st.name}",
+                f"compose project {st.name} already runs containers gitops-edge did not create "
+                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); applying would take it over "
+                "and remove its other services", "adopt_projects",
+            ))  # fmt: skip
+        for svc in st.services:
+            owner = next((c.stack for c in observed.containers
+                          if c.name == svc.container_name and c.stack != st.name), None)  # fmt: skip
+            if owner is not None:
+                found.append(Finding(
+                    st.name, ("services", svc.name, "container_name"), f"container_name {svc.container_name}",
+                    f"it names a container of compose project {owner}", "reserved",
+                ))  # fmt: skip
+        if found:
+            problems += _located(st, root, found)
+    _raise(problems)
+
+
+def _located(stack: StackSpec, root: Path, findings: list[Finding]) -> list[str]:
+    lines: dict[tuple[str | int, ...], int] = {}
+    try:
+        lines = read_yaml_file(root / stack.compose_file, stack.compose_file).lines
+    except (EdgeError, OSError):
+        pass  # the loader read it a moment ago; without lines the key path still says where
+    return [f"{Location(stack.compose_file, line_of(lines, f.path), format_path(f.path))}: {f.message()}"
+            for f in findings]  # fmt: skip
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise TrustError(problems[0] + more)

@@ -188,3 +188,22 @@ def test_a_dot_git_that_is_a_symlink_or_redirected_is_replaced(fleet: Path, tmp_
     assert co.revision == new
     assert not (co.root / ".git").is_symlink() and (co.root / ".git").is_dir()
     assert not marker.exists()
+
+
+def test_redirects_inside_dot_git_are_removed(fleet: Path, tmp_path: Path) -> None:
+    """``commondir`` moves where git reads config from; alternates read objects from any host dir."""
+    cache = tmp_path / "cache"
+    _source(fleet, cache).checkout()
+    git_dir = cache / "repo/.git"
+    common = tmp_path / "common"
+    common.mkdir()
+    marker = tmp_path / "fired"
+    (common / "config").write_text(f"[core]\n\tfsmonitor = {_script(tmp_path / 'fsmon', marker)}\n")
+    (git_dir / "commondir").write_text(f"{common}\n")
+    (git_dir / "objects/info/alternates").write_text(f"{tmp_path / 'elsewhere/objects'}\n")
+    commit_files(fleet, {"data.txt": "changed\n"}, "second")
+
+    assert (_source(fleet, cache).checkout().root / "data.txt").read_text() == "changed\n"
+
+    assert not (git_dir / "commondir").exists() and not (git_dir / "objects/info/alternates").exists()
+    assert not marker.exists()

@@ -13,7 +13,8 @@ next time the agent runs git. Three layers, applied to every git command:
 3. the repository's own ``.git/config`` is rewritten to a known text whenever
    it differs, and a ``commondir`` redirect is removed: ``-c`` cannot unset keys
    it does not know (``filter.<any>.smudge``, ``include.path``,
-   ``url.<any>.insteadOf``, ``core.worktree``), so their only home is taken away.
+   ``url.<any>.insteadOf``, ``core.worktree``), so their only home is taken away;
+   object alternates (objects read from any host directory) go the same way.
    A filter named by a committed ``.gitattributes`` then has no command and
    git passes the content through unchanged.
 """
@@ -117,7 +118,7 @@ def guard_git_dir(git_dir: Path) -> bool:
         tmp.write_text(KNOWN_CONFIG, encoding="utf-8")
         os.replace(tmp, config)
         repaired = current is not None
-    for redirect in ("commondir", "config.worktree"):
+    for redirect in ("commondir", "config.worktree", "objects/info/alternates", "objects/info/http-alternates"):
         path = git_dir / redirect
         if path.exists() or path.is_symlink():
             _remove(path)

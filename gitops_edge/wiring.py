@@ -73,7 +73,8 @@ class Wiring:
         def loader(root: Path, subpath: str, revision: str) -> DesiredState:
             return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
 
-        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store))
+        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
+                          key_lines=compose_key_lines)
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
         """None without a ``trust`` section: images then run unverified, and status says so."""
@@ -126,6 +127,16 @@ class Wiring:
     def sync_lock(self) -> Iterator[None]:
         with sync_lock(self.config.state_dir):
             yield
+
+
+def compose_key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
+    """The key-path-to-line map of a compose file the loader read a moment ago (for located refusals)."""
+    from gitops_edge.adapters.files.yaml_reader import read_yaml_file
+
+    try:
+        return read_yaml_file(root / compose_file, compose_file).lines
+    except (EdgeError, OSError):
+        return {}  # without lines the key path still says where
 
 
 @contextmanager

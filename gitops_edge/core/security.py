@@ -1,4 +1,4 @@
-"""The device security policy (DESIGN.md §9): an allowlist over every host-reaching compose key.
+"""The device security policy (README.md, "The device policy"): an allowlist over every host-reaching compose key.
 
 Whoever can push to the repository must not thereby own the device. Every
 compose key or option that can reach the host (its namespaces, devices,

@@ -1,7 +1,8 @@
 """The security step of a sync: refuse, with ``file:line: key``, what the device policy does not allow.
 
 ``core.security`` decides (pure, on specs); this step locates each finding in
-its compose file (the line map is read again only when something is refused)
+its compose file (``KeyLines``, from the wiring, reads the line map again only
+when something is refused)
 and adds the checks that need the engine's view: a compose project the agent
 did not create is not taken over unless the device config names it
 (``security.adopt_projects``), and a ``container_name`` may not be the name
@@ -10,30 +11,33 @@ of another project's container.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
-from gitops_edge.adapters.files.yaml_reader import read_yaml_file
-from gitops_edge.core.compose.problems import line_of
+from gitops_edge.core.compose.problems import KeyPath, line_of
 from gitops_edge.core.security import Finding, check_stack, format_path
-from gitops_edge.errors import EdgeError, Location, TrustError
+from gitops_edge.errors import Location, TrustError
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.model.spec import DesiredState, StackSpec
 from gitops_edge.model.trust import SecurityPolicy
 
+KeyLines = Callable[[Path, str], Mapping[KeyPath, int]]
+"""(checkout root, repo-relative compose file) -> its key-path-to-line map (wiring reads the YAML)."""
 
-def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path) -> None:
+
+def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path, lines: KeyLines | None = None) -> None:
     """``TrustError`` naming the first refused key (and how many more) of any stack."""
     problems: list[str] = []
     for st in desired.stacks:
         findings = check_stack(st, policy, str(root))
         if findings:
-            problems += _located(st, root, findings)
+            problems += _located(st, root, findings, lines)
     _raise(problems)
 
 
 def check_ownership(
-    desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path
+    desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path,
+    lines: KeyLines | None = None,
 ) -> None:
     """Refuse taking over a hand-made compose project, or another project's container name.
 
@@ -60,17 +64,13 @@ def check_ownership(
                     f"it names a container of compose project {owner}", "reserved",
                 ))  # fmt: skip
         if found:
-            problems += _located(st, root, found)
+            problems += _located(st, root, found, lines)
     _raise(problems)
 
 
-def _located(stack: StackSpec, root: Path, findings: list[Finding]) -> list[str]:
-    lines: dict[tuple[str | int, ...], int] = {}
-    try:
-        lines = read_yaml_file(root / stack.compose_file, stack.compose_file).lines
-    except (EdgeError, OSError):
-        pass  # the loader read it a moment ago; without lines the key path still says where
-    return [f"{Location(stack.compose_file, line_of(lines, f.path), format_path(f.path))}: {f.message()}"
+def _located(stack: StackSpec, root: Path, findings: list[Finding], lines: KeyLines | None) -> list[str]:
+    where = lines(root, stack.compose_file) if lines is not None else {}
+    return [f"{Location(stack.compose_file, line_of(where, f.path), format_path(f.path))}: {f.message()}"
             for f in findings]  # fmt: skip
 
 

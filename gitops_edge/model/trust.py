@@ -1,4 +1,4 @@
-"""Trust and device security policy (DESIGN.md §6): device-local, never from Git.
+"""Trust and device security policy (README.md, "Trust"): device-local, never from Git.
 
 The repository is what is being verified, so it cannot also be what vouches:
 these come only from the agent config.
@@ -20,12 +20,31 @@ class KeylessIdentity:
 
 
 @dataclass(frozen=True)
+class SignedIdentity:
+    """How a simple-signing payload's ``docker-reference`` must name the image (containers-policy.json's
+    ``signedIdentity``).
+
+    ``repository``: same repository, any tag (cosign signs without a tag; skopeo
+    and podman sign ``repo:tag``). ``exact``: same repository and the very tag
+    (or digest) the image was referenced by. ``remap``: an image whose
+    repository starts with ``prefix`` (a mirror) is compared as if it started
+    with ``signed_prefix`` (the name it was signed under), then as ``repository``.
+    """
+
+    mode: str = "repository"  # repository | exact | remap
+    prefix: str = ""  # remap: canonical repository prefix of the mirror ("127.0.0.1:5055/mirror")
+    signed_prefix: str = ""  # remap: what it stands for ("registry.example/team")
+
+
+@dataclass(frozen=True)
 class TrustRule:
     match: str  # shell glob on the repository (host[:port]/path, no tag or digest)
     keys: tuple[Path, ...] = ()  # cosign public keys, SPKI PEM
     keyless: tuple[KeylessIdentity, ...] = ()
     trusted_root: Path | None = None  # sigstore trusted_root.json; None: the sigstore package's
     require_digest: bool = False  # the compose file must pin the image by digest
+    signed_identity: SignedIdentity = SignedIdentity()
+    tlog: str = "optional"  # optional | required: key signatures must also be in a transparency log
 
 
 @dataclass(frozen=True)
@@ -38,9 +57,11 @@ class TrustPolicy:
 class Evidence:
     """What made a signature acceptable."""
 
-    format: str  # cosign-sig | bundle-key | bundle-keyless
+    format: str  # cosign-sig | cosign-sig-keyless | bundle-key | bundle-keyless
     signer: str  # key path, or "issuer: subject"
-    detail: str = ""
+    detail: str = ""  # where it was found and what it signs
+    log: str = ""  # the transparency log entry relied on ("rekor index N, SET"), "" for none
+    time_source: str = ""  # verified signing time and where it came from, "" when no time was needed
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,7 @@ class SecurityPolicy:
 class CommitVerification:
     """``source.verify``: every fetched commit must be signed by an allowed signer."""
 
-    mode: str  # ssh | gpg
+    mode: str = "ssh"  # ssh | gpg
     allowed_signers: Path | None = None  # ssh: allowed_signers file
     gpg_keyring: Path | None = None  # gpg: a keyring (public keys) file or GNUPGHOME directory
 

@@ -22,14 +22,13 @@ import requests
 from gitops_edge.adapters.registry.auth import (
     Challenge,
     Credentials,
-    RegistryAuthError,
     credentials_for,
     load_docker_config,
     parse_challenge,
 )
 from gitops_edge.adapters.registry.names import RepoName, scheme_for, split_repository
 from gitops_edge.core.image_ref import parse
-from gitops_edge.errors import ImageNotFoundError, RegistryError, RegistryProtocolError
+from gitops_edge.errors import ImageNotFoundError, RegistryAuthError, RegistryError, RegistryProtocolError
 from gitops_edge.model.trust import RegistriesConfig
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

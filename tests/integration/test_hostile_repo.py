@@ -212,9 +212,11 @@ def test_container_name_of_another_projects_container(bench: Bench) -> None:
 
 def test_a_stack_named_like_a_hand_made_project_is_not_taken_over(bench: Bench) -> None:
     hijack = f"services:\n  other:\n    image: {bench.image}\n    command: {SERVE}\n"
-    _refused(bench, {f"{bench.stack}/compose.yaml": bench.compose_file(), f"{bench.foreign}/compose.yaml": hijack},
-             "services", "adopt_projects")  # fmt: skip
-    bench.device.commit({f"{bench.foreign}/compose.yaml": None}, "drop the hijack")
+    try:
+        _refused(bench, {f"{bench.stack}/compose.yaml": bench.compose_file(), f"{bench.foreign}/compose.yaml": hijack},
+                 "services", "adopt_projects")  # fmt: skip
+    finally:
+        bench.device.commit({f"{bench.foreign}/compose.yaml": None}, "drop the hijack")
 
 
 @pytest.mark.parametrize("extra", NOT_YET_PARSED)

@@ -188,7 +188,8 @@ class Reconciler:
         from gitops_edge.engine.security_gate import check_ownership
 
         planning, p.step = p.step, Step.SECURITY
-        check_ownership(p.desired, p.observed, set(managed), self.config.security, p.root, self.key_lines)
+        check_ownership(p.desired, p.observed, set(managed), self.config.security, p.root, self.key_lines,
+                        name_owner=lambda name: self.runtime.container_project(name))  # only for container_name keys
         p.step = planning
 
     def _plan(self, p: _Pass) -> SyncResult | None:

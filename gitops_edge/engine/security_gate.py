@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from gitops_edge.core.compose.problems import KeyPath, line_of
-from gitops_edge.core.security import Finding, check_stack, format_path
+from gitops_edge.core.security import RESERVED, Finding, check_stack, format_path
 from gitops_edge.errors import Location, TrustError
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.model.spec import DesiredState, StackSpec
@@ -37,13 +37,22 @@ def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path, line
 
 def check_ownership(
     desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path,
-    lines: KeyLines | None = None,
+    lines: KeyLines | None = None, name_owner: Callable[[str], str | None] | None = None,
 ) -> None:
-    """Refuse taking over a hand-made compose project, or another project's container name.
+    """Refuse taking over a hand-made compose project, or a container name someone else holds.
 
     ``managed``: stacks the agent applied before (its state store). A project
     whose containers carry no gitops-edge labels was made by someone else.
+    ``name_owner``: the project of any container holding a name (``""``: none; None:
+    no such container), for names no observed (compose-labelled) container has.
     """
+    known = {c.name: c.stack for c in observed.containers}
+
+    def owner_of(name: str) -> str | None:
+        if name in known or name_owner is None:
+            return known.get(name)
+        return name_owner(name)
+
     problems: list[str] = []
     for st in desired.stacks:
         found: list[Finding] = []
@@ -56,12 +65,12 @@ def check_ownership(
                 "and remove its other services", "adopt_projects",
             ))  # fmt: skip
         for svc in st.services:
-            owner = next((c.stack for c in observed.containers
-                          if c.name == svc.container_name and c.stack != st.name), None)  # fmt: skip
-            if owner is not None:
+            owner = owner_of(svc.container_name) if svc.container_name else None
+            if owner is not None and owner != st.name:
+                held_by = f"compose project {owner}" if owner else "no compose project (made by hand)"
                 found.append(Finding(
                     st.name, ("services", svc.name, "container_name"), f"container_name {svc.container_name}",
-                    f"it names a container of compose project {owner}", "reserved",
+                    f"it names an existing container of {held_by}", RESERVED,
                 ))  # fmt: skip
         if found:
             problems += _located(st, root, found, lines)

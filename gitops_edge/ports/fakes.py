@@ -126,6 +126,9 @@ class FakeRuntime:
         """The next call of ``operation`` raises ``error``."""
         self.failures.setdefault(operation, []).append(error)
 
+    def container_project(self, name: str) -> str | None:
+        return next((c.stack for c in self.containers.values() if c.name == name), None)
+
     def add_container(self, stack: str, service: str, *, name: str | None = None, image: str = "hand:made",
                       managed: bool = False, status: str = "running") -> str:
         """A container someone else created (e.g. ``docker compose up``)."""

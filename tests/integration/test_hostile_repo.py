@@ -36,6 +36,7 @@ class Bench:
     device: Device
     stack: str  # the agent's stack
     foreign: str  # a compose project made by hand
+    plain: str  # a container made by `docker run --name`, no compose labels
     image: str
     client: docker.DockerClient
     compose_bin: str
@@ -65,6 +66,8 @@ class Bench:
                 sorted(v.name for v in self.client.volumes.list(filters=flt)),
             )
         out["named"] = sorted(n.name for n in self.client.networks.list() if n.name.startswith(self.stack))
+        plain = self.client.api.containers(all=True, filters={"name": f"^/{self.plain}$"})
+        out["plain"] = sorted((c["Id"], c["State"]) for c in plain)
         return out
 
 
@@ -94,8 +97,9 @@ def bench(
     (work / "device").mkdir()
     dev = Device(repo=repo, workdir=work / "device", client=docker_client)
     tag = uuid.uuid4().hex[:8]
-    b = Bench(dev, f"hs{tag}", f"hand{tag}", test_images["v1"], docker_client, compose_bin, work)
+    b = Bench(dev, f"hs{tag}", f"hand{tag}", f"plain{tag}", test_images["v1"], docker_client, compose_bin, work)
     try:
+        docker_client.containers.run(b.image, tinyimage.SERVE, name=b.plain, detach=True)
         _compose_up(compose_bin, work / "compose", b.foreign,
                     f"services:\n  app:\n    image: {b.image}\n    command: {SERVE}\n")  # fmt: skip
         dev.commit({"README.md": "fleet\n", f"{b.stack}/compose.yaml": b.compose_file()}, "baseline")
@@ -105,6 +109,8 @@ def bench(
     finally:
         for project in (b.stack, b.foreign, f"{b.stack}_x"):
             remove_project(docker_client, project)
+        for c in docker_client.containers.list(all=True, filters={"name": f"^/{b.plain}$"}):
+            c.remove(force=True)
 
 
 # (id, service keys, top-level `section.key: yaml` lines, extra mount, key path, policy key or None: reserved)
@@ -207,6 +213,11 @@ def test_bind_through_a_committed_symlink_to_a_host_dir(bench: Bench) -> None:
 
 def test_container_name_of_another_projects_container(bench: Bench) -> None:
     compose = bench.compose_file(f"    container_name: {bench.foreign}-app-1\n")
+    _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "services.web.container_name", None)
+
+
+def test_container_name_of_a_container_made_with_docker_run(bench: Bench) -> None:
+    compose = bench.compose_file(f"    container_name: {bench.plain}\n")
     _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "services.web.container_name", None)
 
 

@@ -77,3 +77,11 @@ def test_without_a_line_map_the_key_path_still_says_where(tmp_path: Path) -> Non
     with pytest.raises(TrustError) as info:
         check_policy(desired(tmp_path, privileged=True), SecurityPolicy(), tmp_path)
     assert str(info.value).startswith("stacks/web/compose.yaml: services.web.privileged: privileged is not allowed")
+
+
+def test_a_container_name_held_by_a_container_nobody_labelled_is_refused(tmp_path: Path) -> None:
+    state = desired(tmp_path, container_name="db")
+    owners = {"db": ""}.get  # `docker run --name db`: no compose project
+    with pytest.raises(TrustError, match=r"container_name db .*no compose project"):
+        check_ownership(state, ObservedState(), ("web",), SecurityPolicy(), tmp_path, name_owner=owners)
+    check_ownership(state, ObservedState(), ("web",), SecurityPolicy(), tmp_path, name_owner={}.get)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from gitops_edge.core.hashing import changed_fields, config_hash
+from gitops_edge.core.hashing import changed_fields, changed_mount_content, config_hash
 from gitops_edge.model.observed import ObservedContainer, ObservedState
 from gitops_edge.model.plan import Action, ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
@@ -49,7 +49,12 @@ def _describe_change(old: ServiceSpec | None, new: ServiceSpec) -> str:
     fields = changed_fields(old, new)
     if not fields:
         return "configuration changed"
-    return ", ".join(f.replace("_", " ") for f in fields) + " changed"
+    content = changed_mount_content(old, new) if "mounts" in fields else None
+    names = [f.replace("_", " ") for f in fields if not (f == "mounts" and content)]
+    parts = [", ".join(names) + " changed"] if names else []
+    if content:  # only the files a bind mount shows changed: name them
+        parts.append("mounted content changed: " + ", ".join(content))
+    return "; ".join(parts)
 
 
 def _short(image: str | None) -> str:

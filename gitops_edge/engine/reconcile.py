@@ -88,6 +88,7 @@ class Reconciler:
         image_policy: ImagePolicy | None = None,
         clock: Clock | None = None,
         key_lines: KeyLines | None = None,
+        after_sync: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -97,6 +98,7 @@ class Reconciler:
         self.image_policy = image_policy
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.key_lines = key_lines  # locates security refusals as file:line (None: file and key only)
+        self.after_sync = after_sync  # housekeeping once a sync is recorded (unused revision trees)
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
 
@@ -133,6 +135,11 @@ class Reconciler:
                 (result.revision or "")[:12],
                 f" ({result.reason})" if result.reason else "",
             )
+        if self.after_sync is not None:
+            try:
+                self.after_sync()
+            except (EdgeError, OSError) as exc:  # housekeeping: never the sync's outcome
+                log.warning("after the sync: %s", exc)
         return result
 
     def _run(self, p: _Pass, last: Step | None = None) -> SyncResult:

@@ -29,6 +29,10 @@ class Mount:
     read_only: bool = False
     tmpfs_size: int | None = None  # bytes
     bind_create_host_path: bool = True
+    # A bind of a repository path: "<repo-relative path> sha256:<hex>" of what the
+    # revision tree holds there (the loader fills it in). The spec hash uses it instead
+    # of ``source``, which names a per-revision tree, so new content means a new container.
+    content: str | None = None
 
 
 @dataclass(frozen=True)

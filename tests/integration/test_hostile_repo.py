@@ -115,8 +115,6 @@ def bench(
 
 # (id, service keys, top-level `section.key: yaml` lines, extra mount, key path, policy key or None: reserved)
 ATTACKS: list[tuple[str, str, str, str, str, str | None]] = [
-    ("bind of the repository itself", "", "", "'../../..:/repo'", "services.web.volumes[1]", None),
-    ("bind of its .git", "", "", "'../../../.git:/g'", "services.web.volumes[1]", None),
     ("bind of /", "", "", "'/:/host'", "services.web.volumes[1]", "allowed_bind_paths"),
     ("docker socket", "", "", "'/var/run/docker.sock:/s'", "services.web.volumes[1]", "allowed_bind_paths"),
     ("seccomp inline JSON", "    security_opt: ['seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}']\n", "", "",
@@ -199,16 +197,54 @@ def test_network_mode_container_joins_nothing(bench: Bench) -> None:
     _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "services.web.network_mode", "allow_other_containers")
 
 
+def _refused_somehow(b: Bench, files: dict[str, str | None], key_path: str, needle: str) -> None:
+    """Refused by the loader (exit 2) or the policy (exit 3), naming the key; nothing changes."""
+    before = b.view()
+    b.device.commit(files, f"attack: {key_path}")
+    out = b.device.cli("sync")
+    assert out.returncode in (2, 3), f"exit {out.returncode}\n{out.stderr}"
+    where = rf"devices/d1/[\w/]+\.yaml(:\d+)?: {re.escape(key_path)}"
+    assert re.search(where + ".*" + re.escape(needle), out.stderr), out.stderr
+    assert b.view() == before
+
+
+@pytest.mark.parametrize("mount", ["'../../../.git:/g'", "'../../../.git/hooks:/h:ro'", "'../../../.git/config:/c'"])
+def test_git_internals_never_reach_a_container(bench: Bench, mount: str) -> None:
+    _refused_somehow(bench, {f"{bench.stack}/compose.yaml": bench.compose_file(mount=mount)},
+                     "services.web.volumes", ".git")  # fmt: skip
+
+
+def test_a_bind_of_the_repository_is_a_read_only_copy_without_git(bench: Bench) -> None:
+    """``../../..:/repo`` passes confinement; the container gets the revision's tree, never the clone."""
+    hooks_before = sorted(p.name for p in (bench.clone / ".git/hooks").glob("*"))
+    bench.device.commit({f"{bench.stack}/compose.yaml": bench.compose_file(mount="'../../..:/repo'")}, "bind repo")
+    out = bench.device.cli("sync")
+    try:
+        assert out.returncode == 0, out.stderr
+        (web,) = bench.device.containers(bench.stack).values()
+        (repo,) = [m for m in web.attrs["Mounts"] if m["Destination"] == "/repo"]
+        source = Path(repo["Source"])
+        assert source.is_relative_to(bench.device.workdir / "state/trees") and not (source / ".git").exists()
+        code, _ = web.exec_run(["sh", "-c", "ls -a /repo; test ! -e /repo/.git"])
+        assert code == 0
+        assert sorted(p.name for p in (bench.clone / ".git/hooks").glob("*")) == hooks_before
+    finally:
+        bench.device.commit({f"{bench.stack}/compose.yaml": bench.compose_file()}, "back to the baseline")
+        assert bench.device.cli("sync").returncode == 0
+
+
 def test_bind_through_a_committed_symlink_to_a_host_dir(bench: Bench) -> None:
     """A local volume's ``device`` inside the clone that is a symlink: mount(2) would follow it to /etc."""
     link = bench.device.repo / bench.device.path / bench.stack / "hostlink"
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to("/etc")
-    device = bench.clone / bench.device.path / bench.stack / "hostlink"
-    compose = bench.compose_file(top=f"volumes.evil: {{driver_opts: {{type: none, o: bind, device: '{device}'}}}}",
-                                 mount="'evil:/e'")  # fmt: skip
-    _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "volumes.evil.driver_opts.device", "allowed_bind_paths")
-    link.unlink()
+    try:
+        for device in (bench.clone / bench.device.path / bench.stack / "hostlink", link):
+            compose = bench.compose_file(top=f"volumes.evil: {{driver_opts: {{type: none, o: bind, "
+                                             f"device: '{device}'}}}}", mount="'evil:/e'")  # fmt: skip
+            _refused_somehow(bench, {f"{bench.stack}/compose.yaml": compose}, "volumes.evil.driver_opts.device", "")
+    finally:
+        link.unlink()
 
 
 def test_container_name_of_another_projects_container(bench: Bench) -> None:

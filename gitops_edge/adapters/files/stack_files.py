@@ -125,11 +125,17 @@ def _interpolation_env(root: Path, rel_dir: str, environ: Mapping[str, str]) -> 
 
 
 def read_text(root: Path, rel: str) -> str | None:
-    """A repo-relative text file, ``None`` if absent; symlinks may not leave the repo."""
+    """A repo-relative text file, ``None`` if absent; symlinks may not leave the repo or enter ``.git``."""
+    if ".git" in posixpath.normpath(rel).split("/"):
+        raise DesiredStateError("reads the repository's .git directory, which is never desired state", Location(rel))
     path = root / rel
     if not path.exists() and not path.is_symlink():
         return None
     path = inside(root, rel, "file")
+    real_git = os.path.join(os.path.realpath(root), ".git")
+    real = os.path.realpath(path)
+    if real == real_git or real.startswith(real_git + os.sep):
+        raise DesiredStateError("file is a symlink into the repository's .git directory", Location(rel))
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise DesiredStateError(f"file is larger than the {MAX_FILE_BYTES}-byte limit",

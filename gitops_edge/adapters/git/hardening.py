@@ -72,8 +72,13 @@ def url_scheme(url: str) -> str:
 
 
 def safe_settings(url: str) -> list[tuple[str, str]]:
-    """Command-scope settings for a command that talks to ``url`` (or none, for local work)."""
-    return [*SAFE_SETTINGS, (f"protocol.{url_scheme(url)}.allow", "always")]
+    """Command-scope settings for a command that talks to ``url`` (or none, for local work).
+
+    Only ``url``'s transport is allowed (an http remote may still redirect up to https).
+    """
+    scheme = url_scheme(url)
+    allowed = [scheme, "https"] if scheme == "http" else [scheme]
+    return [*SAFE_SETTINGS, *((f"protocol.{s}.allow", "always") for s in allowed)]
 
 
 def safe_env() -> dict[str, str]:

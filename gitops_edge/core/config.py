@@ -44,7 +44,7 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt"},
-    "device": {"id", "labels"},
+    "device": {"id", "labels", "secrets_dir"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start"},
     "health": {"timeout", "stable_for"},
@@ -200,7 +200,11 @@ def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceCo
         if text is None:
             raise ConfigError("must be a string, number or boolean", r.loc(("device", "labels", k)))
         pairs.append((str(k), text))
-    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)))
+    secrets_dir = r.string(dev, ("device", "secrets_dir"))
+    if secrets_dir is not None and not secrets_dir.startswith("/"):
+        raise ConfigError("must be an absolute path", r.loc(("device", "secrets_dir")))
+    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)),
+                        secrets_dir=secrets_dir)
 
 
 def parse_config(

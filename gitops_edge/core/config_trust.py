@@ -26,8 +26,8 @@ REMAP_KEYS = {"prefix", "signed_prefix"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
 SECURITY_BOOLS = (
     "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc", "allow_host_uts",
-    "allow_host_userns", "allow_host_cgroupns", "allow_other_containers", "allow_device_cgroup_rules",
-    "allow_gpus", "allow_unconfined", "allow_cgroup_parent",
+    "allow_host_userns", "allow_host_cgroupns", "allow_foreign_containers", "allow_device_cgroup_rules",
+    "allow_gpus", "allow_unconfined", "allow_cgroup_parent", "allow_storage_opt", "allow_oom_protection",
 )
 SECURITY_LISTS = (
     "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allowed_security_opts", "allowed_sysctls",

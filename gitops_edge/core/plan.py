@@ -116,6 +116,9 @@ def can_start_first(spec: ServiceSpec) -> bool:
     """
     if spec.container_name or spec.devices or spec.network_mode == "host":
         return False
+    # A fixed MAC or IP address, or a GPU, can be held by one container at a time too.
+    if spec.mac_address or spec.device_requests or any(a.ipv4_address or a.ipv6_address for a in spec.networks):
+        return False
     if any(p.published for p in spec.ports):
         return False
     return not any(m.type in ("volume", "bind") and not m.read_only for m in spec.mounts)

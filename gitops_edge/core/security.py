@@ -9,10 +9,8 @@ reaches the host, and the ``security.*`` key that would allow it, so a refusal
 tells the operator exactly what to set (or that nothing can allow it).
 
 The rules are tables: a new compose key the loader learns is one more row.
-Service rules read spec fields with ``getattr`` so a rule can exist before the
-loader parses its key (today the loader refuses ``pid``, ``ipc``, ``uts``,
-``userns_mode``, ``cgroup``, ``cgroup_parent``, ``runtime``, ``gpus``,
-``device_cgroup_rules`` and ``volumes_from`` as unsupported).
+Namespace rules read spec fields with ``getattr``, so a row can exist before
+the loader parses its key.
 Pure: paths are compared as normalized strings, nothing on disk is looked at.
 """
 
@@ -143,17 +141,38 @@ def _namespaces(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
             continue
         if mode == "host" and not getattr(ctx.policy, flag):
             yield (key,), f"{key}: host", why, flag
-        elif mode.startswith("container:") and not ctx.policy.allow_other_containers:
+        elif mode.startswith("container:") and not ctx.policy.allow_foreign_containers:
             yield ((key,), f"{key}: {mode}",
                    "joins a container this stack does not own (which may itself share the host's)",
-                   "allow_other_containers")  # fmt: skip
+                   "allow_foreign_containers")  # fmt: skip
 
 
-def _volumes_from(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
+def _foreign(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
+    """``volumes_from: container:X`` and ``external_links``: X is outside the stack and may hold anything."""
+    if ctx.policy.allow_foreign_containers:
+        return
     for i, src in enumerate(getattr(svc, "volumes_from", None) or ()):
-        if str(src).startswith("container:") and not ctx.policy.allow_other_containers:
+        if str(src).startswith("container:"):
             yield (("volumes_from", i), f"volumes_from {src}", "mounts the volumes of a container this stack "
-                   "does not own", "allow_other_containers")  # fmt: skip
+                   "does not own", "allow_foreign_containers")  # fmt: skip
+    for i, link in enumerate(getattr(svc, "external_links", None) or ()):
+        yield (("external_links", i), f"external_links {link}", "links to a container this stack does not own",
+               "allow_foreign_containers")  # fmt: skip
+
+
+def _kernel(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
+    """Settings that reach the host's kernel or storage driver rather than the container."""
+    policy = ctx.policy
+    if getattr(svc, "storage_opt", None) and not policy.allow_storage_opt:
+        yield (("storage_opt",), "storage_opt", "options of the host's storage driver for this container",
+               "allow_storage_opt")  # fmt: skip
+    if getattr(svc, "oom_kill_disable", False) and not policy.allow_oom_protection:
+        yield (("oom_kill_disable",), "oom_kill_disable", "the host's OOM killer would kill host processes "
+               "instead", "allow_oom_protection")  # fmt: skip
+    adj = getattr(svc, "oom_score_adj", None)
+    if isinstance(adj, int) and adj < 0 and not policy.allow_oom_protection:
+        yield (("oom_score_adj",), f"oom_score_adj {adj}", "protects the container from the OOM killer at the "
+               "host's expense", "allow_oom_protection")  # fmt: skip
 
 
 def _capabilities(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
@@ -175,13 +194,15 @@ def _devices(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
     if getattr(svc, "device_cgroup_rules", None) and not ctx.policy.allow_device_cgroup_rules:
         yield (("device_cgroup_rules",), "device_cgroup_rules", "lets the container open host devices it can "
                "create", "allow_device_cgroup_rules")  # fmt: skip
-    if getattr(svc, "gpus", None) and not ctx.policy.allow_gpus:
-        yield ("gpus",), "gpus", "direct access to the host's GPUs", "allow_gpus"
+    if getattr(svc, "device_requests", None) and not ctx.policy.allow_gpus:
+        yield (("gpus",), "gpus / device reservations", "direct access to the host's GPUs and devices",
+               "allow_gpus")  # fmt: skip
 
 
 def _mounts(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
     for i, mount in enumerate(svc.mounts):
-        if mount.type == "bind" and mount.source is not None:
+        # a secret's path comes from the device's own secrets_dir, never from the file
+        if mount.type == "bind" and mount.source is not None and getattr(mount, "origin", None) != "secret":
             yield from _bind(("volumes", i), mount, ctx)
 
 
@@ -257,7 +278,7 @@ def _container_name(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
 
 
 SERVICE_RULES: tuple[ServiceRule, ...] = (
-    _privileged, _namespaces, _volumes_from, _capabilities, _devices, _mounts, _security_opts, _sysctls,
+    _privileged, _namespaces, _foreign, _capabilities, _devices, _kernel, _mounts, _security_opts, _sysctls,
     _logging, _runtime, _container_name,
 )  # fmt: skip
 """Plainly safe, so no rule: ports, extra_hosts, hostname, dns, user, ulimits, tmpfs, environment, labels."""

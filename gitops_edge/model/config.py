@@ -19,6 +19,7 @@ from gitops_edge.model.trust import CommitVerification, RegistriesConfig, Securi
 class DeviceConfig:
     id: str
     labels: tuple[tuple[str, str], ...] = ()
+    secrets_dir: str | None = None  # absolute; compose `secrets:` are read from here, never from Git
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class SecurityPolicy:
     allow_host_uts: bool = False  # uts: host
     allow_host_userns: bool = False  # userns_mode: host
     allow_host_cgroupns: bool = False  # cgroup: host
-    allow_other_containers: bool = False  # network_mode/pid/ipc container:X, volumes_from container:X
+    allow_foreign_containers: bool = False  # container:X in network_mode/pid/ipc/volumes_from, external_links
     allowed_capabilities: tuple[str, ...] = ()  # beyond Docker's default set; "ALL" allows any
     allowed_devices: tuple[str, ...] = ()  # host device paths (globs), e.g. /dev/ttyUSB*
     allow_device_cgroup_rules: bool = False
@@ -101,6 +101,8 @@ class SecurityPolicy:
     allowed_logging_drivers: tuple[str, ...] = ()  # beyond json-file, local, none
     allowed_runtimes: tuple[str, ...] = ()  # beyond runc
     allow_cgroup_parent: bool = False
+    allow_storage_opt: bool = False  # storage_opt (driver options of the container's filesystem)
+    allow_oom_protection: bool = False  # oom_kill_disable, negative oom_score_adj
     allowed_volume_drivers: tuple[str, ...] = ()  # beyond local
     allowed_volume_types: tuple[str, ...] = ()  # local driver_opts mount types beyond tmpfs and bind
     allowed_network_drivers: tuple[str, ...] = ()  # beyond bridge

@@ -194,7 +194,7 @@ def test_network_mode_container_joins_nothing(bench: Bench) -> None:
     """``container:<any>`` joins another container's namespace (e.g. a host-networked one)."""
     victim = f"{bench.foreign}-app-1"
     compose = bench.compose_file().replace("    networks: [default, back]\n", f"    network_mode: container:{victim}\n")
-    _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "services.web.network_mode", "allow_other_containers")
+    _refused(bench, {f"{bench.stack}/compose.yaml": compose}, "services.web.network_mode", "allow_foreign_containers")
 
 
 def _refused_somehow(b: Bench, files: dict[str, str | None], key_path: str, needle: str) -> None:

@@ -131,8 +131,8 @@ def test_a_bind_volume_into_the_state_directory_is_refused(tmp_path: Path) -> No
     files = base_files()
     state = tmp_path / "state"
     files["dev/web/compose.yaml"] = (
-        "services:\n  web:\n    image: app:1\n    volumes: ['v:/x']\n"
-        f"volumes:\n  v:\n    driver_opts: {{type: none, o: bind, device: {state}/source/repo/.git}}\n"
+        "services:\n  web:\n    image: app:1\n    volumes: ['vol:/x']\n"
+        f"volumes:\n  vol:\n    driver_opts: {{type: none, o: bind, device: {state}/source/repo/.git}}\n"
     )
     clone = repo(tmp_path, files)
     with pytest.raises(DesiredStateError, match=r"volume device .* inside the agent's state directory"):

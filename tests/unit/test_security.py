@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from gitops_edge.core.security import RESERVED, Finding, check_stack, normalize_security_opt, path_allowed
-from gitops_edge.model.spec import Logging, Mount, NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.spec import DeviceRequest, Logging, Mount, NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.trust import SecurityPolicy
 
 ROOT = "/var/lib/gitops-edge/source/repo"
@@ -41,25 +41,12 @@ def local_vol(**opts: str) -> VolumeSpec:
     return VolumeSpec(key="v", name="web_v", driver_opts=tuple(sorted(opts.items())))
 
 
-@dataclass
-class Later:
-    """A spec with keys the loader does not parse yet: the rules read them with getattr."""
-
-    base: ServiceSpec
-    extra: dict[str, Any]
-
-    def __getattr__(self, name: str) -> Any:
-        if name in self.extra:
-            return self.extra[name]
-        return getattr(self.base, name)
-
-
 # (case, stack, policy key that allows it, the allowing policy)
 CASES: list[tuple[str, StackSpec, str, SecurityPolicy]] = [
     ("privileged", stack(svc(privileged=True)), "allow_privileged", SecurityPolicy(allow_privileged=True)),
     ("host network", stack(svc(network_mode="host")), "allow_host_network", SecurityPolicy(allow_host_network=True)),
-    ("container network", stack(svc(network_mode="container:other")), "allow_other_containers",
-     SecurityPolicy(allow_other_containers=True)),
+    ("container network", stack(svc(network_mode="container:other")), "allow_foreign_containers",
+     SecurityPolicy(allow_foreign_containers=True)),
     ("cap_add", stack(svc(cap_add=("SYS_ADMIN",))), "allowed_capabilities",
      SecurityPolicy(allowed_capabilities=("SYS_ADMIN",))),
     ("device", stack(svc(devices=("/dev/sda:/dev/sda",))), "allowed_devices",
@@ -132,21 +119,40 @@ def test_each_host_reaching_key_is_refused_and_names_the_setting(
         assert check_stack(st, allowing, ROOT) == []
 
 
-@pytest.mark.parametrize(("field", "value", "key"), [
-    ("pid", "host", "allow_host_pid"), ("ipc", "host", "allow_host_ipc"), ("uts", "host", "allow_host_uts"),
-    ("userns_mode", "host", "allow_host_userns"), ("cgroup", "host", "allow_host_cgroupns"),
-    ("pid", "container:x", "allow_other_containers"), ("ipc", "container:x", "allow_other_containers"),
-    ("volumes_from", ("container:x",), "allow_other_containers"), ("runtime", "sysbox-runc", "allowed_runtimes"),
-    ("cgroup_parent", "/system.slice", "allow_cgroup_parent"), ("gpus", "all", "allow_gpus"),
-    ("device_cgroup_rules", ("c 1:3 mr",), "allow_device_cgroup_rules"),
+@pytest.mark.parametrize(("kw", "key", "at"), [
+    ({"pid": "host"}, "allow_host_pid", "pid"), ({"ipc": "host"}, "allow_host_ipc", "ipc"),
+    ({"uts": "host"}, "allow_host_uts", "uts"), ({"userns_mode": "host"}, "allow_host_userns", "userns_mode"),
+    ({"cgroup": "host"}, "allow_host_cgroupns", "cgroup"),
+    ({"pid": "container:x"}, "allow_foreign_containers", "pid"),
+    ({"ipc": "container:x"}, "allow_foreign_containers", "ipc"),
+    ({"volumes_from": ("container:x:ro",)}, "allow_foreign_containers", "volumes_from"),
+    ({"external_links": ("redis:cache",)}, "allow_foreign_containers", "external_links"),
+    ({"runtime": "sysbox-runc"}, "allowed_runtimes", "runtime"),
+    ({"cgroup_parent": "/system.slice"}, "allow_cgroup_parent", "cgroup_parent"),
+    ({"device_requests": (DeviceRequest(count=-1, capabilities=("gpu",)),)}, "allow_gpus", "gpus"),
+    ({"device_cgroup_rules": ("c 1:3 mr",)}, "allow_device_cgroup_rules", "device_cgroup_rules"),
+    ({"storage_opt": (("size", "1G"),)}, "allow_storage_opt", "storage_opt"),
+    ({"oom_kill_disable": True}, "allow_oom_protection", "oom_kill_disable"),
+    ({"oom_score_adj": -500}, "allow_oom_protection", "oom_score_adj"),
 ])  # fmt: skip
-def test_keys_the_loader_will_parse_are_ruled_already(field: str, value: object, key: str) -> None:
-    service: Any = Later(svc(), {field: value})
-    (finding,) = check(service)
-    assert finding.policy_key == key and finding.path[:3] == ("services", "web", field)
-    allowed = value if isinstance(value, str) and key.startswith("allowed_") else True
-    assert check(service, replace(STRICT, **{key: (allowed,) if key.startswith("allowed_") else True})) == []
-    assert check(Later(svc(), {field: None})) == []  # type: ignore[arg-type]
+def test_namespace_and_kernel_keys_are_refused_unless_allowed(kw: dict[str, Any], key: str, at: str) -> None:
+    (finding,) = check(svc(**kw))
+    assert finding.policy_key == key and finding.path[:3] == ("services", "web", at)
+    value = next(iter(kw.values()))
+    allowing = (value,) if key.startswith("allowed_") else True
+    assert check(svc(**kw), replace(STRICT, **{key: allowing})) == []
+
+
+def test_sharing_within_the_stack_and_harmless_kernel_settings_need_nothing() -> None:
+    assert check(svc(ipc="service:db", pid="service:db", volumes_from=("db:ro",), runtime="runc", cgroup="private",
+                     oom_score_adj=100, shm_size=1 << 20)) == []  # fmt: skip
+
+
+def test_device_secrets_need_no_bind_path_but_config_files_do() -> None:
+    secret = Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")
+    config = Mount("bind", "/cfg", "/etc/passwd", read_only=True, origin="config")
+    assert check(svc(mounts=(secret,))) == []
+    assert check(svc(mounts=(config,)))[0].what == "bind mount of /etc/passwd"
 
 
 def test_plainly_safe_keys_pass() -> None:

@@ -65,6 +65,7 @@ class Wiring:
         from gitops_edge.adapters.files.desired_state import load_desired_state
         from gitops_edge.adapters.files.revision_tree import RevisionTrees, TreeRootSource
         from gitops_edge.adapters.git.source import GitRepoSource
+        from gitops_edge.core.compose import StackErrors
         from gitops_edge.engine.reconcile import Reconciler
 
         config = self.config
@@ -76,7 +77,14 @@ class Wiring:
         def loader(root: Path, subpath: str, revision: str) -> DesiredState:
             # read (and confine) the files in the clone, then bind every repository path from the tree
             clone = source.clone_of(root)
-            desired = load_desired_state(clone, subpath, revision, device=config.device)  # fleet.yaml: by identity
+            try:
+                desired = load_desired_state(clone, subpath, revision, device=config.device)  # fleet.yaml: by identity
+            except StackErrors as exc:
+                if exc.partial is None:
+                    raise
+                # the valid stacks go on, and they too bind from the tree, never the clone
+                raise StackErrors(exc.errors, partial=trees.materialize_state(exc.partial, clone),
+                                  by_stack=exc.by_stack) from None
             return trees.materialize_state(desired, clone)
 
         def key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
@@ -127,7 +135,8 @@ class Wiring:
         from gitops_edge.report.webhook import Notifier
 
         config = self.config
-        Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
+        Notifier(config.notify, store, config.device.id).after_sync(
+            result.outcome, result.revision, result.reason, result.evidence)
         if config.mqtt is not None:
             from gitops_edge.report.mqtt_status import publish_once, record_sync
 

@@ -33,6 +33,9 @@ def status_payload(
         health = {s["service"]: s["health"] for s in st.get("services", [])}
         stacks[st["stack"]] = {
             "revision": st.get("revision"),
+            "ready": st.get("ready"),
+            "reason": st.get("reason"),
+            "message": st.get("message"),
             "health": health,
             "suspended": st.get("suspended"),
             "automation_stopped": st.get("automation_stopped"),
@@ -122,10 +125,17 @@ def _age(seconds: float) -> str:
 
 
 def health_summary(status: Mapping[str, Any] | None) -> str:
+    """``all healthy`` only when every stack is ready (``core.conditions``) and every service fine;
+    else what is not: ``web: RolledBack`` per not-ready stack, or how many services are unhealthy."""
     if not status:
         return "-"
-    states = [h for st in status.get("stacks", {}).values() for h in st.get("health", {}).values()]
+    stacks = status.get("stacks", {})
+    not_ready = [f"{name}: {st.get('reason') or 'NotReady'}" for name, st in sorted(stacks.items())
+                 if st.get("ready") not in (None, "True")]
+    states = [h for st in stacks.values() for h in st.get("health", {}).values()]
     bad = sum(1 for h in states if h not in _FINE)
+    if not_ready:
+        return ", ".join(not_ready)
     if not states:
         return "no services"
     return "all healthy" if bad == 0 else f"{bad} unhealthy"

@@ -57,6 +57,17 @@ def _describe_change(old: ServiceSpec | None, new: ServiceSpec) -> str:
     return "; ".join(parts)
 
 
+def shown_image(written: str | None, pinned: str | None) -> str:
+    """``repo:tag@sha256:<12 hex>``: the tag a person wrote and the digest that runs."""
+    if not pinned:
+        return written or "?"
+    if written and "@sha256:" in pinned and "@" not in written:
+        return f"{written}@{pinned.split('@', 1)[1][:19]}"
+    if written and pinned.startswith("sha256:"):  # a local image, no registry digest: its id
+        return f"{written} (image {pinned[:19]})"
+    return _short(pinned)
+
+
 def _short(image: str | None) -> str:
     if not image:
         return "?"
@@ -100,7 +111,9 @@ def _service_action(
         old = previous.service(spec.name) if previous and _has(previous, spec.name) else None
         return act(ActionKind.RECREATE, _describe_change(old, spec))
     if c.image != image:
-        return act(ActionKind.RECREATE, f"image changed: {_short(c.image)} -> {_short(image)}")
+        old_ref = previous.service(spec.name).image if previous and _has(previous, spec.name) else None
+        return act(ActionKind.RECREATE,
+                   f"image changed: {shown_image(old_ref, c.image)} -> {shown_image(spec.image, image)}")
     if c.status in ("created",) or (c.status in ("exited", "dead") and spec.restart in RESTARTING_POLICIES):
         return act(ActionKind.START, f"container is {c.status}")
     return None
@@ -276,7 +289,9 @@ def format_plan(plan: Plan) -> list[str]:
         lines.append(head)
         for a in sp.actions:
             how = " (start-first)" if a.start_first else ""
-            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}")
+            image = (f" [{shown_image(a.spec.image if a.spec else None, a.image)}]"
+                     if a.image and not a.reason.startswith("image changed") else "")
+            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}{image}")
         for name in sp.unchanged:
             lines.append(f"  keep {name}")
     if not plan.stacks:

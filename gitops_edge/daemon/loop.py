@@ -34,6 +34,7 @@ from gitops_edge.model.result import SyncResult
 
 if TYPE_CHECKING:
     from gitops_edge.daemon.wiring_port import DaemonWiring
+    from gitops_edge.model.condition import StackCondition
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
@@ -83,7 +84,7 @@ class Agent:
         self.retry_after_s: float | None = None  # from the last sync's 429/503, if the server said
         self.rng = random.Random()
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
-        self.metrics = Metrics()
+        self.metrics = Metrics(self._conditions)
         self.synced_once = threading.Event()
         self.last_tick = time.monotonic()
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
@@ -237,6 +238,23 @@ class Agent:
             log.warning("no control socket at %s: %s", server.path, exc)
             return None
         return server
+
+    def _conditions(self) -> list[StackCondition]:
+        """Every stack's readiness now, as ``/status`` shows it (``/metrics`` reads it when scraped)."""
+        from gitops_edge.report.status_view import stack_conditions
+
+        store = self.wiring.open_store()
+        try:
+            runtime = self.wiring.runtime_or_none(timeout=10)[0]
+            observed = None
+            if runtime is not None:
+                try:
+                    observed = runtime.observe()
+                except EdgeError:
+                    observed = None
+            return stack_conditions(store, observed)
+        finally:
+            store.close()
 
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:

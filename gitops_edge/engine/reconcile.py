@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops_edge.core.outcome import outcome_for
+from gitops_edge.core.compose import StackErrors
+from gitops_edge.core.outcome import outcome_for, severity
 from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
@@ -25,8 +26,18 @@ from gitops_edge.engine import recovery
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.security_gate import KeyLines
 from gitops_edge.engine.switch import StackSwitch
-from gitops_edge.errors import ApplyError, EdgeError, RollbackFailed, StateStoreError, TrustError
+from gitops_edge.errors import (
+    ApplyError,
+    DesiredStateError,
+    EdgeError,
+    EngineUnavailableError,
+    RollbackFailed,
+    StateStoreError,
+    TrustError,
+)
+from gitops_edge.model.condition import Reason, StackOutcome
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.result import SyncResult
@@ -55,6 +66,30 @@ class Prepared:
     skipped: Mapping[str, str]  # stack -> why it is left alone this time
 
 
+@dataclass(frozen=True)
+class _Problem:
+    """One stack's failure in this sync; the other stacks go on."""
+
+    error: EdgeError
+    step: Step
+    reason: Reason
+    evidence: tuple[Evidence, ...] = ()
+
+
+def _reason_for(exc: EdgeError) -> Reason:
+    if isinstance(exc, TrustError):
+        return Reason.REFUSED
+    if isinstance(exc, RollbackFailed):
+        return Reason.AUTOMATION_STOPPED
+    if isinstance(exc, ApplyError):
+        return Reason.ROLLED_BACK
+    return Reason.UNREACHABLE if exc.retryable else Reason.INVALID
+
+
+_CHANGING = frozenset({Step.STAGE, Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
+_PER_STACK = frozenset({Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
+
+
 @dataclass
 class _Pass:
     """The working state of one sync, filled in step by step."""
@@ -69,12 +104,63 @@ class _Pass:
     observed: ObservedState = field(default_factory=ObservedState)
     plan: Plan = field(default_factory=lambda: Plan(""))
     result: SyncResult = field(default_factory=lambda: SyncResult(Outcome.UNCHANGED))
+    problems: dict[str, _Problem] = field(default_factory=dict)  # stack -> why it failed this sync
+    converged: dict[str, Outcome] = field(default_factory=dict)  # stack -> applied | unchanged, this sync
+    loaded: bool = False  # LOAD ran: the stacks this revision holds are known
+    clock: Clock | None = None  # for the step lines' durations
+    stack: str | None = None  # the stack being switched, for the step lines
+    began: float | None = None  # when the current (sync-wide) step began
+    told: set[tuple[str, Step]] = field(default_factory=set)  # per-stack steps already announced
 
     def at(self, step: Step) -> None:
+        """Enter ``step``: a line as a sync-wide step ends and as one starts (INFO for the steps
+        that change something, DEBUG for the read-only ones), one per stack for the per-stack steps."""
+        now = self.clock.monotonic() if self.clock is not None else 0.0
+        if self.began is not None and step is not self.step:
+            self._line(self.step, f"{self.step.value} done in {now - self.began:.2f}s")
+            self.began = None
+        if step in _PER_STACK:  # entered again per dependency wave: one line per stack and step
+            if self.stack is not None and (self.stack, step) not in self.told:
+                self.told.add((self.stack, step))
+                self._line(step, f"{step.value} {self.stack}")
+        elif self.began is None or step is not self.step:
+            self._line(step, step.value)
+            self.began = now
         self.step = step
 
+    def finish(self) -> None:
+        """The last step's end line."""
+        if self.began is not None and self.clock is not None:
+            self._line(self.step, f"{self.step.value} done in {self.clock.monotonic() - self.began:.2f}s")
+            self.began = None
+
+    def _line(self, step: Step, text: str) -> None:
+        if self.dry:
+            return
+        level = logging.INFO if step in _CHANGING else logging.DEBUG  # an idle poll stays quiet
+        log.log(level, "%s", text, extra={"step": step.value, "revision": self.revision or None,
+                                         "stack": self.stack if step in _PER_STACK else None})
+
     def prepared(self) -> Prepared:
-        return Prepared(self.revision, self.desired, self.observed, self.pinned, self.plan, self.skipped)
+        held = {**self.skipped, **{s: str(pr.error) for s, pr in self.problems.items()}}
+        return Prepared(self.revision, self.desired, self.observed, self.pinned, self.plan, held)
+
+    def held(self) -> set[str]:
+        """Stacks this sync leaves alone: held back by the device, or failed in an earlier step."""
+        return set(self.skipped) | set(self.problems)
+
+    def fail(self, stack: str, exc: EdgeError, reason: Reason | None = None,
+             evidence: tuple[Evidence, ...] = ()) -> None:
+        """Record one stack's failure and log it: the one line that gives its reason."""
+        problem = _Problem(exc, self.step, reason or _reason_for(exc), evidence)
+        self.problems[stack] = problem
+        if self.dry:
+            return
+        level = logging.ERROR if isinstance(exc, RollbackFailed) else logging.WARNING
+        text = str(exc).removeprefix(f"{stack}: ")
+        log.log(level, "%s: %s at %s: %s", stack, problem.reason.value, self.step.value, text,
+                extra={"stack": stack, "revision": self.revision, "step": self.step.value,
+                       "outcome": outcome_for(exc).value})
 
 
 class Reconciler:
@@ -106,7 +192,7 @@ class Reconciler:
     def sync(self) -> SyncResult:
         started = self.clock.monotonic()
         sync_id = self.store.start_sync()
-        p = _Pass()
+        p = _Pass(clock=self.clock)
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
             recovery.recover(self.store, self.runtime, self.switch, p.at)
@@ -114,9 +200,13 @@ class Reconciler:
         except EdgeError as exc:
             result = SyncResult(outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
         finally:
+            p.finish()
             if result.step is None:
                 result.step = p.step
+            _fold(p, result)
+            result.stacks = {**p.converged, **{s: outcome_for(pr.error) for s, pr in p.problems.items()}}
             try:
+                self._record_outcomes(p)
                 self.store.finish_sync(
                     sync_id,
                     revision=result.revision,
@@ -124,16 +214,24 @@ class Reconciler:
                     reason=result.reason,
                     actions=result.actions,
                     step=result.step,
+                    evidence=result.evidence,
                 )
             except StateStoreError as exc:  # recording must never hide the real outcome
                 log.error("could not record the sync: %s", exc)
-            log.info(
+            # each stack's problem was logged when found; an error that ended the sync is logged here
+            told = result.error is None or any(result.error is pr.error for pr in p.problems.values())
+            log.log(
+                logging.INFO if told else logging.WARNING,
                 "sync %s at %s in %.2fs: %s%s",
                 result.outcome.value,
                 result.step.value,
                 self.clock.monotonic() - started,
                 (result.revision or "")[:12],
+                f" ({result.reason})" if result.reason and not told else
+                f" ({len(p.problems)} stack(s) failed, above)" if p.problems else
                 f" ({result.reason})" if result.reason else "",
+                extra={"revision": result.revision, "step": result.step.value, "outcome": result.outcome.value,
+                       "summary": told},  # the CLI drops it beside its outcome line unless it is the error's one
             )
         if self.after_sync is not None:
             try:
@@ -141,6 +239,32 @@ class Reconciler:
             except (EdgeError, OSError) as exc:  # housekeeping: never the sync's outcome
                 log.warning("after the sync: %s", exc)
         return result
+
+    def _record_outcomes(self, p: _Pass) -> None:
+        """Each stack this sync decided something about; nothing when that is what is stored already."""
+        if p.dry or not p.revision:
+            return
+        now = self.clock.now().timestamp()
+        stored = self.store.stack_outcomes()
+        fresh = [
+            StackOutcome(stack, outcome_for(pr.error), pr.reason, pr.error.message.removeprefix(f"{stack}: ")
+                         if isinstance(pr.error, ApplyError) else str(pr.error),
+                         p.revision, pr.step, now, pr.evidence[0] if pr.evidence else None)
+            for stack, pr in p.problems.items()
+        ]
+        for stack, outcome in p.converged.items():
+            last = stored.get(stack)
+            if last is not None and last.reason is Reason.READY and last.revision == p.revision:
+                continue  # an idle poll writes nothing
+            step = Step.COMMIT if outcome is Outcome.APPLIED else Step.PLAN
+            fresh.append(StackOutcome(stack, outcome, Reason.READY, "", p.revision, step, now))
+        for o in fresh:
+            if not o.same_as(stored.get(o.stack)):
+                self.store.record_stack_outcome(o)
+        if p.loaded:  # a stack that left Git before it was ever applied leaves no row either
+            present = {st.name for st in p.desired.stacks} | set(p.problems) | set(self.store.applied())
+            for stack in set(stored) - present:
+                self.store.forget_stack(stack)
 
     def _run(self, p: _Pass, last: Step | None = None) -> SyncResult:
         """Run ``STEPS`` in order until one ends the sync (or ``last`` has run)."""
@@ -172,31 +296,45 @@ class Reconciler:
         return None
 
     def _load(self, p: _Pass) -> SyncResult | None:
-        p.desired = self.loader(p.root, self.config.source.path, p.revision)
+        """Every stack of the checkout; an invalid stack is recorded and the valid ones go on."""
+        try:
+            p.desired = self.loader(p.root, self.config.source.path, p.revision)
+        except StackErrors as exc:
+            if exc.partial is None:  # a problem outside any one stack (fleet.yaml, the tree itself)
+                raise
+            p.desired = exc.partial
+            for stack, errs in sorted(exc.by_stack.items()):
+                err = errs[0] if len(errs) == 1 else DesiredStateError("; ".join(str(e) for e in errs))
+                p.fail(stack, err, Reason.INVALID)
         p.revision = p.desired.revision
+        p.loaded = True
         return None
 
     def _security(self, p: _Pass) -> SyncResult | None:
-        """The device security policy: a compromised repo must not take over the device."""
-        from gitops_edge.engine.security_gate import check_policy
+        """The device security policy: a compromised repo must not take over the device (per stack)."""
+        from gitops_edge.engine.security_gate import policy_refusals
 
-        check_policy(p.desired, self.config.security, p.root, self.key_lines)
+        for stack, refusal in policy_refusals(p.desired, self.config.security, p.root, self.key_lines).items():
+            p.fail(stack, refusal)
         return None
 
     def _verify(self, p: _Pass) -> SyncResult | None:
         """Pin (and with a trust policy, verify) every image of the stacks not held back."""
         p.skipped = self._skipped(p.revision)
-        p.pinned = self._pin(p.desired, p.skipped)
+        p.pinned = self._pin(p)
         return None
 
     def _check_ownership(self, p: _Pass, managed: Iterable[str]) -> None:
         """SECURITY's half that needs the engine's view, run where PLAN observes it anyway
         (no extra engine calls): no hand-made project taken over, no foreign container name."""
-        from gitops_edge.engine.security_gate import check_ownership
+        from gitops_edge.engine.security_gate import ownership_refusals
 
+        refusals = ownership_refusals(p.desired, p.observed, set(managed), self.config.security, p.root,
+                                      self.key_lines, name_owner=lambda name: self.runtime.container_project(name))
         planning, p.step = p.step, Step.SECURITY
-        check_ownership(p.desired, p.observed, set(managed), self.config.security, p.root, self.key_lines,
-                        name_owner=lambda name: self.runtime.container_project(name))  # only for container_name keys
+        for stack, refusal in refusals.items():
+            if stack not in p.held():
+                p.fail(stack, refusal)
         p.step = planning
 
     def _plan(self, p: _Pass) -> SyncResult | None:
@@ -204,12 +342,12 @@ class Reconciler:
         previous = {name: stack_from_json(a.specs_json) for name, a in self.store.applied().items()}
         self._check_ownership(p, previous.keys())
         p.plan = make_plan(
-            p.desired, p.observed, p.pinned, previous, managed_stacks=previous.keys(), skip=p.skipped.keys()
+            p.desired, p.observed, p.pinned, previous, managed_stacks=previous.keys(), skip=p.held()
         )
         if p.dry:
             return None
-        for stack, why in p.skipped.items():
-            log.info("skipping %s: %s", stack, why)
+        for stack, why in p.skipped.items():  # the sync's reason says it once
+            log.debug("skipping %s: %s", stack, why)
         p.result = SyncResult(Outcome.UNCHANGED, revision=p.revision, plan=p.plan)
         if p.skipped:
             p.result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(p.skipped.items()))
@@ -233,12 +371,14 @@ class Reconciler:
                 out[stack] = f"commit {rev[:12]} is quarantined: {why}"
         return out
 
-    def _pin(self, desired: DesiredState, skipped: Mapping[str, str]) -> dict[tuple[str, str], str]:
-        cache: dict[tuple[str, str], str] = {}
+    def _pin(self, p: _Pass) -> dict[tuple[str, str], str]:
+        """Each stack's images; a stack with an image refused or not found is recorded and left alone."""
+        cache: dict[tuple[str, str], str | EdgeError] = {}
         pinned: dict[tuple[str, str], str] = {}
-        for st in desired.stacks:
-            if st.name in skipped:
+        for st in p.desired.stacks:
+            if st.name in p.held():
                 continue
+            mine: dict[tuple[str, str], str] = {}
             for svc in st.services:
                 key = (svc.image, svc.pull_policy)
                 if key not in cache:
@@ -248,10 +388,21 @@ class Reconciler:
                             if self.image_policy is not None
                             else self.runtime.resolve_image(svc.image, svc.pull_policy)
                         )
-                    except TrustError as exc:
-                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}",
-                                         retry=exc.retry) from None  # an unset clock is retried, not parked
-                pinned[(st.name, svc.name)] = cache[key]
+                    except EdgeError as exc:
+                        cache[key] = exc
+                found = cache[key]
+                if isinstance(found, EngineUnavailableError):
+                    raise found  # not this stack's problem: the whole sync waits for the engine
+                if isinstance(found, EdgeError):
+                    err = found
+                    if isinstance(found, TrustError):
+                        err = TrustError(f"{st.compose_file}: services.{svc.name}: {found.message}",
+                                         retry=found.retry)  # an unset clock is retried, not parked
+                    p.fail(st.name, err)
+                    break
+                mine[(st.name, svc.name)] = found
+            else:
+                pinned.update(mine)
         return pinned
 
     # -- HOLD, STAGE -----------------------------------------------------------------------
@@ -294,25 +445,24 @@ class Reconciler:
     def _switch(self, p: _Pass) -> SyncResult | None:
         """Each changed stack in turn; a stack that fails is rolled back and held, the others go on."""
         result = p.result
-        failures: list[tuple[EdgeError, Step]] = []
         for sp in p.plan.stacks:
             if sp.is_noop:
                 self._record_revisions(p, [sp])
                 continue
+            p.stack = sp.stack
             try:
                 result.actions += self._apply_stack(p, sp)
+                if not sp.remove_stack:
+                    p.converged[sp.stack] = Outcome.APPLIED
             except RollbackFailed as exc:
                 self.store.stop_automation(sp.stack, str(exc))
-                failures.append((exc, p.step))
+                result.actions += [f"{a} (rollback failed)" for a in self.switch.done]
+                p.fail(sp.stack, exc, evidence=tuple(self.switch.evidence))
             except ApplyError as exc:
                 self.store.quarantine(sp.stack, p.revision, exc.message.removeprefix(f"{sp.stack}: "))
-                failures.append((exc, p.step))
-        if failures:
-            result.outcome = Outcome.ROLLED_BACK
-            result.error, p.step = failures[0]
-            result.reason = "; ".join(str(exc) for exc, _ in failures)
-        else:
-            result.outcome = Outcome.APPLIED
+                result.actions += [f"{a} (rolled back)" for a in self.switch.done]
+                p.fail(sp.stack, exc, evidence=tuple(self.switch.evidence))
+        result.outcome = Outcome.APPLIED
         return result
 
     def _apply_stack(self, p: _Pass, sp: StackPlan) -> list[str]:
@@ -342,6 +492,9 @@ class Reconciler:
     def _record_applied(self, p: _Pass, stack: StackSpec) -> None:
         images = {svc.name: p.pinned[(stack.name, svc.name)] for svc in stack.services}
         self.store.record_applied(stack.name, p.revision, stack_to_json(stack), images)
+        held = self.store.quarantined().get(stack.name)
+        if held is not None and held[0] != p.revision:  # a newer commit applied: the quarantine has ended
+            self.store.clear_quarantine(stack.name)
 
     def _record_revisions(self, p: _Pass, plans: Iterable[StackPlan]) -> None:
         """A no-op stack still moved to the new revision (e.g. only another stack changed)."""
@@ -352,6 +505,8 @@ class Reconciler:
             stack = p.desired.stack(sp.stack)
             if stack is not None and (sp.stack not in applied or applied[sp.stack].revision != p.revision):
                 self._record_applied(p, stack)
+            if stack is not None:
+                p.converged.setdefault(sp.stack, Outcome.UNCHANGED)
 
 
 StepRun = Callable[[Reconciler, _Pass], SyncResult | None]
@@ -368,3 +523,24 @@ STEPS: tuple[tuple[Step, StepRun], ...] = (
 )
 """The sync, in order. A step returns None to go on, a result to end the sync there,
 or raises (``EdgeError.retry`` says whether a later sync can do better)."""
+
+
+def _fold(p: _Pass, result: SyncResult) -> None:
+    """Every stack's failure into the one result: the worst sets outcome, error, exit code and step.
+
+    Worst first (``core.outcome.severity``): rolled back, refused, invalid,
+    unreachable. The reason names every problem; applied stacks keep their actions.
+    """
+    if not p.problems:
+        return
+    found = [(pr.error, pr.step) for pr in p.problems.values()]
+    if result.error is not None and all(str(result.error) != str(e) for e, _ in found):
+        found.append((result.error, result.step or p.step))
+    found.sort(key=lambda f: severity(f[0]), reverse=True)
+    result.error, result.step = found[0]
+    result.problems = [e for e, _ in found]
+    result.outcome = outcome_for(result.error)
+    result.revision = result.revision or p.revision or None
+    result.evidence = [ev for pr in p.problems.values() for ev in pr.evidence]
+    held = [f"{s}: {w}" for s, w in sorted(p.skipped.items())]
+    result.reason = "; ".join([str(e) for e, _ in found] + held)

@@ -1,5 +1,8 @@
 """The security step of a sync: refuse, with ``file:line: key``, what the device policy does not allow.
 
+Refusals are per stack (stacks are independent): the engine fails each refused
+stack and goes on with the others.
+
 ``core.security`` decides (pure, on specs); this step locates each finding in
 its compose file (``KeyLines``, from the wiring, reads the line map again only
 when something is refused)
@@ -25,20 +28,35 @@ KeyLines = Callable[[Path, str], Mapping[KeyPath, int]]
 """(checkout root, repo-relative compose file) -> its key-path-to-line map (wiring reads the YAML)."""
 
 
-def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path, lines: KeyLines | None = None) -> None:
-    """``TrustError`` naming the first refused key (and how many more) of any stack."""
-    problems: list[str] = []
+def policy_refusals(
+    desired: DesiredState, policy: SecurityPolicy, root: Path, lines: KeyLines | None = None
+) -> dict[str, TrustError]:
+    """Per refused stack: a ``TrustError`` naming its first refused key (and how many more)."""
+    out: dict[str, TrustError] = {}
     for st in desired.stacks:
         findings = check_stack(st, policy, str(root))
         if findings:
-            problems += _located(st, root, findings, lines)
-    _raise(problems)
+            out[st.name] = _refusal(_located(st, root, findings, lines))
+    return out
+
+
+def check_policy(desired: DesiredState, policy: SecurityPolicy, root: Path, lines: KeyLines | None = None) -> None:
+    """Raise the first stack's refusal, if any."""
+    _raise(policy_refusals(desired, policy, root, lines))
 
 
 def check_ownership(
     desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path,
     lines: KeyLines | None = None, name_owner: Callable[[str], str | None] | None = None,
 ) -> None:
+    """Raise the first stack's refusal by ``ownership_refusals``, if any."""
+    _raise(ownership_refusals(desired, observed, managed, policy, root, lines, name_owner))
+
+
+def ownership_refusals(
+    desired: DesiredState, observed: ObservedState, managed: Collection[str], policy: SecurityPolicy, root: Path,
+    lines: KeyLines | None = None, name_owner: Callable[[str], str | None] | None = None,
+) -> dict[str, TrustError]:
     """Refuse taking over a hand-made compose project, or a container name someone else holds.
 
     ``managed``: stacks the agent applied before (its state store). A project
@@ -53,7 +71,7 @@ def check_ownership(
             return known.get(name)
         return name_owner(name)
 
-    problems: list[str] = []
+    out: dict[str, TrustError] = {}
     for st in desired.stacks:
         found: list[Finding] = []
         foreign = sorted(c.name for c in observed.for_stack(st.name) if not c.managed)
@@ -73,8 +91,8 @@ def check_ownership(
                     f"it names an existing container of {held_by}", RESERVED,
                 ))  # fmt: skip
         if found:
-            problems += _located(st, root, found, lines)
-    _raise(problems)
+            out[st.name] = _refusal(_located(st, root, found, lines))
+    return out
 
 
 def _located(stack: StackSpec, root: Path, findings: list[Finding], lines: KeyLines | None) -> list[str]:
@@ -83,7 +101,11 @@ def _located(stack: StackSpec, root: Path, findings: list[Finding], lines: KeyLi
             for f in findings]  # fmt: skip
 
 
-def _raise(problems: list[str]) -> None:
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise TrustError(problems[0] + more)
+def _refusal(problems: list[str]) -> TrustError:
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return TrustError(problems[0] + more)
+
+
+def _raise(refusals: dict[str, TrustError]) -> None:
+    if refusals:
+        raise next(iter(refusals.values()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.step import Step
 
 
@@ -28,6 +29,7 @@ class SyncRecord:
     actions: tuple[str, ...] = ()  # human descriptions of what was done
     duration_s: float | None = None
     step: Step | None = None  # where it stopped (None: still running, or recorded by an older agent)
+    evidence: tuple[Evidence, ...] = ()  # why services failed their health gate (rolled back)
 
 
 @dataclass(frozen=True)

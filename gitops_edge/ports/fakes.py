@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from gitops_edge.errors import EdgeError, EngineConflictError, EngineNotFoundError, ImageNotFoundError
+from gitops_edge.model.condition import StackOutcome
+from gitops_edge.model.evidence import FAILED_SUFFIX, Evidence
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
@@ -198,7 +200,7 @@ class FakeRuntime:
                 image=c.image if c.managed else None,
                 config_hash=c.config_hash if c.managed else None,
                 revision=c.revision if c.managed else None,
-                managed=c.managed, kept=c.name.endswith(KEPT_SUFFIX),
+                managed=c.managed, kept=c.name.endswith((KEPT_SUFFIX, FAILED_SUFFIX)),
             ))
         projects = tuple(sorted((n, self.network_projects.get(n, "")) for n in self.networks))
         return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)), projects)
@@ -289,6 +291,15 @@ class FakeRuntime:
             restart_policy=c.restart_policy,
         )
 
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        self._call("logs", container_id)
+        c = self._get(container_id)
+        self._advance(c)
+        lines = [f"{c.service} started from {c.image}"]
+        if c.status == "exited":
+            lines.append(f"{c.service} exited with code {c.exit_code}")
+        return lines[-tail:]
+
     # -- for assertions ----------------------------------------------------------------------
     def stack(self, stack: str) -> list[FakeContainer]:
         return sorted((c for c in self.containers.values() if c.stack == stack), key=lambda c: c.name)
@@ -345,21 +356,26 @@ class FakeStore:
     kv: dict[str, str] = field(default_factory=dict)
     syncs: list[SyncRecord] = field(default_factory=list)
     lock_row: dict[str, object] | None = None
+    outcome_rows: dict[str, StackOutcome] = field(default_factory=dict)
+    writes: int = 0  # outcome and applied writes, to show an idle poll writes nothing
 
     def _now(self) -> float:
         return self.clock.monotonic()
 
     # sync records
     def start_sync(self) -> int:
+        self.syncs = [replace(r, finished_at=r.started_at, outcome=Outcome.ERROR, reason="interrupted")
+                      if r.finished_at is None else r for r in self.syncs]
         self.syncs.append(SyncRecord(len(self.syncs) + 1, self._now(), None, None, None, ""))
         return len(self.syncs)
 
     def finish_sync(self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str,
-                    actions: list[str], step: Step | None = None) -> None:
+                    actions: list[str], step: Step | None = None, evidence: list[Evidence] | None = None) -> None:
         rec = self.syncs[sync_id - 1]
         self.syncs[sync_id - 1] = replace(
             rec, finished_at=self._now(), revision=revision, outcome=outcome, reason=reason,
             actions=tuple(actions), duration_s=self._now() - rec.started_at, step=step,
+            evidence=tuple(evidence or ()),
         )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
@@ -374,9 +390,20 @@ class FakeStore:
         self.applied_stacks[stack] = AppliedStack(stack, revision, self._now(), specs_json)
         goods = [g for g in self.good.get(stack, []) if g.revision != revision]
         self.good[stack] = [_Good(revision, specs_json, dict(images)), *goods][:5]
+        self.writes += 1
 
     def forget_stack(self, stack: str) -> None:
         self.applied_stacks.pop(stack, None)
+        self.quarantine_rows.pop(stack, None)
+        self.stopped_rows.pop(stack, None)
+        self.outcome_rows.pop(stack, None)
+
+    def record_stack_outcome(self, outcome: StackOutcome) -> None:
+        self.outcome_rows[outcome.stack] = outcome
+        self.writes += 1
+
+    def stack_outcomes(self) -> dict[str, StackOutcome]:
+        return dict(self.outcome_rows)
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         return [(g.revision, g.specs_json, dict(g.images)) for g in self.good.get(stack, [])]
@@ -387,6 +414,9 @@ class FakeStore:
 
     def quarantined(self) -> dict[str, tuple[str, str]]:
         return dict(self.quarantine_rows)
+
+    def clear_quarantine(self, stack: str) -> bool:
+        return self.quarantine_rows.pop(stack, None) is not None
 
     def stop_automation(self, stack: str, reason: str) -> None:
         self.stopped_rows[stack] = reason

@@ -35,6 +35,7 @@ from gitops_edge.core.fleet_report import (
 from gitops_edge.errors import EdgeError
 from gitops_edge.logs import scrub
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.report.webhook import scrub_evidence
 
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
@@ -64,6 +65,8 @@ def record_sync(config: AgentConfig, store: StateStore, result: SyncResult) -> N
     if kind is None:
         return
     event = event_payload(kind, config.device.id, result.revision, scrub(result.reason), result.actions, time.time())
+    if result.evidence:
+        event["evidence"] = [scrub_evidence(e) for e in result.evidence]
     store.queue_add(QUEUE, json.dumps(event))
 
 

@@ -148,3 +148,25 @@ def test_config_only_commits_are_gated_and_rollbacks_keep_their_files(
     wait_for(lambda: healthy(back), 30, "the rolled-back container to be healthy")
     assert read_conf(back) == "good 2"
     assert all(src.startswith(f"{state / 'trees' / r2 / s}/") for src in binds(back))
+
+
+def test_a_broken_stack_beside_it_does_not_send_a_valid_stack_to_the_clone(
+    device: Device, stack_name: str, test_images: dict[str, str]
+) -> None:
+    """Stacks are independent (issue 11): the valid one is applied while the other is invalid,
+    and it too binds from its revision tree, never from the Git clone."""
+    s, bad = stack_name, f"{stack_name}-bad"
+    device.cleanup += [s, bad]  # type: ignore[attr-defined]
+    state = device.workdir / "state"
+    rev = device.commit({
+        f"{s}/compose.yaml": COMPOSE.format(image=test_images["v1"], s=s),
+        f"{s}/app.conf": "good 1\n",
+        f"{s}-shared/notes.txt": "shared\n",
+        f"{bad}/compose.yaml": "services:\n  web:\n    image: [not, a, string]\n",
+    })
+    out = device.cli("sync")
+    assert out.returncode == 2, out.stdout + out.stderr  # the invalid stack is the worst outcome here
+    web = device.containers(s)[f"{s}-web-1"]
+    sources = binds(web)
+    assert sources and all(src.startswith(f"{state / 'trees' / rev / s}/") for src in sources), sources
+    assert not device.containers(bad)

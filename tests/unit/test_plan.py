@@ -109,7 +109,8 @@ def test_image_changed_names_old_and_new_digest() -> None:
     sp = plan_stack(st, REV, [running(st, "web", image=IMG)], pins(st, IMG2), previous=st)
     [a] = sp.actions
     assert a.kind is ActionKind.RECREATE
-    assert a.reason == f"image changed: reg/app@sha256:{'a' * 12} -> reg/app@sha256:{'b' * 12}"
+    # the tag as written beside the digest that runs
+    assert a.reason == f"image changed: reg/app:v1@sha256:{'a' * 12} -> reg/app:v1@sha256:{'b' * 12}"
     assert a.container_ids == ("web-1-id",)
     assert a.image == IMG2
 
@@ -320,7 +321,7 @@ def test_format_plan_lists_actions_and_kept_services() -> None:
     plan = make_plan(DesiredState(REV, (st,)), ObservedState((running(st, "db"),)),
                      {("s", "web"): IMG, ("s", "db"): IMG}, {"s": st})
     assert plan.stacks == (sp,)
-    assert format_plan(plan) == ["s:", "  create web: container missing", "  keep db"]
+    assert format_plan(plan) == ["s:", f"  create web: container missing [reg/app:v1@sha256:{'a' * 12}]", "  keep db"]
 
 
 def test_start_first_only_where_two_containers_can_coexist() -> None:

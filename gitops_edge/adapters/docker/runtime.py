@@ -16,6 +16,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ import requests
 
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
+from gitops_edge.adapters.docker.pull_progress import PullProgress
 from gitops_edge.core import image_ref
 from gitops_edge.errors import (
     DesiredStateError,
@@ -39,8 +41,11 @@ from gitops_edge.errors import (
     ImageNotFoundError,
     RegistryError,
 )
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+
+log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
 _UNREACHABLE = (requests.exceptions.RequestException, docker.errors.DockerException, OSError)
@@ -159,6 +164,12 @@ class DockerRuntime:
         with _engine(f"inspecting container {container_id[:12]}"):
             return docker_read.container_state(self._api.inspect_container(container_id))
 
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        with _engine(f"reading the log of container {container_id[:12]}"):
+            raw = self._api.logs(container_id, stdout=True, stderr=True, tail=tail, timestamps=False)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return text.splitlines()[-tail:]
+
     # -- images ------------------------------------------------------------
 
     def _local_image(self, ref: str) -> dict[str, Any] | None:
@@ -202,10 +213,14 @@ class DockerRuntime:
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
+        progress = PullProgress(pinned)
         with _registry(pinned):
             for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
                 if isinstance(line, dict) and line.get("error"):
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
+                if isinstance(line, dict):
+                    progress.feed(line)
+        log.info("pulled %s: %s", pinned, progress.summary())
         if self._local_image(pinned) is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
 
@@ -264,7 +279,7 @@ class DockerRuntime:
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
-        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
+        live = [c for c in found if not any(n.endswith((KEPT_SUFFIX, FAILED_SUFFIX)) for n in c.get("Names") or [])]
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise EngineNotFoundError(

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops_edge.errors import StateStoreError
+from gitops_edge.model.condition import StackOutcome
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
 from gitops_edge.model.step import Step, step_or_none
 
@@ -27,7 +29,8 @@ CREATE TABLE IF NOT EXISTS syncs (
   outcome TEXT,
   reason TEXT NOT NULL DEFAULT '',
   actions TEXT NOT NULL DEFAULT '[]',
-  step TEXT
+  step TEXT,
+  evidence TEXT
 );
 CREATE TABLE IF NOT EXISTS applied (
   stack TEXT PRIMARY KEY,
@@ -80,6 +83,9 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+INTERRUPTED = "interrupted: the agent stopped before this sync finished"
+
+
 def _int(value: object) -> int:
     """A column SQLite typed INTEGER (its rows are untyped to Python's type checker)."""
     if isinstance(value, int | float | str):
@@ -109,14 +115,17 @@ class StateStore:
 
     def _migrate(self) -> None:
         """Bring a database written by an older agent up to ``SCHEMA`` (added columns are nullable)."""
-        def has_step(db: sqlite3.Connection) -> bool:
-            return "step" in {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+        added = ("step", "evidence")
 
-        if has_step(self._db):  # the usual case: no write lock taken
+        def missing(db: sqlite3.Connection) -> list[str]:
+            have = {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+            return [c for c in added if c not in have]
+
+        if not missing(self._db):  # the usual case: no write lock taken
             return
-        with self._tx() as db:  # checked again under the write lock: two openers never add it twice
-            if not has_step(db):
-                db.execute("ALTER TABLE syncs ADD COLUMN step TEXT")
+        with self._tx() as db:  # checked again under the write lock: two openers never add one twice
+            for column in missing(db):
+                db.execute(f"ALTER TABLE syncs ADD COLUMN {column} TEXT")
 
     def _enable_wal(self) -> None:
         """Switching a new database to WAL needs it to itself; a second opener at the
@@ -155,7 +164,12 @@ class StateStore:
 
     # -- syncs ---------------------------------------------------------------
     def start_sync(self) -> int:
+        """A new running sync; one still running now was cut short (one sync at a time per device)."""
         with self._tx() as db:
+            db.execute(
+                "UPDATE syncs SET finished_at=started_at, outcome=?, reason=? WHERE finished_at IS NULL",
+                (Outcome.ERROR.value, INTERRUPTED),
+            )
             cur = db.execute("INSERT INTO syncs (started_at) VALUES (?)", (time.time(),))
             return int(cur.lastrowid or 0)
 
@@ -168,22 +182,26 @@ class StateStore:
         reason: str,
         actions: list[str],
         step: Step | None = None,
+        evidence: list[Evidence] | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
+                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=?, evidence=? "
+                "WHERE id=?",
                 (time.time(), revision, outcome.value, reason, json.dumps(actions),
-                 step.value if step is not None else None, sync_id),
+                 step.value if step is not None else None,
+                 json.dumps([e.to_data() for e in evidence]) if evidence else None, sync_id),
             )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
         rows = self._query(
-            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step "
+            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step, evidence "
             "FROM syncs ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         out = []
-        for id_, start, end, rev, outcome, reason, actions, step in rows:
+        for id_, start, end, rev, outcome, reason, actions, step, evidence in rows:
+            found = (Evidence.from_data(e) for e in json.loads(str(evidence))) if evidence else ()
             out.append(
                 SyncRecord(
                     id=_int(id_),
@@ -195,6 +213,7 @@ class StateStore:
                     actions=tuple(json.loads(str(actions))),
                     duration_s=(_float(end) - _float(start)) if end is not None else None,
                     step=step_or_none(step),
+                    evidence=tuple(e for e in found if e is not None),
                 )
             )
         return out
@@ -231,8 +250,21 @@ class StateStore:
             )
 
     def forget_stack(self, stack: str) -> None:
+        """A stack that left Git: no row of it remains (its good revisions stay for nothing to use)."""
         with self._tx() as db:
             db.execute("DELETE FROM applied WHERE stack=?", (stack,))
+            db.execute("DELETE FROM quarantine WHERE stack=?", (stack,))
+            db.execute("DELETE FROM stopped WHERE stack=?", (stack,))
+            db.execute("DELETE FROM kv WHERE key=?", (f"outcome:{stack}",))
+
+    # -- the last outcome per stack (core.conditions reads it) -------------------------
+    def record_stack_outcome(self, outcome: StackOutcome) -> None:
+        self.put(f"outcome:{outcome.stack}", json.dumps(outcome.to_data(), sort_keys=True))
+
+    def stack_outcomes(self) -> dict[str, StackOutcome]:
+        rows = self._query("SELECT value FROM kv WHERE key LIKE 'outcome:%'")
+        found = (StackOutcome.from_data(json.loads(str(v))) for (v,) in rows)
+        return {o.stack: o for o in found if o is not None}
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         """(revision, specs_json, images) of the stack's last good revisions, newest first."""

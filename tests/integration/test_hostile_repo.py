@@ -99,7 +99,7 @@ def bench(
     tag = uuid.uuid4().hex[:8]
     b = Bench(dev, f"hs{tag}", f"hand{tag}", f"plain{tag}", test_images["v1"], docker_client, compose_bin, work)
     try:
-        docker_client.containers.run(b.image, tinyimage.SERVE, name=b.plain, detach=True)
+        docker_client.containers.run(b.image, tinyimage.SERVE, name=b.plain, detach=True, network_mode="none")
         _compose_up(compose_bin, work / "compose", b.foreign,
                     f"services:\n  app:\n    image: {b.image}\n    command: {SERVE}\n")  # fmt: skip
         dev.commit({"README.md": "fleet\n", f"{b.stack}/compose.yaml": b.compose_file()}, "baseline")

@@ -87,6 +87,9 @@ class Wiring:
                                   by_stack=exc.by_stack) from None
             return trees.materialize_state(desired, clone)
 
+        def key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
+            return compose_key_lines(source.clone_of(root), compose_file)  # the compose file is read in the clone
+
         def collect_trees() -> None:
             """After each sync: drop the trees no container, applied or good revision needs."""
             containers = runtime.observe().containers  # first: if the engine cannot answer, nothing goes
@@ -95,7 +98,7 @@ class Wiring:
             trees.collect(trees.users(containers, applied, good, rec.revision_seen))
 
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
-                         after_sync=collect_trees)
+                         after_sync=collect_trees, key_lines=key_lines)
         return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
@@ -154,6 +157,16 @@ class Wiring:
     def sync_lock(self) -> Iterator[None]:
         with sync_lock(self.config.state_dir):
             yield
+
+
+def compose_key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
+    """The key-path-to-line map of a compose file the loader read a moment ago (for located refusals)."""
+    from gitops_edge.adapters.files.yaml_reader import read_yaml_file
+
+    try:
+        return read_yaml_file(root / compose_file, compose_file).lines
+    except (EdgeError, OSError):
+        return {}  # without lines the key path still says where
 
 
 @contextmanager

@@ -24,13 +24,18 @@ Path_ = KeyPath
 RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest", "signed_identity", "tlog"}
 REMAP_KEYS = {"prefix", "signed_prefix"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
-SECURITY_KEYS = {
-    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
-    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
-    "allowed_runtimes", "allow_foreign_containers", "allow_host_uts", "allow_host_userns",
-    "allow_host_cgroupns", "allow_cgroup_parent", "allow_device_cgroup_rules", "allow_gpus",
-    "allow_storage_opt", "allow_oom_protection",
-}
+SECURITY_BOOLS = (
+    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc", "allow_host_uts",
+    "allow_host_userns", "allow_host_cgroupns", "allow_foreign_containers", "allow_device_cgroup_rules",
+    "allow_gpus", "allow_unconfined", "allow_cgroup_parent", "allow_storage_opt", "allow_oom_protection",
+)
+SECURITY_LISTS = (
+    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allowed_security_opts", "allowed_sysctls",
+    "allowed_logging_drivers", "allowed_runtimes", "allowed_volume_drivers", "allowed_volume_types",
+    "allowed_network_drivers", "allowed_network_options", "allowed_external_volumes",
+    "allowed_external_networks", "adopt_projects",
+)
+SECURITY_KEYS = {*SECURITY_BOOLS, *SECURITY_LISTS}
 
 
 class _Fields:
@@ -164,27 +169,14 @@ def parse_security(reader: Locator, data: object) -> SecurityPolicy:
     for b in binds:
         if not b.startswith("/"):
             raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
-    d = SecurityPolicy  # strict defaults, from the model
-    return SecurityPolicy(
-        allow_privileged=f.bool_("allow_privileged", d.allow_privileged),
-        allow_host_network=f.bool_("allow_host_network", d.allow_host_network),
-        allow_host_pid=f.bool_("allow_host_pid", d.allow_host_pid),
-        allow_host_ipc=f.bool_("allow_host_ipc", d.allow_host_ipc),
-        allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
-        allowed_devices=f.strs("allowed_devices"),
-        allowed_bind_paths=binds,
-        allow_unconfined=f.bool_("allow_unconfined", d.allow_unconfined),
-        allowed_runtimes=f.strs("allowed_runtimes"),
-        allow_foreign_containers=f.bool_("allow_foreign_containers", d.allow_foreign_containers),
-        allow_host_uts=f.bool_("allow_host_uts", d.allow_host_uts),
-        allow_host_userns=f.bool_("allow_host_userns", d.allow_host_userns),
-        allow_host_cgroupns=f.bool_("allow_host_cgroupns", d.allow_host_cgroupns),
-        allow_cgroup_parent=f.bool_("allow_cgroup_parent", d.allow_cgroup_parent),
-        allow_device_cgroup_rules=f.bool_("allow_device_cgroup_rules", d.allow_device_cgroup_rules),
-        allow_gpus=f.bool_("allow_gpus", d.allow_gpus),
-        allow_storage_opt=f.bool_("allow_storage_opt", d.allow_storage_opt),
-        allow_oom_protection=f.bool_("allow_oom_protection", d.allow_oom_protection),
-    )
+    values: dict[str, Any] = {k: f.bool_(k, getattr(SecurityPolicy, k)) for k in SECURITY_BOOLS}  # model defaults
+    values.update({k: f.strs(k) for k in SECURITY_LISTS})
+    values["allowed_bind_paths"] = binds
+    values["allowed_capabilities"] = tuple(c.upper().removeprefix("CAP_") for c in values["allowed_capabilities"])
+    for name in values["adopt_projects"]:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise f.fail("adopt_projects", f"{name!r} is not a Compose project name")
+    return SecurityPolicy(**values)
 
 
 def parse_registries(reader: Locator, data: object) -> RegistriesConfig:

@@ -24,6 +24,7 @@ from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine import recovery
 from gitops_edge.engine.image_policy import ImagePolicy
+from gitops_edge.engine.security_gate import KeyLines
 from gitops_edge.engine.switch import StackSwitch
 from gitops_edge.errors import (
     ApplyError,
@@ -172,6 +173,7 @@ class Reconciler:
         loader: Loader,
         image_policy: ImagePolicy | None = None,
         clock: Clock | None = None,
+        key_lines: KeyLines | None = None,
         after_sync: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
@@ -181,6 +183,7 @@ class Reconciler:
         self.loader = loader
         self.image_policy = image_policy
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.key_lines = key_lines  # locates security refusals as file:line (None: file and key only)
         self.after_sync = after_sync  # housekeeping once a sync is recorded (unused revision trees)
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
@@ -309,13 +312,10 @@ class Reconciler:
 
     def _security(self, p: _Pass) -> SyncResult | None:
         """The device security policy: a compromised repo must not take over the device (per stack)."""
-        from gitops_edge.core.security import check_stack
+        from gitops_edge.engine.security_gate import policy_refusals
 
-        for st in p.desired.stacks:
-            problems = [f"{st.compose_file}: {prob}" for prob in check_stack(st, self.config.security, str(p.root))]
-            if problems:
-                more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-                p.fail(st.name, TrustError(problems[0] + more))
+        for stack, refusal in policy_refusals(p.desired, self.config.security, p.root, self.key_lines).items():
+            p.fail(stack, refusal)
         return None
 
     def _verify(self, p: _Pass) -> SyncResult | None:
@@ -324,9 +324,23 @@ class Reconciler:
         p.pinned = self._pin(p)
         return None
 
+    def _check_ownership(self, p: _Pass, managed: Iterable[str]) -> None:
+        """SECURITY's half that needs the engine's view, run where PLAN observes it anyway
+        (no extra engine calls): no hand-made project taken over, no foreign container name."""
+        from gitops_edge.engine.security_gate import ownership_refusals
+
+        refusals = ownership_refusals(p.desired, p.observed, set(managed), self.config.security, p.root,
+                                      self.key_lines, name_owner=lambda name: self.runtime.container_project(name))
+        planning, p.step = p.step, Step.SECURITY
+        for stack, refusal in refusals.items():
+            if stack not in p.held():
+                p.fail(stack, refusal)
+        p.step = planning
+
     def _plan(self, p: _Pass) -> SyncResult | None:
         p.observed = self.runtime.observe()
         previous = {name: stack_from_json(a.specs_json) for name, a in self.store.applied().items()}
+        self._check_ownership(p, previous.keys())
         p.plan = make_plan(
             p.desired, p.observed, p.pinned, previous, managed_stacks=previous.keys(), skip=p.held()
         )
@@ -469,7 +483,7 @@ class Reconciler:
                 self.runtime.stop_container(cid)
                 self.runtime.remove_container(cid)
             done.append(a.describe())
-        for name in {n for n in p.observed.networks if n.startswith(f"{sp.stack}_")}:
+        for name in p.observed.networks_of(sp.stack):  # by label, never by name prefix
             self.runtime.remove_network(name)
         p.at(Step.COMMIT)
         self.store.forget_stack(sp.stack)

@@ -110,6 +110,7 @@ class FakeRuntime:
         self.clock = clock
         self.containers: dict[str, FakeContainer] = {}
         self.networks: set[str] = set()
+        self.network_projects: dict[str, str] = {}  # network name -> its compose project label
         self.volumes: set[str] = set()
         self.pulled: set[str] = set()
         self.scripts: dict[str, Script] = {}  # image reference as written -> behaviour
@@ -126,6 +127,9 @@ class FakeRuntime:
     def fail(self, operation: str, error: EdgeError) -> None:
         """The next call of ``operation`` raises ``error``."""
         self.failures.setdefault(operation, []).append(error)
+
+    def container_project(self, name: str) -> str | None:
+        return next((c.stack for c in self.containers.values() if c.name == name), None)
 
     def add_container(self, stack: str, service: str, *, name: str | None = None, image: str = "hand:made",
                       managed: bool = False, status: str = "running") -> str:
@@ -198,7 +202,8 @@ class FakeRuntime:
                 revision=c.revision if c.managed else None,
                 managed=c.managed, kept=c.name.endswith((KEPT_SUFFIX, FAILED_SUFFIX)),
             ))
-        return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)))
+        projects = tuple(sorted((n, self.network_projects.get(n, "")) for n in self.networks))
+        return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)), projects)
 
     def resolve_image(self, ref: str, pull_policy: str) -> str:
         self._call("resolve_image", ref)
@@ -215,6 +220,7 @@ class FakeRuntime:
     def ensure_network(self, stack: str, net: NetworkSpec) -> None:
         self._call("ensure_network", net.name)
         self.networks.add(net.name)
+        self.network_projects.setdefault(net.name, stack)
 
     def ensure_volume(self, stack: str, vol: VolumeSpec) -> None:
         self._call("ensure_volume", vol.name)
@@ -255,6 +261,7 @@ class FakeRuntime:
     def remove_network(self, name: str) -> None:
         self._call("remove_network", name)
         self.networks.discard(name)
+        self.network_projects.pop(name, None)
 
     def rename_container(self, container_id: str, new_name: str) -> None:
         self._call("rename_container", container_id)

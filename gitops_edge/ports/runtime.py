@@ -13,6 +13,11 @@ class ContainerRuntime(Protocol):
         """Every container carrying Compose project labels, plus networks and volumes."""
         ...
 
+    def container_project(self, name: str) -> str | None:
+        """The compose project of the container named exactly ``name``: ``""`` when it has no
+        project label, None when there is no such container (any container, labelled or not)."""
+        ...
+
     def resolve_image(self, ref: str, pull_policy: str) -> str:
         """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
         ...

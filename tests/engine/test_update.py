@@ -219,9 +219,16 @@ def test_manual_rollback_after_a_failed_update_keeps_the_bad_commit_quarantined(
 
 
 def test_a_container_nobody_labelled_is_replaced_not_doubled(bench: Bench) -> None:
-    """Created by hand (no gitops-edge labels): recreated under the agent, never two per service."""
+    """Created by hand (no gitops-edge labels): taken over only when the device config says so
+    (``security.adopt_projects``), then recreated under the agent, never two per service."""
     bench.runtime.add_container("s", "web")
     bench.commit(REV1, stack("s", ServiceSpec("web", "app:v1", restart="unless-stopped")))
-    assert bench.sync().outcome is Outcome.APPLIED
+    refused = bench.sync()
+    assert (refused.outcome, refused.step) == (Outcome.REFUSED, Step.SECURITY)
+    assert "security.adopt_projects" in refused.reason
+    [hand_made] = bench.runtime.stack("s")
+    assert not hand_made.managed
+    adopting = replace(bench.config, security=replace(bench.config.security, adopt_projects=("s",)))
+    assert bench.agent(adopting).sync().outcome is Outcome.APPLIED
     [c] = bench.runtime.stack("s")
     assert c.managed and c.revision == REV1 and c.name == "s-web-1"

@@ -17,6 +17,7 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -146,8 +147,18 @@ class DockerRuntime:
         return ObservedState(
             containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
             networks=tuple(sorted(n["Name"] for n in networks)),
+            network_projects=tuple(sorted((n["Name"], (n.get("Labels") or {}).get(t.PROJECT, "")) for n in networks)),
             volumes=tuple(sorted(v["Name"] for v in volumes)),
         )
+
+    def container_project(self, name: str) -> str | None:
+        """Who holds ``name`` (a ``container_name`` the repo asks for), labelled by compose or not."""
+        with _engine(f"looking up container {name}"):
+            found = self._api.containers(all=True, filters={"name": f"^/{re.escape(name)}$"})
+        exact = [c for c in found if f"/{name}" in (c.get("Names") or [])]
+        if not exact:
+            return None
+        return str((exact[0].get("Labels") or {}).get(t.PROJECT, ""))
 
     def inspect_state(self, container_id: str) -> ContainerState:
         with _engine(f"inspecting container {container_id[:12]}"):

@@ -170,7 +170,9 @@ class RevisionTrees:
                 rel = rels.get((svc.name, i))
                 if rel is not None:
                     source = str(root) if rel == "." else str(root / rel)
-                    mounts[i] = replace(m, source=source, content=f"{rel} {digests[rel]}")
+                    # read-only whatever the compose file says: the tree is the revision's record,
+                    # and a container running as root could otherwise rewrite it (file modes do not stop root)
+                    mounts[i] = replace(m, source=source, content=f"{rel} {digests[rel]}", read_only=True)
             return replace(svc, mounts=tuple(mounts))
 
         return replace(stack, services=tuple(service(s) for s in stack.services))

@@ -106,6 +106,14 @@ class DesiredStateError(EdgeError):
     """The desired state in Git is invalid: nothing is changed on the device."""
 
 
+class ImagePlatformError(DesiredStateError):
+    """An image offers no variant for the device's platform (e.g. amd64 only on a Raspberry Pi).
+
+    Found while pinning images, before anything is pulled or stopped; retrying
+    cannot help until someone pushes the platform or changes the compose file.
+    """
+
+
 class TrustError(EdgeError):
     """Refused by the trust or device security policy: nothing is changed."""
 

@@ -21,6 +21,7 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
@@ -40,7 +41,7 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 KNOWN: dict[str, set[str]] = {
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt"},
-    "device": {"id", "labels"},
+    "device": {"id", "labels", "platform"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start"},
     "health": {"timeout", "stable_for"},
@@ -194,7 +195,14 @@ def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceCo
         if text is None:
             raise ConfigError("must be a string, number or boolean", r.loc(("device", "labels", k)))
         pairs.append((str(k), text))
-    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)))
+    platform = r.string(dev, ("device", "platform"))
+    if platform is not None:
+        try:
+            platform = str(parse_platform(platform))
+        except ValueError as exc:
+            raise ConfigError(str(exc), r.loc(("device", "platform"))) from None
+    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)),
+                        platform=platform)
 
 
 def parse_config(

@@ -21,12 +21,20 @@ from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.switch import Journal, StackSwitch
-from gitops_edge.errors import ApplyError, EdgeError, RollbackFailed, StateStoreError, TrustError
+from gitops_edge.errors import (
+    ApplyError,
+    EdgeError,
+    ImagePlatformError,
+    Location,
+    RollbackFailed,
+    StateStoreError,
+    TrustError,
+)
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
 from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.result import SyncResult
-from gitops_edge.model.spec import DesiredState, StackSpec
+from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.source import GitSource
@@ -65,6 +73,7 @@ class Reconciler:
         self.loader = loader
         self.image_policy = image_policy
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
+        self._platforms: dict[str, str] = {}  # pinned image -> the platform it is pulled for
         self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
 
     # -- read-only steps (also serve `plan`) -------------------------------------------------
@@ -94,24 +103,47 @@ class Reconciler:
         return out
 
     def _pin(self, desired: DesiredState, skipped: Mapping[str, str]) -> dict[tuple[str, str], str]:
-        cache: dict[tuple[str, str], str] = {}
+        """Every service's image pinned to a digest, verified, and offering the service's platform.
+
+        With a trust policy the signature is checked on the digest the reference
+        names (a multi-arch tag: its index, as cosign signs and sigstore's
+        policy-controller verifies by default); the engine then pulls the
+        device's platform from that index.
+        """
+        cache: dict[tuple[str, str, str], str] = {}
         pinned: dict[tuple[str, str], str] = {}
         for st in desired.stacks:
             if st.name in skipped:
                 continue
             for svc in st.services:
-                key = (svc.image, svc.pull_policy)
+                platform = self._platform_for(svc)
+                key = (svc.image, svc.pull_policy, platform)
                 if key not in cache:
                     try:
-                        cache[key] = (
-                            self.image_policy.pinned(svc.image)
-                            if self.image_policy is not None
-                            else self.runtime.resolve_image(svc.image, svc.pull_policy)
-                        )
+                        if self.image_policy is not None:
+                            verified = self.image_policy.pinned(svc.image)
+                            cache[key] = self.runtime.resolve_image(verified, svc.pull_policy, platform)
+                        else:
+                            cache[key] = self.runtime.resolve_image(svc.image, svc.pull_policy, platform)
                     except TrustError as exc:
                         raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}") from None
+                    except ImagePlatformError as exc:
+                        where = Location(st.compose_file, key=f"services.{svc.name}.image")
+                        raise ImagePlatformError(exc.message, where) from None
+                    self._platforms[cache[key]] = platform
                 pinned[(st.name, svc.name)] = cache[key]
         return pinned
+
+    # -- platform hook: the device's setting until the compose loader carries `platform:` ----------
+    def _platform_for(self, svc: ServiceSpec) -> str:
+        """The platform a service's image is chosen for: the service's ``platform:`` when the
+        spec has one, else the device's ``device.platform``, else the engine's own."""
+        per_service = getattr(svc, "platform", None)
+        if isinstance(per_service, str) and per_service:
+            return per_service
+        if self.config.device.platform:
+            return self.config.device.platform
+        return self.runtime.platform()
 
     def _check_security(self, desired: DesiredState, root: Path) -> None:
         """The device security policy: a compromised repo must not take over the device."""
@@ -210,7 +242,7 @@ class Reconciler:
         """Pull every image and create networks and volumes before touching a container."""
         stack_plans = list(stack_plans)
         for image in sorted({a.image for sp in stack_plans for a in sp.actions if a.image}):
-            self.runtime.pull_image(image)
+            self.runtime.pull_image(image, self._platforms.get(image))
         for sp in stack_plans:
             for net in sp.networks:
                 self.runtime.ensure_network(sp.stack, net)

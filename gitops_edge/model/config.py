@@ -13,6 +13,9 @@ from gitops_edge.model.trust import CommitVerification, RegistriesConfig, Securi
 class DeviceConfig:
     id: str
     labels: tuple[tuple[str, str], ...] = ()
+    # The OCI platform images are chosen for ("linux/arm64", "linux/arm/v7"), normalized;
+    # None: the engine's own platform, as `docker pull` chooses.
+    platform: str | None = None
 
 
 @dataclass(frozen=True)

@@ -221,3 +221,11 @@ def test_labels_are_text_and_id_is_reserved() -> None:
 def test_device_section_cannot_use_identity() -> None:
     cfg = load("device: {id: 'a-${label:ring}', labels: {ring: c}}\n" + MINIMAL)
     assert cfg.device.id == "a-${label:ring}"  # left as written: the identity is not known yet
+
+
+def test_device_platform_is_normalized_and_defaults_to_the_engines() -> None:
+    assert load(MINIMAL).device.platform is None
+    assert load(MINIMAL + "device:\n  platform: linux/arm64/v8\n").device.platform == "linux/arm64"
+    assert load(MINIMAL + "device:\n  platform: armhf\n").device.platform == "linux/arm/v7"
+    e = error(MINIMAL + "device:\n  id: pi\n  platform: linux/z80\n")
+    assert str(e).startswith(f"{FILE}:5: device.platform: 'linux/z80': unknown architecture 'z80'")

@@ -73,7 +73,10 @@ class Wiring:
         def loader(root: Path, subpath: str, revision: str) -> DesiredState:
             return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
 
-        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store))
+        from gitops_edge.adapters.registry.client import RegistryClient
+
+        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
+                          platforms=RegistryClient(config.registries))
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
         """None without a ``trust`` section: images then run unverified, and status says so."""

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gitops_edge.adapters.store.sqlite import StateStore
+from gitops_edge.core import image_ref
 from gitops_edge.core.outcome import outcome_for
 from gitops_edge.core.plan import make_plan
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
@@ -36,6 +37,7 @@ from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
 from gitops_edge.model.status import Outcome
+from gitops_edge.ports.images import PlatformResolver
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.source import GitSource
 
@@ -65,6 +67,7 @@ class Reconciler:
         store: StateStore,
         loader: Loader,
         image_policy: ImagePolicy | None = None,
+        platforms: PlatformResolver | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -72,6 +75,7 @@ class Reconciler:
         self.store = store
         self.loader = loader
         self.image_policy = image_policy
+        self.platforms = platforms
         self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self._platforms: dict[str, str] = {}  # pinned image -> the platform it is pulled for
         self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
@@ -107,8 +111,11 @@ class Reconciler:
 
         With a trust policy the signature is checked on the digest the reference
         names (a multi-arch tag: its index, as cosign signs and sigstore's
-        policy-controller verifies by default); the engine then pulls the
-        device's platform from that index.
+        policy-controller verifies by default). The container is then pinned
+        to the device's platform manifest in that index: content-addressed by
+        the verified index, and one engine reference per platform (the engine
+        keeps one image per ``repo@digest``; two platforms of one index digest
+        would collide: "Cannot overwrite digest").
         """
         cache: dict[tuple[str, str, str], str] = {}
         pinned: dict[tuple[str, str], str] = {}
@@ -120,11 +127,11 @@ class Reconciler:
                 key = (svc.image, svc.pull_policy, platform)
                 if key not in cache:
                     try:
-                        if self.image_policy is not None:
-                            verified = self.image_policy.pinned(svc.image)
-                            cache[key] = self.runtime.resolve_image(verified, svc.pull_policy, platform)
-                        else:
-                            cache[key] = self.runtime.resolve_image(svc.image, svc.pull_policy, platform)
+                        ref = self.image_policy.pinned(svc.image) if self.image_policy is not None else svc.image
+                        if image_ref.is_pinned(ref):
+                            ref = self._platform_pin(ref, platform)
+                        resolved = self.runtime.resolve_image(ref, svc.pull_policy, platform)
+                        cache[key] = resolved if resolved == ref else self._platform_pin(resolved, platform)
                     except TrustError as exc:
                         raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}") from None
                     except ImagePlatformError as exc:
@@ -133,6 +140,22 @@ class Reconciler:
                     self._platforms[cache[key]] = platform
                 pinned[(st.name, svc.name)] = cache[key]
         return pinned
+
+    def _platform_pin(self, pinned: str, platform: str) -> str:
+        """``repo@<index digest>`` -> ``repo@<platform manifest digest>`` (a manifest maps to itself).
+
+        Remembered in the state store: digests never change, so a poll asks the
+        registry only for a digest it has not seen (and writes nothing otherwise).
+        """
+        if self.platforms is None or "@sha256:" not in pinned:
+            return pinned  # a local image id, or no registry to ask
+        repo, digest = pinned.rsplit("@", 1)
+        key = f"platform:{repo}@{digest}:{platform}"
+        child = self.store.get(key)
+        if child is None:
+            child = self.platforms.platform_manifest(repo, digest, platform)
+            self.store.put(key, child)
+        return f"{repo}@{child}"
 
     # -- platform hook: the device's setting until the compose loader carries `platform:` ----------
     def _platform_for(self, svc: ServiceSpec) -> str:

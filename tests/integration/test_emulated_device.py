@@ -35,6 +35,7 @@ from tests.support.images import push_multiarch
 # (the arm64 half under emulation), so the module runs only with `scripts/test --slow`.
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
+ARM64 = "linux/arm64/v8"
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
@@ -136,18 +137,18 @@ def test_an_emulated_pi_deploys_updates_and_rolls_back_a_multi_arch_stack(
     release(v1.ref)
     code, log = agent_sync(docker_client, arm64_agent, emulated_device)
     assert code == 0, log
-    assert running() == (f"{v1.repository}@{v1.index}", ["aarch64", "arm64", "v1"])
+    assert running() == (f"{v1.repository}@{v1.manifests[ARM64]}", ["aarch64", "arm64", "v1"])
     # Update.
     rev2 = release(v2.ref)
     code, log = agent_sync(docker_client, arm64_agent, emulated_device)
     assert code == 0, log
-    assert running() == (f"{v2.repository}@{v2.index}", ["aarch64", "arm64", "v2"])
+    assert running() == (f"{v2.repository}@{v2.manifests[ARM64]}", ["aarch64", "arm64", "v2"])
     # A release whose arm64 container dies: rolled back to v2, exit 1.
     release(bad.ref)
     code, log = agent_sync(docker_client, arm64_agent, emulated_device)
     assert code == 1, log
     assert "rolled back" in log.lower() or "rolled_back" in log.lower(), log
-    assert running() == (f"{v2.repository}@{v2.index}", ["aarch64", "arm64", "v2"])
+    assert running() == (f"{v2.repository}@{v2.manifests[ARM64]}", ["aarch64", "arm64", "v2"])
     (c,) = docker_client.containers.list(filters={"label": f"com.docker.compose.project={stack_name}"})
     assert c.labels["io.gitops-edge.revision"] == rev2
     # The agent's own status, read in an emulated container, says the same.

@@ -51,7 +51,8 @@ def test_sync_runs_the_engines_platform_by_default(device: Device, registry: str
     assert out.returncode == 0, out.stderr
     assert _arch_of(device, stack_name) == ["x86_64", "amd64", "p1"]
     (c,) = device.containers(stack_name).values()
-    assert c.attrs["Config"]["Image"] == f"{img.repository}@{img.index}"  # pinned by the index digest
+    # Pinned to the platform's manifest, chosen from the index the tag resolves to.
+    assert c.attrs["Config"]["Image"] == f"{img.repository}@{img.manifests['linux/amd64']}"
 
 
 def test_device_platform_chooses_the_arm64_variant_and_a_missing_platform_changes_nothing(
@@ -106,3 +107,22 @@ def test_signatures_are_checked_on_the_digest_the_compose_file_names(
     out = device.cli("sync")
     assert out.returncode == 0, out.stderr
     assert _arch_of(device, stack_name) == ["aarch64", "arm64", "s1"]
+
+
+def test_two_platforms_of_one_index_on_one_engine_do_not_collide(
+    device: Device, registry: str, stack_name: str, tmp_path: Path,
+) -> None:
+    """The engine keeps one image per ``repo@digest``: pinning the index digest for two platforms
+    would fail the second pull ("Cannot overwrite digest"); platform manifests do not collide."""
+    other = Device(repo=device.repo, workdir=tmp_path / "other", client=device.client, path="devices/d2",
+                   device_extra=", platform: linux/arm64")
+    other.workdir.mkdir()
+    device.cleanup.extend([stack_name, stack_name + "-b"])  # type: ignore[attr-defined]
+    img = _image(registry, "c1")
+    device.commit({f"{stack_name}/compose.yaml": _compose(img.ref)})
+    other.commit({f"{stack_name}-b/compose.yaml": _compose(img.ref)})
+    for d in (device, other, device, other):  # and again: the no-change polls must hold too
+        out = d.cli("sync")
+        assert out.returncode == 0, out.stderr
+    assert _arch_of(device, stack_name) == ["x86_64", "amd64", "c1"]
+    assert _arch_of(other, stack_name + "-b") == ["aarch64", "arm64", "c1"]

@@ -29,7 +29,7 @@ from gitops_edge.adapters.registry.auth import (
 )
 from gitops_edge.adapters.registry.names import RepoName, scheme_for, split_repository
 from gitops_edge.core.image_ref import parse
-from gitops_edge.core.platform import Platform, choose, describe, from_descriptor
+from gitops_edge.core.platform import Platform, choose, describe, from_descriptor, parse_platform
 from gitops_edge.errors import ImageNotFoundError, ImagePlatformError, RegistryError, RegistryProtocolError
 from gitops_edge.model.trust import RegistriesConfig
 
@@ -139,8 +139,9 @@ class RegistryClient:
         cfg = _json_object(self.blob(repository, config["digest"]), f"config of {repository}@{m.digest}")
         return {from_descriptor(cfg): m.digest}
 
-    def platform_manifest(self, repository: str, reference: str, wanted: Platform) -> str:
-        """The manifest digest ``wanted`` runs from ``reference``; ``ImagePlatformError`` when none."""
+    def platform_manifest(self, repository: str, reference: str, platform: Platform | str) -> str:
+        """The manifest digest ``platform`` runs from ``reference``; ``ImagePlatformError`` when none."""
+        wanted = parse_platform(platform) if isinstance(platform, str) else platform
         offered = self.platforms(repository, reference)
         chosen = choose(wanted, offered)
         if chosen is None:

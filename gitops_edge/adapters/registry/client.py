@@ -143,6 +143,8 @@ class RegistryClient:
         """The manifest digest ``platform`` runs from ``reference``; ``ImagePlatformError`` when none."""
         wanted = parse_platform(platform) if isinstance(platform, str) else platform
         offered = self.platforms(repository, reference)
+        if len(offered) == 1 and not next(iter(offered)).architecture:
+            return next(iter(offered.values()))  # a config that names no platform: nothing to choose
         chosen = choose(wanted, offered)
         if chosen is None:
             sep = "@" if reference.startswith("sha256:") else ":"

@@ -27,6 +27,7 @@ from gitops_edge.errors import (
     EdgeError,
     ImagePlatformError,
     Location,
+    RegistryError,
     RollbackFailed,
     StateStoreError,
     TrustError,
@@ -153,7 +154,13 @@ class Reconciler:
         key = f"platform:{repo}@{digest}:{platform}"
         child = self.store.get(key)
         if child is None:
-            child = self.platforms.platform_manifest(repo, digest, platform)
+            try:
+                child = self.platforms.platform_manifest(repo, digest, platform)
+            except RegistryError as exc:
+                # The engine may reach registries the agent cannot (mirrors, its own proxy): it can
+                # still pull the platform from the index, only two platforms of it cannot coexist.
+                log.warning("cannot list the platforms of %s (%s); pinning the digest as named", pinned, exc)
+                return pinned
             self.store.put(key, child)
         return f"{repo}@{child}"
 

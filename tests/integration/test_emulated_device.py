@@ -90,6 +90,7 @@ def agent_sync(client: docker.DockerClient, image: str, device: dict[str, object
     """One ``gitops-edge sync`` in the arm64 agent container, as deploy/compose.yaml runs it."""
     c = client.containers.run(
         image, ["sync"], detach=True, read_only=True, init=True,
+        network_mode="host",  # the test registry is on the host's loopback, as a Pi's would be on its LAN
         tmpfs={"/tmp": "size=64m,mode=1777"}, cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
         volumes={
             "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},

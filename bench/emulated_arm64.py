@@ -36,7 +36,7 @@ from bench import summary
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = "127.0.0.1:5055"
 IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-CYCLE = re.compile(r"sync unchanged in ([0-9.]+)s")
+CYCLE = re.compile(r"sync unchanged (?:at \S+ )?in ([0-9.]+)s")  # "sync unchanged at plan in 0.06s"
 
 
 def vm_rss_mib(pid: int) -> float:

@@ -2,13 +2,15 @@
 
 Adapters translate library exceptions (docker, git, sqlite, sigstore) into
 these once, at the boundary; ``gitops_edge.core.outcome`` reads them into an
-outcome, and the CLI maps them to exit codes (DESIGN.md §5)::
+outcome, and the CLI maps them to exit codes (README.md). The tree below is
+kept here; docs/architecture.md shows a copy that a unit test holds equal::
 
     EdgeError                         exit  default retry
     ├── UsageError                      2   permanent
     ├── ConfigError                     2   permanent
     ├── DesiredStateError               2   permanent
-    │   └── StackErrors  (several at once, core.compose.problems)
+    │   ├── StackErrors  (several at once, core.compose.problems)
+    │   └── ImagePlatformError          2   permanent (no variant for the device's platform)
     ├── TrustError                      3   permanent
     ├── SourceError                     4   retryable
     │   ├── SourceThrottledError        4   retryable after the server's Retry-After
@@ -184,7 +186,7 @@ class EngineUnavailableError(EngineError):
     """The engine did not answer at all (socket gone, timeout, daemon restarting).
 
     Not a verdict on what was asked: an update interrupted by it is undone and
-    retried, never quarantined (DESIGN.md §7).
+    retried, never quarantined (docs/architecture.md, "An update, step by step").
     """
 
 

@@ -39,12 +39,17 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+def human_formatter() -> logging.Formatter:
+    """The human line format, scrubbed: for the terminal and for a client of the control socket."""
+    return _HumanFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
 def setup_logging(level: str = "info", fmt: str = "human") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:
-        handler.setFormatter(_HumanFormatter("%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S"))
+        handler.setFormatter(human_formatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper()))

@@ -63,20 +63,34 @@ class Wiring:
     def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler:
         """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one."""
         from gitops_edge.adapters.files.desired_state import load_desired_state
+        from gitops_edge.adapters.files.revision_tree import RevisionTrees, TreeRootSource
         from gitops_edge.adapters.git.source import GitRepoSource
         from gitops_edge.engine.reconcile import Reconciler
 
         config = self.config
-        source = GitRepoSource(config.source, config.state_dir / "source")
+        trees = RevisionTrees(config.state_dir / "trees")
+        # the engine sees the revision's tree directory as the checkout root: containers never see the clone
+        source = TreeRootSource(GitRepoSource(config.source, config.state_dir / "source"), trees)
         runtime = self.runtime() if keep_runtime else self.new_runtime()
 
         def loader(root: Path, subpath: str, revision: str) -> DesiredState:
-            return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
+            # read (and confine) the files in the clone, then bind every repository path from the tree
+            clone = source.clone_of(root)
+            desired = load_desired_state(clone, subpath, revision, device=config.device)  # fleet.yaml: by identity
+            return trees.materialize_state(desired, clone)
+
+        def collect_trees() -> None:
+            """After each sync: drop the trees no container, applied or good revision needs."""
+            containers = runtime.observe().containers  # first: if the engine cannot answer, nothing goes
+            applied = {name: a.revision for name, a in store.applied().items()}
+            good = {name: [g[0] for g in store.good_revisions(name)] for name in set(applied) | trees.stacks_on_disk()}
+            trees.collect(trees.users(containers, applied, good, rec.revision_seen))
 
         from gitops_edge.adapters.registry.client import RegistryClient
 
-        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
-                          platforms=RegistryClient(config.registries))
+        rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
+                         after_sync=collect_trees, platforms=RegistryClient(config.registries))
+        return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
         """None without a ``trust`` section: images then run unverified, and status says so."""

@@ -7,17 +7,18 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 from gitops_edge.errors import UsageError
+from gitops_edge.model.config import MqttConfig
 
 
-def add_parser(sub: Any) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("fleet", help="the fleet as the devices report it over MQTT")
     fsub = p.add_subparsers(dest="fleet_command", metavar="FLEET_COMMAND")
     sp = fsub.add_parser("status", help="device, online, revision per stack, health, last sync")
     sp.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
-    sp.add_argument("--prefix", default="gitops-edge", help="topic prefix (default: gitops-edge)")
+    prefix = MqttConfig.topic_prefix
+    sp.add_argument("--prefix", default=prefix, help=f"topic prefix (default: {prefix})")
     sp.add_argument("--wait", default="2s", help="how long to collect retained messages (default: 2s)")
     sp.add_argument("--username")
     sp.add_argument("--password-file")
@@ -30,7 +31,6 @@ def cmd_fleet(args: argparse.Namespace) -> int:
     from gitops_edge.core.config import parse_duration
     from gitops_edge.core.config_mqtt import check_prefix, parse_broker
     from gitops_edge.core.fleet_report import collect, fleet_rows
-    from gitops_edge.model.config import MqttConfig
 
     if args.fleet_command != "status":
         raise UsageError("usage: gitops-edge fleet status --broker URL [--prefix P] [--json] [--wait 2s]")

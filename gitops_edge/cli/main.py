@@ -1,4 +1,4 @@
-"""The command line (DESIGN.md §5): parse, dispatch, map errors to exit codes.
+"""The command line (README.md lists it): parse, dispatch, map errors to exit codes.
 
 Every error a user can cause ends here as one line on stderr and the exit
 code of its class; tracebacks are for bugs only.
@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gitops_edge import __version__
 from gitops_edge.cli.fleet import add_parser as add_fleet_parser
@@ -22,25 +23,54 @@ from gitops_edge.errors import EdgeError, UsageError
 from gitops_edge.model.config import AgentConfig
 
 if TYPE_CHECKING:
+    from gitops_edge.adapters.store.sqlite import StateStore
+    from gitops_edge.daemon.control import Handler, Reply
+    from gitops_edge.daemon.loop import Agent
+    from gitops_edge.model.result import SyncResult
     from gitops_edge.wiring import Wiring
 
 log = logging.getLogger("gitops_edge")
 
 
+def _global_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """The flags every command takes, before or after the command name."""
+
+    def d(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    p.add_argument("--config", default=d(None),
+                   help="agent config file (default: $GITOPS_EDGE_CONFIG or /etc/gitops-edge/config.yaml)")
+    p.add_argument("--log-level", default=d("info"), choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default=d("human"), choices=["human", "json"], help="json: one object per line")
+    p.add_argument("--no-daemon", action="store_true", default=d(False),
+                   help="work standalone even when a daemon runs (it is otherwise asked over its control socket)")
+
+
+class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Every sub-command also takes the global flags, so they may follow the command name."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        _global_flags(sp, defaults=False)
+        return sp
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gitops-edge", description="Pull-based GitOps for Docker edge devices.")
-    p.add_argument("--config", help="agent config file (default: $GITOPS_EDGE_CONFIG or /etc/gitops-edge/config.yaml)")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="human", choices=["human", "json"], help="json: one object per line")
+    _global_flags(p, defaults=True)
     p.add_argument("--version", action="version", version=f"gitops-edge {__version__}")
+    p.register("action", "parsers", _SubParsers)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
     sub.add_parser("sync", help="one full cycle now, then exit")
     for name, text in (("plan", "what a sync would do, changing nothing"),
-                       ("status", "revision per stack, health per service, last sync"),
-                       ("history", "past syncs")):
+                       ("status", "revision per stack, health per service, last sync")):
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = sub.add_parser("history", help="past syncs, newest first")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument("--limit", type=int, default=50, help="at most this many syncs (default 50)")
+    sp.add_argument("--since", help="only syncs since a duration ago (90s, 2h, 7d) or an RFC 3339 time")
     sp = sub.add_parser("validate", help="check a desired-state tree offline (for the repo's own CI)")
     sp.add_argument("path", help="directory holding stack directories (the repository root with fleet.yaml)")
     sp.add_argument("--device-id", help="show the stacks and values this device would get (docs/fleet.md)")
@@ -66,7 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that, when a daemon runs, it carries out itself: one writer per device.
+DAEMON_COMMANDS = frozenset({"sync", "plan", "status", "history", "lock", "unlock", "suspend", "resume", "retry",
+                             "rollback"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -79,16 +115,81 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        if args.command in DAEMON_COMMANDS and not args.no_daemon:
+            code = _ask_daemon(args, argv)
+            if code is not None:
+                return code
+        return _run(args)
+    except BrokenPipeError:  # `gitops-edge status --json | head`: the reader left, which is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run one parsed command; every error a user can cause becomes one line and its exit code."""
+    try:
         return int(COMMANDS[args.command](args))
     except EdgeError as exc:
         print(f"gitops-edge: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug: say so in one line; the traceback is for --log-level debug
         log.debug("internal error", exc_info=True)
         print(f"gitops-edge: internal error (please report): {type(exc).__name__}: {exc}", file=sys.stderr)
         return 70
+
+
+def _ask_daemon(args: argparse.Namespace, argv: list[str]) -> int | None:
+    """The daemon's answer when one runs for this config's state_dir, else None (work standalone)."""
+    from gitops_edge.daemon.control import request, socket_path
+
+    try:
+        config = _config(args)
+    except EdgeError:
+        return None  # standalone reports the config error
+    return request(socket_path(config.state_dir), [*argv, f"--as={_who()}"], sys.stdout, sys.stderr)
+
+
+def daemon_commands(agent: Agent) -> Handler:
+    """The control socket's handler: the same commands, carried out inside the daemon."""
+    import contextlib
+    import threading
+
+    from gitops_edge.logs import human_formatter
+
+    printing = threading.Lock()  # commands print to sys.stdout, redirected per client: one at a time
+
+    def handle(argv: list[str], reply: Reply) -> int:
+        who = next((a.removeprefix("--as=") for a in argv if a.startswith("--as=")), None)
+        argv = [a for a in argv if not a.startswith("--as=")]
+        out, err = reply.stream("out"), reply.stream("err")
+        with printing, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                args = _parser().parse_args(argv)
+            except SystemExit as exc:
+                return 0 if exc.code == 0 else 2
+        if args.command not in DAEMON_COMMANDS:
+            reply.err(f"gitops-edge: {args.command} is not run by the daemon\n")
+            return 2
+        args.wiring = agent.wiring
+        args.who = who
+        if args.command == "sync":
+            progress = logging.StreamHandler(err)
+            progress.setFormatter(human_formatter())
+            result = agent.sync_now(progress)
+            if result is None:
+                reply.err("gitops-edge: the daemon is stopping; no sync was run\n")
+                return 4
+            with printing, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                return _print_sync(result)
+        with printing, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return _run(args)
+
+    return handle
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
@@ -98,19 +199,27 @@ def _config(args: argparse.Namespace) -> AgentConfig:
 
 
 def _wiring(args: argparse.Namespace) -> Wiring:
+    """The daemon's own wiring when it runs the command for a client, else one for this config."""
+    given = getattr(args, "wiring", None)
+    if given is not None:
+        return cast("Wiring", given)
     from gitops_edge.wiring import Wiring
 
     return Wiring(_config(args))
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from gitops_edge.core.outcome import exit_code
-
     wiring = _wiring(args)
     with wiring.sync_lock():
         store = wiring.open_store()
         result = wiring.reconciler(store).sync()
         wiring.report(store, result)
+    return _print_sync(result)
+
+
+def _print_sync(result: SyncResult) -> int:
+    from gitops_edge.core.outcome import exit_code
+
     if result.plan is not None:
         from gitops_edge.core.plan import format_plan
 
@@ -186,7 +295,9 @@ def cmd_status(args: argparse.Namespace) -> int:
               + (f" ({last['reason']})" if last["reason"] else ""))
     rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
     for s in st["stacks"]:
-        for svc in s["services"] or [{"service": "-", "status": "-", "health": "-", "revision": None}]:
+        if not s["services"]:
+            rows.append((s["stack"], "-", "-", "-", "-"))
+        for svc in s["services"]:
             rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
         if s["quarantined"]:
             q = s["quarantined"]
@@ -199,26 +310,74 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known_stack(args: argparse.Namespace, store: StateStore | None = None) -> str:
+    """``args.stack`` when this device knows it (applied, held back, or in its checkout), else exit 2."""
+    wiring = _wiring(args)
+    store = store or wiring.open_store()
+    known = set(store.applied()) | set(store.quarantined()) | set(store.stopped()) | set(store.suspended())
+    try:
+        from gitops_edge.adapters.files.stack_files import find_stack_dirs
+
+        checkout = wiring.config.state_dir / "source"
+        if checkout.is_dir():
+            known |= {d.name for d in find_stack_dirs(checkout, wiring.config.source.path)}
+    except EdgeError:
+        pass  # no readable checkout yet: the store's names are all there is
+    if args.stack not in known:
+        names = ", ".join(sorted(known)) or "none yet"
+        raise UsageError(f"no stack named {args.stack!r} on this device (known: {names})")
+    return str(args.stack)
+
+
 def cmd_history(args: argparse.Namespace) -> int:
-    records = _wiring(args).open_store().history(50)
+    if args.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    records = _wiring(args).open_store().history(args.limit)
+    if args.since:
+        since = _since(args.since)
+        records = [r for r in records if r.started_at >= since]
     if args.json:
         print(json.dumps([
-            {"id": r.id, "started_at": r.started_at, "revision": r.revision,
+            {"id": r.id, "started_at": r.started_at, "started": _rfc3339(r.started_at), "revision": r.revision,
              "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
-             "reason": r.reason, "actions": list(r.actions)}
+             "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions)}
             for r in records], indent=2))
         return 0
     rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
     for r in records:
         rows.append((
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at)),
+            _rfc3339(r.started_at),
             (r.revision or "-")[:12],
             r.outcome.value if r.outcome else "running",
             f"{r.duration_s:.1f}s" if r.duration_s is not None else "-",
-            (r.reason or "; ".join(r.actions))[:80],
+            r.reason or "; ".join(r.actions),
         ))
     _table(rows)
     return 0
+
+
+def _rfc3339(ts: float) -> str:
+    """Local time with its zone, to the second: unambiguous for a technician and a log search."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+def _since(text: str) -> float:
+    from datetime import datetime
+
+    from gitops_edge.core.config import parse_duration
+
+    days = text[:-1] if text.endswith("d") else None
+    try:
+        return time.time() - (float(days) * 86400 if days else parse_duration(text))
+    except (ValueError, EdgeError):
+        pass
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: expected a duration (90s, 2h, 7d) or an RFC 3339 time") from None
+    return (when if when.tzinfo else when.astimezone()).timestamp()
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -240,8 +399,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(str(p), file=sys.stderr)
     if problems:
         return 2
+    if not _holds_stacks(path):
+        raise UsageError(
+            f"{path}: no stack found: expected sub-directories holding compose.yaml (or compose.yml, "
+            "docker-compose.yaml, docker-compose.yml), or fleet.yaml at the repository root; is the path one level off?"
+        )
     print(f"{path}: valid")
     return 0
+
+
+def _holds_stacks(path: Path) -> bool:
+    from gitops_edge.adapters.files.fleet_state import has_fleet
+    from gitops_edge.adapters.files.stack_files import find_stack_dirs
+
+    return has_fleet(path) or bool(find_stack_dirs(path, "."))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -249,19 +420,19 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     wiring = _wiring(args)
     with wiring.sync_lock():
         store = wiring.open_store()
-        print(rollback_stack(wiring.reconciler(store), args.stack))
+        print(rollback_stack(wiring.reconciler(store), _known_stack(args, store)))
     return 0
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     store = _wiring(args).open_store()
-    cleared = store.clear_quarantine(args.stack) | store.resume_automation(args.stack)
+    stack = _known_stack(args, store)
+    cleared = store.clear_quarantine(stack) | store.resume_automation(stack)
     print(f"{args.stack}: {'cleared; the next sync tries again' if cleared else 'nothing to clear'}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from gitops_edge.core.serialize import to_data
     from gitops_edge.errors import TrustError
     wiring = _wiring(args)
     config = wiring.config
@@ -273,29 +444,41 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = policy.check(args.image)
     except TrustError as exc:
         if args.json:
-            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message}))
+            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message,
+                              "retryable": exc.retryable}))
         print(f"refused: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if args.json:
-        print(json.dumps(to_data(verdict), indent=2, default=str))
+        print(json.dumps({
+            "image": verdict.image, "digest": verdict.digest, "allowed": verdict.allowed, "rule": verdict.rule,
+            "reason": verdict.reason,
+            # one entry per acceptable signature: what format, whose identity, which log, which clock
+            "evidence": [{"format": e.format, "identity": e.signer, "log": e.log or None,
+                          "time_source": e.time_source or None, "detail": e.detail} for e in verdict.evidence],
+        }, indent=2))
         return 0
     print(f"allowed: {args.image}")
     print(f"  digest: {verdict.digest}")
     print(f"  rule:   {verdict.rule or '(none: trust.default is allow)'}")
     for e in verdict.evidence:
         print(f"  evidence: {e.format} signed by {e.signer}" + (f" ({e.detail})" if e.detail else ""))
+        if e.log:
+            print(f"    log:  {e.log}")
+        if e.time_source:
+            print(f"    time: {e.time_source}")
     return 0
 
 
-def _who() -> str:
+def _who(args: argparse.Namespace | None = None) -> str:
+    """Who asked: the client's user when the daemon runs the command for it."""
     import getpass
-    import os
 
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+    given = getattr(args, "who", None) if args is not None else None
+    return given or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    _wiring(args).open_store().set_lock(_who(), args.reason)
+    _wiring(args).open_store().set_lock(_who(args), args.reason)
     print(f"locked: updates wait until `gitops-edge unlock` ({args.reason})")
     return 0
 
@@ -307,13 +490,13 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_suspend(args: argparse.Namespace) -> int:
-    _wiring(args).open_store().suspend(args.stack, f"{args.reason} ({_who()})")
+    _wiring(args).open_store().suspend(_known_stack(args), f"{args.reason} ({_who(args)})")
     print(f"{args.stack}: suspended; syncs leave it as it is until `gitops-edge resume {args.stack}`")
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    was = _wiring(args).open_store().resume(args.stack)
+    was = _wiring(args).open_store().resume(_known_stack(args))
     print(f"{args.stack}: {'resumed' if was else 'was not suspended'}")
     return 0
 
@@ -322,7 +505,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gitops_edge.daemon.loop import run_daemon
 
     wiring = _wiring(args)
-    return run_daemon(wiring.config, wiring)
+    return run_daemon(wiring.config, wiring, daemon_commands)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -331,7 +514,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, Path(args.workdir) if args.workdir else None)
 
 
-def _table(rows: list[tuple[Any, ...]]) -> None:
+def _table(rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -1,7 +1,9 @@
-"""Validate the device-local agent configuration (DESIGN.md §4).
+"""Validate the device-local agent configuration (keys: README.md, ``config/*.example.yaml``).
 
 Input is plain data (the adapter parsed the YAML and knows the lines);
 output is a frozen ``AgentConfig`` or a ``ConfigError`` naming the key.
+Every default comes from the model's field defaults (``SourceConfig.ref`` is
+the class attribute dataclasses leave there): written once, in ``model/config.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gitops_edge.core.compose.problems import KeyPath, LineMap
 from gitops_edge.core.compose.units import parse_duration as go_duration_ns
 from gitops_edge.core.config_mqtt import parse_mqtt
 from gitops_edge.core.config_trust import (
@@ -26,6 +29,7 @@ from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
+    DEFAULT_STATE_DIR,
     AgentConfig,
     DeviceConfig,
     HealthConfig,
@@ -38,10 +42,10 @@ from gitops_edge.model.config import (
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
-KNOWN: dict[str, set[str]] = {
+SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt"},
-    "device": {"id", "labels", "platform"},
+    "device": {"id", "labels", "platform", "secrets_dir"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start"},
     "health": {"timeout", "stable_for"},
@@ -89,11 +93,11 @@ def expand_env(
 
 
 class ConfigReader:
-    def __init__(self, file: str, lines: Mapping[tuple[object, ...], int], environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, lines: LineMap, environ: Mapping[str, str]) -> None:
         self.file, self.lines, self.environ = file, lines, environ
         self.device: DeviceConfig | None = None  # set once parsed: then ${DEVICE_ID}, ${label:X} expand
 
-    def loc(self, path: tuple[object, ...]) -> Location:
+    def loc(self, path: KeyPath) -> Location:
         line = None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
@@ -101,7 +105,7 @@ class ConfigReader:
                 break
         return Location(self.file, line, ".".join(str(p) for p in path) or None)
 
-    def expand(self, value: Any, path: tuple[object, ...]) -> Any:
+    def expand(self, value: Any, path: KeyPath) -> Any:
         if isinstance(value, str):
             if self.device is None or path[:1] == ("device",):
                 return expand_env(value, self.environ, lambda: self.loc(path))
@@ -117,7 +121,7 @@ class ConfigReader:
         value = data.get(key) or {}
         if not isinstance(value, dict):
             raise ConfigError("must be a mapping", self.loc((key,)))
-        allowed = KNOWN.get(key)
+        allowed = SECTION_KEYS.get(key)
         if allowed is not None:
             for k in value:
                 if k not in allowed:
@@ -165,17 +169,19 @@ def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
 def _notify(r: ConfigReader, data: Mapping[str, Any]) -> NotifyConfig:
     if data.get("notify") is None:
         return NotifyConfig()
-    n = r.section(data, "notify")
-    url = r.string(n, ("notify", "webhook"))
+    notify = r.section(data, "notify")
+    url = r.string(notify, ("notify", "webhook"))
     if url and not re.match(r"https?://", url):
         raise ConfigError("must be an http(s) URL", r.loc(("notify", "webhook")))
-    repeat = n.get("repeat_after", 3)
+    repeat = notify.get("repeat_after", NotifyConfig.repeat_after)
     if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
         raise ConfigError("must be a positive integer", r.loc(("notify", "repeat_after")))
-    return NotifyConfig(webhook=url, timeout_s=r.duration(n, ("notify", "timeout"), 10.0), repeat_after=repeat)
+    return NotifyConfig(
+        webhook=url, timeout_s=r.duration(notify, ("notify", "timeout"), NotifyConfig.timeout_s), repeat_after=repeat
+    )
 
 
-def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool = False) -> bool:
+def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
         raise ConfigError("must be true or false", r.loc(path))
@@ -201,15 +207,18 @@ def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceCo
             platform = str(parse_platform(platform))
         except ValueError as exc:
             raise ConfigError(str(exc), r.loc(("device", "platform"))) from None
+    secrets_dir = r.string(dev, ("device", "secrets_dir"))
+    if secrets_dir is not None and not secrets_dir.startswith("/"):
+        raise ConfigError("must be an absolute path", r.loc(("device", "secrets_dir")))
     return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)),
-                        platform=platform)
+                        platform=platform, secrets_dir=secrets_dir)
 
 
 def parse_config(
     data: object,
     *,
     file: str,
-    lines: Mapping[tuple[object, ...], int] | None = None,
+    lines: LineMap | None = None,
     environ: Mapping[str, str] | None = None,
     hostname: str = "device",
 ) -> AgentConfig:
@@ -220,8 +229,8 @@ def parse_config(
         raise ConfigError("the agent config must be a mapping", Location(file, 1))
     raw: dict[str, Any] = data
     for k in raw:
-        if k not in KNOWN[""]:
-            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(KNOWN['']))})", r.loc((k,)))
+        if k not in SECTION_KEYS[""]:
+            raise ConfigError(f"unknown key (allowed: {', '.join(sorted(SECTION_KEYS['']))})", r.loc((k,)))
     # device first, from the environment only; everything else may then use its identity
     r.device = _device(r, {"device": r.expand(raw.get("device"), ("device",))}, hostname)
     data = dict(r.expand(raw, ()))
@@ -231,7 +240,7 @@ def parse_config(
     url = r.string(src, ("source", "url"))
     if not url:
         raise ConfigError("source.url is required", r.loc(("source",)) if "source" in data else Location(file))
-    path = r.string(src, ("source", "path"), ".") or "."
+    path = r.string(src, ("source", "path"), SourceConfig.path) or SourceConfig.path
     if path.startswith("/") or ".." in Path(path).parts:
         raise ConfigError("must be a relative path inside the repository", r.loc(("source", "path")))
 
@@ -241,33 +250,32 @@ def parse_config(
 
     source = SourceConfig(
         url=url,
-        ref=r.string(src, ("source", "ref"), "main") or "main",
+        ref=r.string(src, ("source", "ref"), SourceConfig.ref) or SourceConfig.ref,
         path=path,
-        interval_s=r.duration(src, ("source", "interval"), 60.0),
-        jitter_s=r.duration(src, ("source", "jitter"), 10.0),
+        interval_s=r.duration(src, ("source", "interval"), SourceConfig.interval_s),
+        jitter_s=r.duration(src, ("source", "jitter"), SourceConfig.jitter_s),
         token_file=opt_path("token_file"),
-        username=r.string(src, ("source", "username"), "git") or "git",
+        username=r.string(src, ("source", "username"), SourceConfig.username) or SourceConfig.username,
         ssh_key=opt_path("ssh_key"),
         known_hosts=opt_path("known_hosts"),
-        timeout_s=r.duration(src, ("source", "timeout"), 60.0),
+        timeout_s=r.duration(src, ("source", "timeout"), SourceConfig.timeout_s),
         verify=parse_commit_verification(r, src.get("verify")),
-        allow_rewind=_bool(r, src, ("source", "allow_rewind")),
-        spread_start=_bool(r, src, ("source", "spread_start"), default=True),
+        allow_rewind=_bool(r, src, ("source", "allow_rewind"), SourceConfig.allow_rewind),
+        spread_start=_bool(r, src, ("source", "spread_start"), SourceConfig.spread_start),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
 
-    state_dir = data.get("state_dir", "/var/lib/gitops-edge")
+    state_dir = data.get("state_dir", DEFAULT_STATE_DIR)
     if not isinstance(state_dir, str) or not state_dir:
         raise ConfigError("must be a directory path", r.loc(("state_dir",)))
 
-    h = r.section(data, "health")
+    health_sect = r.section(data, "health")
     health = HealthConfig(
-        timeout_s=r.duration(h, ("health", "timeout"), 120.0),
-        stable_for_s=r.duration(h, ("health", "stable_for"), 10.0),
+        timeout_s=r.duration(health_sect, ("health", "timeout"), HealthConfig.timeout_s),
+        stable_for_s=r.duration(health_sect, ("health", "stable_for"), HealthConfig.stable_for_s),
     )
-    st = r.section(data, "status")
-    listen = r.string(st, ("status", "listen"), "127.0.0.1:9469") or ""
+    listen = r.string(r.section(data, "status"), ("status", "listen"), StatusConfig.listen) or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
     return AgentConfig(

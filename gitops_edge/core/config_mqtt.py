@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import MqttConfig
 
 MQTT_KEYS = {"broker", "topic_prefix", "username", "password_file", "tls", "ca_file", "keepalive"}
+MQTTS_PORT = 8883  # the IANA port of MQTT over TLS; plain MQTT's is MqttConfig.port
 _BROKER = re.compile(r"(?P<scheme>mqtts?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+)(?::(?P<port>\d{1,5}))?/?")
 _PREFIX = re.compile(r"[^#+\s/][^#+\s]*(?<!/)")
 
@@ -20,7 +21,7 @@ def parse_broker(url: str) -> tuple[str, int, bool]:
     if m is None:
         raise ValueError(f"invalid broker URL {url!r} (use mqtt://HOST:PORT or mqtts://HOST:PORT)")
     tls = m.group("scheme") == "mqtts"
-    port = int(m.group("port") or (8883 if tls else 1883))
+    port = int(m.group("port") or (MQTTS_PORT if tls else MqttConfig.port))
     if not 0 < port < 65536:
         raise ValueError(f"invalid broker port in {url!r}")
     return m.group("host").strip("[]"), port, tls
@@ -33,8 +34,8 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
-def parse_mqtt(r: Any, data: object) -> MqttConfig | None:
-    """``r`` is the config reader (``loc`` for error locations); None when the section is absent."""
+def parse_mqtt(r: Locator, data: object) -> MqttConfig | None:
+    """None when the section is absent; ``r`` places errors in the file."""
     if data is None:
         return None
     if not isinstance(data, dict):
@@ -56,13 +57,13 @@ def parse_mqtt(r: Any, data: object) -> MqttConfig | None:
         raise ConfigError("mqtt.broker is required (e.g. mqtt://127.0.0.1:1883)", r.loc(("mqtt",)))
     try:
         host, port, tls = parse_broker(broker)
-        prefix = check_prefix(text("topic_prefix") or "gitops-edge")
+        prefix = check_prefix(text("topic_prefix") or MqttConfig.topic_prefix)
     except ValueError as exc:
         raise ConfigError(str(exc), r.loc(("mqtt", "broker" if "broker" in str(exc) else "topic_prefix"))) from None
     tls_flag = data.get("tls", tls)
     if not isinstance(tls_flag, bool):
         raise ConfigError("must be true or false", r.loc(("mqtt", "tls")))
-    keepalive = data.get("keepalive", 30)
+    keepalive = data.get("keepalive", MqttConfig.keepalive_s)
     if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 5 <= keepalive <= 3600:
         raise ConfigError("must be whole seconds between 5 and 3600", r.loc(("mqtt", "keepalive")))
     password_file, ca_file = text("password_file"), text("ca_file")

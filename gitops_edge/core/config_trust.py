@@ -6,30 +6,37 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gitops_edge.core.compose.problems import KeyPath
+from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.trust import (
     CommitVerification,
     KeylessIdentity,
     RegistriesConfig,
     SecurityPolicy,
+    SignedIdentity,
     TrustPolicy,
     TrustRule,
 )
 
-Path_ = tuple[object, ...]
+Path_ = KeyPath
 
-RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
+RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest", "signed_identity", "tlog"}
+REMAP_KEYS = {"prefix", "signed_prefix"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
 SECURITY_KEYS = {
     "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
     "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
+    "allowed_runtimes", "allow_foreign_containers", "allow_host_uts", "allow_host_userns",
+    "allow_host_cgroupns", "allow_cgroup_parent", "allow_device_cgroup_rules", "allow_gpus",
+    "allow_storage_opt", "allow_oom_protection",
 }
 
 
 class _Fields:
     """Typed reads from one mapping, errors naming the key path."""
 
-    def __init__(self, reader: Any, data: object, path: Path_, allowed: set[str]) -> None:
+    def __init__(self, reader: Locator, data: object, path: KeyPath, allowed: set[str]) -> None:
         self.r, self.path = reader, path
         if not isinstance(data, dict):
             raise ConfigError("must be a mapping", reader.loc(path))
@@ -51,7 +58,7 @@ class _Fields:
             raise self.fail(key, "must be a non-empty string")
         return v
 
-    def bool_(self, key: str, default: bool = False) -> bool:
+    def bool_(self, key: str, default: bool) -> bool:
         v = self.data.get(key, default)
         if not isinstance(v, bool):
             raise self.fail(key, "must be true or false")
@@ -66,11 +73,11 @@ class _Fields:
         return tuple(v)
 
 
-def parse_trust(reader: Any, data: object) -> TrustPolicy | None:
+def parse_trust(reader: Locator, data: object) -> TrustPolicy | None:
     if data is None:
         return None
     f = _Fields(reader, data, ("trust",), {"default", "images"})
-    default = f.data.get("default", "deny")
+    default = f.data.get("default", TrustPolicy.default)
     if default not in ("deny", "allow"):
         raise f.fail("default", "must be deny or allow")
     images = f.data.get("images") or []
@@ -80,7 +87,7 @@ def parse_trust(reader: Any, data: object) -> TrustPolicy | None:
                                                     for i, r in enumerate(images)))
 
 
-def _rule(reader: Any, data: object, path: Path_) -> TrustRule:
+def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
     f = _Fields(reader, data, path, RULE_KEYS)
     match = f.str_("match", required=True)
     assert match is not None
@@ -107,16 +114,49 @@ def _rule(reader: Any, data: object, path: Path_) -> TrustRule:
     if not keys and not keyless:
         raise ConfigError("a rule needs keys or keyless identities", reader.loc(path))
     root = f.str_("trusted_root")
+    tlog = f.data.get("tlog", "optional")
+    if tlog not in ("optional", "required"):
+        raise f.fail("tlog", "must be optional or required")
     return TrustRule(
         match=match,
         keys=keys,
         keyless=tuple(keyless),
         trusted_root=Path(root) if root else None,
-        require_digest=f.bool_("require_digest"),
+        require_digest=f.bool_("require_digest", TrustRule.require_digest),
+        signed_identity=_signed_identity(reader, f.data.get("signed_identity"), (*path, "signed_identity")),
+        tlog=tlog,
     )
 
 
-def parse_security(reader: Any, data: object) -> SecurityPolicy:
+def _signed_identity(reader: Locator, data: object, path: Path_) -> SignedIdentity:
+    """``repository`` (default) | ``exact`` | ``{prefix: MIRROR, signed_prefix: SIGNED}`` (a remap)."""
+    if data is None:
+        return SignedIdentity()
+    if isinstance(data, str):
+        if data not in ("repository", "exact"):
+            raise ConfigError("must be repository, exact or {prefix, signed_prefix}", reader.loc(path))
+        return SignedIdentity(mode=data)
+    f = _Fields(reader, data, path, REMAP_KEYS)
+    prefix, signed = f.str_("prefix", required=True), f.str_("signed_prefix", required=True)
+    assert prefix is not None and signed is not None
+    for key, value in (("prefix", prefix), ("signed_prefix", signed)):
+        if "/" not in value.strip("/") and "." not in value and ":" not in value:
+            raise f.fail(key, "must be a registry host, optionally with a path (host[:port][/path])")
+        if "@" in value or re.search(r":[^/]*$", value.split("/", 1)[1] if "/" in value else ""):
+            raise f.fail(key, "names a repository prefix: no tag or digest")
+    return SignedIdentity(mode="remap", prefix=_canonical_prefix(prefix), signed_prefix=_canonical_prefix(signed))
+
+
+def _canonical_prefix(prefix: str) -> str:
+    """Docker Hub's spellings as ``docker.io/...``, like the repositories they are compared with."""
+    prefix = prefix.rstrip("/")
+    for alias in ("index.docker.io", "registry-1.docker.io"):
+        if prefix == alias or prefix.startswith(alias + "/"):
+            return "docker.io" + prefix[len(alias):]
+    return prefix
+
+
+def parse_security(reader: Locator, data: object) -> SecurityPolicy:
     if data is None:
         return SecurityPolicy()
     f = _Fields(reader, data, ("security",), SECURITY_KEYS)
@@ -124,19 +164,30 @@ def parse_security(reader: Any, data: object) -> SecurityPolicy:
     for b in binds:
         if not b.startswith("/"):
             raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
+    d = SecurityPolicy  # strict defaults, from the model
     return SecurityPolicy(
-        allow_privileged=f.bool_("allow_privileged"),
-        allow_host_network=f.bool_("allow_host_network"),
-        allow_host_pid=f.bool_("allow_host_pid"),
-        allow_host_ipc=f.bool_("allow_host_ipc"),
+        allow_privileged=f.bool_("allow_privileged", d.allow_privileged),
+        allow_host_network=f.bool_("allow_host_network", d.allow_host_network),
+        allow_host_pid=f.bool_("allow_host_pid", d.allow_host_pid),
+        allow_host_ipc=f.bool_("allow_host_ipc", d.allow_host_ipc),
         allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
         allowed_devices=f.strs("allowed_devices"),
         allowed_bind_paths=binds,
-        allow_unconfined=f.bool_("allow_unconfined"),
+        allow_unconfined=f.bool_("allow_unconfined", d.allow_unconfined),
+        allowed_runtimes=f.strs("allowed_runtimes"),
+        allow_foreign_containers=f.bool_("allow_foreign_containers", d.allow_foreign_containers),
+        allow_host_uts=f.bool_("allow_host_uts", d.allow_host_uts),
+        allow_host_userns=f.bool_("allow_host_userns", d.allow_host_userns),
+        allow_host_cgroupns=f.bool_("allow_host_cgroupns", d.allow_host_cgroupns),
+        allow_cgroup_parent=f.bool_("allow_cgroup_parent", d.allow_cgroup_parent),
+        allow_device_cgroup_rules=f.bool_("allow_device_cgroup_rules", d.allow_device_cgroup_rules),
+        allow_gpus=f.bool_("allow_gpus", d.allow_gpus),
+        allow_storage_opt=f.bool_("allow_storage_opt", d.allow_storage_opt),
+        allow_oom_protection=f.bool_("allow_oom_protection", d.allow_oom_protection),
     )
 
 
-def parse_registries(reader: Any, data: object) -> RegistriesConfig:
+def parse_registries(reader: Locator, data: object) -> RegistriesConfig:
     if data is None:
         return RegistriesConfig()
     f = _Fields(reader, data, ("registries",), {"insecure", "auth_file"})
@@ -144,11 +195,11 @@ def parse_registries(reader: Any, data: object) -> RegistriesConfig:
     return RegistriesConfig(insecure=f.strs("insecure"), auth_file=Path(auth) if auth else None)
 
 
-def parse_commit_verification(reader: Any, data: object) -> CommitVerification | None:
+def parse_commit_verification(reader: Locator, data: object) -> CommitVerification | None:
     if data is None:
         return None
     f = _Fields(reader, data, ("source", "verify"), {"mode", "allowed_signers", "gpg_keyring"})
-    mode = f.str_("mode") or "ssh"
+    mode = f.str_("mode") or CommitVerification.mode
     if mode not in ("ssh", "gpg"):
         raise f.fail("mode", "must be ssh or gpg")
     signers, keyring = f.str_("allowed_signers"), f.str_("gpg_keyring")

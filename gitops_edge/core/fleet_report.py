@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 SCHEMA = 1
-EVENT_KINDS = ("applied", "rollback", "refusal")
 _OUTCOME_EVENT = {"applied": "applied", "rolled_back": "rollback", "refused": "refusal"}
 _FINE = ("healthy", "running")
 

@@ -21,7 +21,7 @@ def outcome_for(exc: EdgeError) -> Outcome:
 
 
 def exit_code(result: SyncResult) -> int:
-    """DESIGN.md §5: 0 converged, 1 rolled back, 2 invalid, 3 refused, 4 unreachable."""
+    """0 converged, 1 rolled back, 2 invalid, 3 refused, 4 unreachable (README.md, "Exit codes")."""
     if result.error is not None:
         return result.error.exit_code
     return 1 if result.outcome is Outcome.ROLLED_BACK else 0

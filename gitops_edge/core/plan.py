@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from gitops_edge.core.hashing import changed_fields, config_hash
+from gitops_edge.core.hashing import changed_fields, changed_mount_content, config_hash
 from gitops_edge.model.observed import ObservedContainer, ObservedState
 from gitops_edge.model.plan import Action, ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
@@ -49,7 +49,12 @@ def _describe_change(old: ServiceSpec | None, new: ServiceSpec) -> str:
     fields = changed_fields(old, new)
     if not fields:
         return "configuration changed"
-    return ", ".join(f.replace("_", " ") for f in fields) + " changed"
+    content = changed_mount_content(old, new) if "mounts" in fields else None
+    names = [f.replace("_", " ") for f in fields if not (f == "mounts" and content)]
+    parts = [", ".join(names) + " changed"] if names else []
+    if content:  # only the files a bind mount shows changed: name them
+        parts.append("mounted content changed: " + ", ".join(content))
+    return "; ".join(parts)
 
 
 def _short(image: str | None) -> str:
@@ -110,6 +115,9 @@ def can_start_first(spec: ServiceSpec) -> bool:
     instances of, say, a database on one data directory corrupt it.
     """
     if spec.container_name or spec.devices or spec.network_mode == "host":
+        return False
+    # A fixed MAC or IP address, or a GPU, can be held by one container at a time too.
+    if spec.mac_address or spec.device_requests or any(a.ipv4_address or a.ipv6_address for a in spec.networks):
         return False
     if any(p.published for p in spec.ports):
         return False

@@ -1,4 +1,4 @@
-"""The device security policy (DESIGN.md §6): what a compose file from Git may ask for.
+"""The device security policy (README.md, "Trust"): what a compose file from Git may ask for.
 
 Whoever can push to the repository must not thereby own the device: host
 namespaces, privileged mode, extra capabilities, devices, host paths and
@@ -51,21 +51,55 @@ def _service(svc: ServiceSpec, policy: SecurityPolicy, root: str) -> list[str]:
         out.append(f"privileged {_DENIED} (security.allow_privileged)")
     if svc.network_mode == "host" and not policy.allow_host_network:
         out.append(f"network_mode: host {_DENIED} (security.allow_host_network)")
-    # pid and ipc are not ServiceSpec fields: the compose loader refuses `pid:`
-    # and `ipc:` as unsupported keys, so allow_host_pid/ipc have nothing to guard yet.
+    if svc.pid == "host" and not policy.allow_host_pid:
+        out.append(f"pid: host {_DENIED} (security.allow_host_pid)")
+    if svc.ipc == "host" and not policy.allow_host_ipc:
+        out.append(f"ipc: host {_DENIED} (security.allow_host_ipc)")
+    if svc.runtime not in (None, "runc") and svc.runtime not in policy.allowed_runtimes:
+        out.append(f"runtime {svc.runtime} {_DENIED} (security.allowed_runtimes)")
+    out += [f"{what} {_DENIED} (security.{key})" for what, key in _host_settings(svc) if not getattr(policy, key)]
+    if not policy.allow_foreign_containers:
+        out += [f"{what} {_DENIED}: it shares with a container outside the stack (security.allow_foreign_containers)"
+                for what in _foreign_containers(svc)]
     out += [f"cap_add {cap} {_DENIED} (security.allowed_capabilities)" for cap in _extra_caps(svc, policy)]
     for device in svc.devices:
         host = _norm(device.split(":", 1)[0])
         if not any(fnmatchcase(host, pattern) for pattern in policy.allowed_devices):
             out.append(f"device {host} {_DENIED} (security.allowed_devices)")
     for mount in svc.mounts:
-        if mount.type == "bind" and mount.source is not None:
+        # A secret's path comes from the device's own secrets_dir, never from the file.
+        if mount.type == "bind" and mount.source is not None and mount.origin != "secret":
             out += _host_path("bind mount of", mount.source, policy, root)
     if not policy.allow_unconfined:
         for opt in svc.security_opt:
             if _normalize_opt(opt) in _UNCONFINED:
                 out.append(f"security_opt {opt} {_DENIED} (security.allow_unconfined)")
     return out
+
+
+def _host_settings(svc: ServiceSpec) -> list[tuple[str, str]]:
+    """(what the service asks, the policy flag that allows it) for kernel settings that reach the host."""
+    asks = [
+        (svc.uts == "host", "uts: host", "allow_host_uts"),
+        (svc.userns_mode == "host", "userns_mode: host", "allow_host_userns"),
+        (svc.cgroup == "host", "cgroup: host", "allow_host_cgroupns"),
+        (svc.cgroup_parent is not None, f"cgroup_parent {svc.cgroup_parent}", "allow_cgroup_parent"),
+        (bool(svc.device_cgroup_rules), "device_cgroup_rules", "allow_device_cgroup_rules"),
+        (bool(svc.device_requests), "gpus / device reservations", "allow_gpus"),
+        (bool(svc.storage_opt), "storage_opt", "allow_storage_opt"),
+        (svc.oom_kill_disable, "oom_kill_disable", "allow_oom_protection"),
+        ((svc.oom_score_adj or 0) < 0, f"oom_score_adj {svc.oom_score_adj}", "allow_oom_protection"),
+    ]
+    return [(what, key) for asked, what, key in asks if asked]
+
+
+def _foreign_containers(svc: ServiceSpec) -> list[str]:
+    """``container:X`` references: X is not part of the stack and may hold anything."""
+    found = [f"{key}: {mode}" for key, mode in
+             (("network_mode", svc.network_mode), ("ipc", svc.ipc), ("pid", svc.pid))
+             if mode is not None and mode.startswith("container:")]
+    found += [f"external_links: {link}" for link in svc.external_links]
+    return found + [f"volumes_from: {item}" for item in svc.volumes_from if item.startswith("container:")]
 
 
 def _volume(vol: VolumeSpec, policy: SecurityPolicy, root: str) -> list[str]:

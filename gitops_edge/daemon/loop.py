@@ -18,22 +18,27 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from gitops_edge.core import outcome
+from gitops_edge.daemon.control import ControlServer, Handler, socket_path
 from gitops_edge.daemon.metrics import Metrics
 from gitops_edge.daemon.status_server import StatusServer
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.result import SyncResult
 
 if TYPE_CHECKING:
-    from gitops_edge.daemon.device import Device
+    from gitops_edge.daemon.wiring_port import DaemonWiring
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
+
+ControlFactory = Callable[["Agent"], Handler]
 
 BACKOFF_CAP_S = 15 * 60.0
 RETRY_AFTER_CAP_S = 60 * 60.0  # a server's Retry-After is honoured up to an hour, never forever
@@ -63,13 +68,14 @@ def first_delay(interval_s: float, spread_start: bool, recovery_pending: bool, r
 
 
 class Agent:
-    """``device`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
+    """``wiring`` builds what a sync needs (``gitops_edge.wiring.Wiring`` in production)."""
 
-    def __init__(self, config: AgentConfig, device: Device) -> None:
+    def __init__(self, config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.config = config
-        self.device = device
+        self.wiring = wiring
+        self.control = control  # builds the control socket's command handler (the CLI's), or None
         self.stop_event = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -85,21 +91,46 @@ class Agent:
         self.parked: str | None = None
 
     def _sync_once(self) -> None:
+        """The scheduled cycle: sync (unless parked), then schedule the next one."""
+        self._sync()
+        self._schedule()
+
+    def sync_now(self, progress: logging.Handler | None = None) -> SyncResult | None:
+        """A sync asked for by hand (``gitops-edge sync`` through the control socket).
+
+        Runs at once on the caller's thread (after a scheduled sync in progress ends),
+        even for a parked commit, and streams this thread's log records to ``progress``;
+        the next scheduled sync is counted from now.
+        """
+        root = logging.getLogger("gitops_edge")
+        if progress is not None:
+            me = threading.get_ident()
+            progress.addFilter(lambda record: record.thread == me)
+            root.addHandler(progress)
+        try:
+            return self._sync(force=True)
+        finally:
+            if progress is not None:
+                root.removeHandler(progress)
+            self._schedule()
+
+    def _sync(self, force: bool = False) -> SyncResult | None:
         if self.stop_event.is_set():
-            return
+            return None
         self.idle.clear()
         self.last_tick = time.monotonic()
+        result = None
         try:
-            with self.device.sync_lock():
-                store = self.device.open_store()
+            with self.wiring.sync_lock():
+                store = self.wiring.open_store()
                 try:
                     started = time.monotonic()
-                    rec = self.device.reconciler(store, keep_runtime=True)
-                    result = None if self._still_parked(rec) else rec.sync()
+                    rec = self.wiring.reconciler(store, keep_runtime=True)
+                    result = rec.sync() if force or not self._still_parked(rec) else None
                     if result is not None:
                         self.parked = result.revision if outcome.is_permanent(result) else None
                         self.metrics.observe(result, time.monotonic() - started, store)
-                        self.device.report(store, result, self.reporter)
+                        self.wiring.report(store, result, self.reporter)
                 finally:
                     store.close()
             if result is not None:
@@ -112,7 +143,7 @@ class Agent:
             self.retry_after_s = None
         finally:
             self.idle.set()
-        self._schedule()
+        return result
 
     def _still_parked(self, rec: Reconciler) -> bool:
         """True when the ref still points at the commit that failed permanently (one ls-remote)."""
@@ -148,7 +179,7 @@ class Agent:
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
         try:
-            store = self.device.open_store()
+            store = self.wiring.open_store()
         except EdgeError:
             return True  # the first sync reports the problem; no reason to wait for it
         try:
@@ -166,7 +197,8 @@ class Agent:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
-        self.reporter = self.device.fleet_reporter()
+        control = self._control_server()
+        self.reporter = self.wiring.fleet_reporter()
         if self.reporter is not None:
             self.reporter.start()
         self.scheduler.start()
@@ -176,6 +208,8 @@ class Agent:
         self.scheduler.shutdown(wait=False)
         if server is not None:
             server.stop()
+        if control is not None:
+            control.stop()
         if self.reporter is not None:
             self.reporter.stop()
         if not self.idle.wait(STOP_GRACE_S):
@@ -193,15 +227,26 @@ class Agent:
         busy_too_long = not self.idle.is_set() and time.monotonic() - self.last_tick > stuck_after
         return bool(self.scheduler.running) and not busy_too_long
 
+    def _control_server(self) -> ControlServer | None:
+        if self.control is None:
+            return None
+        server = ControlServer(socket_path(self.config.state_dir), self.control(self))
+        try:
+            server.start()
+        except OSError as exc:  # the CLI then works standalone, as without a daemon
+            log.warning("no control socket at %s: %s", server.path, exc)
+            return None
+        return server
+
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
-        from gitops_edge.report.status_view import device_status
+        from gitops_edge.report.status_view import DeviceStatus, device_status
 
-        def status() -> dict[str, object]:
-            store = self.device.open_store()
+        def status() -> DeviceStatus:
+            store = self.wiring.open_store()
             try:
-                return device_status(self.config, store, self.device.runtime_or_none(timeout=10)[0])
+                return device_status(self.config, store, self.wiring.runtime_or_none(timeout=10)[0])
             finally:
                 store.close()
 
@@ -218,5 +263,5 @@ class Agent:
         return server
 
 
-def run_daemon(config: AgentConfig, device: Device) -> int:
-    return Agent(config, device).run()
+def run_daemon(config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> int:
+    return Agent(config, wiring, control).run()

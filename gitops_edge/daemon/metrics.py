@@ -11,8 +11,6 @@ from gitops_edge.core.outcome import source_reached
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.status import Outcome
 
-OUTCOMES = ("applied", "unchanged", "rolled_back", "refused", "error", "skipped")
-
 
 class Metrics:
     def __init__(self) -> None:
@@ -22,8 +20,8 @@ class Metrics:
             "gitops_edge_sync_duration_seconds", "Duration of sync cycles by outcome", ["outcome"], registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
         )
-        for o in OUTCOMES:
-            self.sync_duration.labels(outcome=o)
+        for o in Outcome:  # every outcome's series exists from the start, at zero
+            self.sync_duration.labels(outcome=o.value)
         self.rollbacks = Counter("gitops_edge_rollbacks", "Updates that failed and were rolled back", registry=r)
         self.refusals = Counter("gitops_edge_refusals", "Syncs refused by trust or security policy", registry=r)
         self.source_up = Gauge("gitops_edge_source_reachable", "1 if the last sync reached the Git source", registry=r)

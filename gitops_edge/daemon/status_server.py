@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -26,7 +26,7 @@ class StatusServer:
         *,
         healthy: Callable[[], bool],
         ready: Callable[[], bool],
-        status: Callable[[], dict[str, Any]],
+        status: Callable[[], Mapping[str, object]],
         metrics: Callable[[], bytes],
     ) -> None:
         host, _, port = listen.rpartition(":")

@@ -84,7 +84,7 @@ def build_image(
         changes.append("HEALTHCHECK --interval=1s --timeout=2s --retries=2 CMD " + json.dumps(healthcheck))
     data = rootfs_tar(version or tag, extra_files)
     client.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
-    return client.images.get(f"{repository}:{tag}").id
+    return str(client.images.get(f"{repository}:{tag}").id)  # the docker SDK is untyped
 
 
 # -- multi-arch images as registries serve them (OCI image index) -------------------------

@@ -1,8 +1,13 @@
-"""Test-only fault injection: die by SIGKILL at a named journal point.
+"""Crash points: die by SIGKILL at a named journal point of an update, when asked to.
 
-``GITOPS_EDGE_CRASH_AT=<point>`` makes the agent kill itself exactly there,
-so the crash-safety tests can stop a real process at every step of an
-update. Unset (always, in production) this is a dictionary lookup.
+Why production code carries this: the promise that a power cut at any moment
+of a switch is finished or undone from the journal on the next start (never two
+containers per service, never an orphan) can only be shown by killing the real
+agent process at each of those points. ``tests/integration/test_crash_safety.py``
+runs the agent as a subprocess with ``GITOPS_EDGE_CRASH_AT=<point>``; because the
+points sit on the real code paths, what is tested is exactly what runs on a
+device. Unset (always, on a device) a point costs one environment lookup and
+does nothing else.
 """
 
 from __future__ import annotations

@@ -15,11 +15,33 @@ from gitops_edge.errors import UsageError
 
 
 def rollback_stack(rec: Reconciler, stack: str) -> str:
+    """Back to the newest good revision whose content differs from what runs now.
+
+    Revisions that only moved the stack along (another stack changed) carry the same
+    specs and images: going "back" to one of them would change nothing and quarantine
+    the running commit for no reason, so they are passed over.
+    """
     store = rec.store
     applied = store.applied().get(stack)
-    candidates = [g for g in store.good_revisions(stack) if applied is None or g[0] != applied.revision]
+    goods = store.good_revisions(stack)
+    if applied is None and not goods:
+        raise UsageError(f"{stack}: no previous good revision to go back to")
+    running_images = next((g[2] for g in goods if applied is not None and g[0] == applied.revision), None)
+
+    def differs(g: tuple[str, str, dict[str, str]]) -> bool:
+        if applied is None:
+            return True
+        return g[1] != applied.specs_json or (running_images is not None and g[2] != running_images)
+
+    candidates = [g for g in goods if applied is None or g[0] != applied.revision]
     if not candidates:
         raise UsageError(f"{stack}: no previous good revision to go back to")
+    candidates = [g for g in candidates if differs(g)]
+    if not candidates:
+        assert applied is not None
+        raise UsageError(
+            f"{stack}: nothing to roll back: every kept good revision runs the same content as {applied.revision[:12]}"
+        )
     revision, specs_json, images = candidates[0]
     spec = stack_from_json(specs_json)
     previous = stack_from_json(applied.specs_json) if applied else None

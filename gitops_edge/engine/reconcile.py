@@ -1,29 +1,34 @@
-"""One reconcile pass: fetch -> load -> resolve -> plan -> stage -> switch -> gate -> commit.
+"""One reconcile pass, as named steps run in order (``STEPS``, docs/architecture.md).
 
-Each step either succeeds or raises one of our errors (permanent or
-transient); the outcome of the sync is always recorded, on every exit path,
-in the ``finally`` of ``sync``.
+FETCH -> LOAD -> SECURITY -> VERIFY -> PLAN -> HOLD -> STAGE -> SWITCH ->
+GATE -> COMMIT, or ROLLBACK. The first five only read (they also serve the
+``plan`` command); SWITCH, GATE, COMMIT and ROLLBACK run per stack inside
+``engine.switch.StackSwitch.apply``. Each step either succeeds, ends the sync
+early with a result (nothing to change, changes must wait) or raises one of
+our errors, which says by its ``retry`` whether trying again can help. The
+outcome of the sync, with the step where it stopped, is recorded on every
+exit path, in the ``finally`` of ``sync``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.core import image_ref
 from gitops_edge.core.outcome import outcome_for
 from gitops_edge.core.plan import make_plan
+from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
+from gitops_edge.engine import recovery
 from gitops_edge.engine.image_policy import ImagePolicy
-from gitops_edge.engine.switch import Journal, StackSwitch
+from gitops_edge.engine.switch import StackSwitch
 from gitops_edge.errors import (
     ApplyError,
+    DesiredStateError,
     EdgeError,
     ImagePlatformError,
     Location,
@@ -33,14 +38,17 @@ from gitops_edge.errors import (
     TrustError,
 )
 from gitops_edge.model.config import AgentConfig
-from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
+from gitops_edge.model.observed import ObservedState
 from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
 from gitops_edge.model.status import Outcome
+from gitops_edge.model.step import Step
+from gitops_edge.ports.clock import Clock, SystemClock
 from gitops_edge.ports.images import PlatformResolver
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.source import GitSource
+from gitops_edge.ports.store import EngineStore
 
 log = logging.getLogger("gitops_edge.engine.reconcile")
 
@@ -59,15 +67,39 @@ class Prepared:
     skipped: Mapping[str, str]  # stack -> why it is left alone this time
 
 
+@dataclass
+class _Pass:
+    """The working state of one sync, filled in step by step."""
+
+    dry: bool = False  # the `plan` command: run the read-only steps, record nothing
+    step: Step = Step.FETCH  # the step running now (the one a failure is charged to)
+    revision: str = ""
+    root: Path = Path()
+    desired: DesiredState = field(default_factory=lambda: DesiredState(""))
+    skipped: dict[str, str] = field(default_factory=dict)
+    pinned: dict[tuple[str, str], str] = field(default_factory=dict)
+    observed: ObservedState = field(default_factory=ObservedState)
+    plan: Plan = field(default_factory=lambda: Plan(""))
+    result: SyncResult = field(default_factory=lambda: SyncResult(Outcome.UNCHANGED))
+
+    def at(self, step: Step) -> None:
+        self.step = step
+
+    def prepared(self) -> Prepared:
+        return Prepared(self.revision, self.desired, self.observed, self.pinned, self.plan, self.skipped)
+
+
 class Reconciler:
     def __init__(
         self,
         config: AgentConfig,
         source: GitSource,
         runtime: ContainerRuntime,
-        store: StateStore,
+        store: EngineStore,
         loader: Loader,
         image_policy: ImagePolicy | None = None,
+        clock: Clock | None = None,
+        after_sync: Callable[[], None] | None = None,
         platforms: PlatformResolver | None = None,
     ) -> None:
         self.config = config
@@ -77,22 +109,125 @@ class Reconciler:
         self.loader = loader
         self.image_policy = image_policy
         self.platforms = platforms
-        self.revision_seen: str | None = None  # the commit this sync checked out, once it has
         self._platforms: dict[str, str] = {}  # pinned image -> the platform it is pulled for
-        self.switch = StackSwitch(runtime, store.journal_write, store.journal_clear, config.health)
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.after_sync = after_sync  # housekeeping once a sync is recorded (unused revision trees)
+        self.revision_seen: str | None = None  # the commit this sync checked out, once it has
+        self.switch = StackSwitch(runtime, store, config.health, self.clock)
 
-    # -- read-only steps (also serve `plan`) -------------------------------------------------
+    # -- the sync ----------------------------------------------------------------------
+    def sync(self) -> SyncResult:
+        started = self.clock.monotonic()
+        sync_id = self.store.start_sync()
+        p = _Pass()
+        result = SyncResult(Outcome.ERROR, reason="interrupted")
+        try:
+            recovery.recover(self.store, self.runtime, self.switch, p.at)
+            result = self._run(p)
+        except EdgeError as exc:
+            result = SyncResult(outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
+        finally:
+            if result.step is None:
+                result.step = p.step
+            try:
+                self.store.finish_sync(
+                    sync_id,
+                    revision=result.revision,
+                    outcome=result.outcome,
+                    reason=result.reason,
+                    actions=result.actions,
+                    step=result.step,
+                )
+            except StateStoreError as exc:  # recording must never hide the real outcome
+                log.error("could not record the sync: %s", exc)
+            log.info(
+                "sync %s at %s in %.2fs: %s%s",
+                result.outcome.value,
+                result.step.value,
+                self.clock.monotonic() - started,
+                (result.revision or "")[:12],
+                f" ({result.reason})" if result.reason else "",
+            )
+        if self.after_sync is not None:
+            try:
+                self.after_sync()
+            except (EdgeError, OSError) as exc:  # housekeeping: never the sync's outcome
+                log.warning("after the sync: %s", exc)
+        return result
+
+    def _run(self, p: _Pass, last: Step | None = None) -> SyncResult:
+        """Run ``STEPS`` in order until one ends the sync (or ``last`` has run)."""
+        out: SyncResult | None = None
+        for step, run in STEPS:
+            p.at(step)
+            out = run(self, p)
+            if out is not None or step is last:
+                break
+        result = out if out is not None else p.result
+        result.step = p.step
+        return result
+
     def prepare(self) -> Prepared:
+        """The read-only steps, FETCH to PLAN: what a sync would do now (the ``plan`` command)."""
+        p = _Pass(dry=True)
+        self._run(p, last=Step.PLAN)
+        return p.prepared()
+
+    def recover(self) -> list[str]:
+        """Finish or undo switches a crash interrupted (``engine.recovery``)."""
+        return recovery.recover(self.store, self.runtime, self.switch, lambda _step: None)
+
+    # -- FETCH, LOAD, SECURITY, VERIFY, PLAN: read only ---------------------------------
+    def _fetch(self, p: _Pass) -> SyncResult | None:
         checkout = self.source.checkout(applied_revision=self._applied_revision())
-        self.revision_seen = checkout.revision
-        desired = self.loader(checkout.root, self.config.source.path, checkout.revision)
-        self._check_security(desired, checkout.root)
-        skipped = self._skipped(desired.revision)
-        observed = self.runtime.observe()
-        pinned = self._pin(desired, skipped)
+        self.revision_seen = p.revision = checkout.revision
+        p.root = checkout.root
+        return None
+
+    def _load(self, p: _Pass) -> SyncResult | None:
+        p.desired = self.loader(p.root, self.config.source.path, p.revision)
+        p.revision = p.desired.revision
+        return None
+
+    def _security(self, p: _Pass) -> SyncResult | None:
+        """The device security policy: a compromised repo must not take over the device."""
+        from gitops_edge.core.security import check_stack
+
+        problems = [
+            f"{st.compose_file}: {prob}"
+            for st in p.desired.stacks
+            for prob in check_stack(st, self.config.security, str(p.root))
+        ]
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise TrustError(problems[0] + more)
+        return None
+
+    def _verify(self, p: _Pass) -> SyncResult | None:
+        """Pin (and with a trust policy, verify) every image of the stacks not held back."""
+        p.skipped = self._skipped(p.revision)
+        p.pinned = self._pin(p.desired, p.skipped)
+        return None
+
+    def _plan(self, p: _Pass) -> SyncResult | None:
+        p.observed = self.runtime.observe()
         previous = {name: stack_from_json(a.specs_json) for name, a in self.store.applied().items()}
-        plan = make_plan(desired, observed, pinned, previous, managed_stacks=previous.keys(), skip=skipped.keys())
-        return Prepared(desired.revision, desired, observed, pinned, plan, skipped)
+        p.plan = make_plan(
+            p.desired, p.observed, p.pinned, previous, managed_stacks=previous.keys(), skip=p.skipped.keys()
+        )
+        if p.dry:
+            return None
+        for stack, why in p.skipped.items():
+            log.info("skipping %s: %s", stack, why)
+        p.result = SyncResult(Outcome.UNCHANGED, revision=p.revision, plan=p.plan)
+        if p.skipped:
+            p.result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(p.skipped.items()))
+        if not p.plan.is_noop:
+            return None
+        self._record_revisions(p, p.plan.stacks)
+        if p.skipped and not p.plan.stacks:  # every stack is held back
+            p.result.outcome = Outcome.SKIPPED
+        return p.result
 
     def _applied_revision(self) -> str | None:
         """The newest revision applied to any stack: the ref may only move forward from it."""
@@ -124,7 +259,11 @@ class Reconciler:
             if st.name in skipped:
                 continue
             for svc in st.services:
-                platform = self._platform_for(svc)
+                try:
+                    platform = self._platform_for(svc)
+                except ValueError as exc:
+                    where = Location(st.compose_file, key=f"services.{svc.name}.platform")
+                    raise DesiredStateError(str(exc), where) from None
                 key = (svc.image, svc.pull_policy, platform)
                 if key not in cache:
                     try:
@@ -134,7 +273,8 @@ class Reconciler:
                         resolved = self.runtime.resolve_image(ref, svc.pull_policy, platform)
                         cache[key] = resolved if resolved == ref else self._platform_pin(resolved, platform)
                     except TrustError as exc:
-                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}") from None
+                        raise TrustError(f"{st.compose_file}: services.{svc.name}: {exc.message}",
+                                         retry=exc.retry) from None  # an unset clock is retried, not parked
                     except ImagePlatformError as exc:
                         where = Location(st.compose_file, key=f"services.{svc.name}.image")
                         raise ImagePlatformError(exc.message, where) from None
@@ -164,97 +304,23 @@ class Reconciler:
             self.store.put(key, child)
         return f"{repo}@{child}"
 
-    # -- platform hook: the device's setting until the compose loader carries `platform:` ----------
     def _platform_for(self, svc: ServiceSpec) -> str:
-        """The platform a service's image is chosen for: the service's ``platform:`` when the
-        spec has one, else the device's ``device.platform``, else the engine's own."""
-        per_service = getattr(svc, "platform", None)
-        if isinstance(per_service, str) and per_service:
-            return per_service
+        """The platform a service's image is chosen for: its ``platform:``, else the device's
+        ``device.platform``, else the engine's own (as ``docker pull`` chooses)."""
+        if svc.platform:
+            return str(parse_platform(svc.platform))
         if self.config.device.platform:
             return self.config.device.platform
         return self.runtime.platform()
 
-    def _check_security(self, desired: DesiredState, root: Path) -> None:
-        """The device security policy: a compromised repo must not take over the device."""
-        from gitops_edge.core.security import check_stack
-
-        problems = [
-            f"{st.compose_file}: {p}" for st in desired.stacks for p in check_stack(st, self.config.security, str(root))
-        ]
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise TrustError(problems[0] + more)
-
-    # -- the sync ----------------------------------------------------------------------
-    def sync(self) -> SyncResult:
-        started = time.monotonic()
-        sync_id = self.store.start_sync()
-        result = SyncResult(Outcome.ERROR, reason="interrupted")
-        try:
-            result = self._sync()
-        except EdgeError as exc:
-            result = SyncResult(outcome_for(exc), revision=self.revision_seen, reason=str(exc), error=exc)
-        finally:
-            try:
-                self.store.finish_sync(
-                    sync_id,
-                    revision=result.revision,
-                    outcome=result.outcome,
-                    reason=result.reason,
-                    actions=result.actions,
-                )
-            except StateStoreError as exc:  # recording must never hide the real outcome
-                log.error("could not record the sync: %s", exc)
-            log.info(
-                "sync %s in %.2fs: %s%s",
-                result.outcome.value,
-                time.monotonic() - started,
-                (result.revision or "")[:12],
-                f" ({result.reason})" if result.reason else "",
-            )
-        return result
-
-    def _sync(self) -> SyncResult:
-        self.recover()
-        prep = self.prepare()
-        for stack, why in prep.skipped.items():
-            log.info("skipping %s: %s", stack, why)
-        result = SyncResult(Outcome.UNCHANGED, revision=prep.revision, plan=prep.plan)
-        if prep.skipped:
-            result.reason = "; ".join(f"{s}: {w}" for s, w in sorted(prep.skipped.items()))
-        if prep.plan.is_noop:
-            self._record_revisions(prep, prep.plan.stacks)
-            if prep.skipped and not prep.plan.stacks:  # every stack is held back
-                result.outcome = Outcome.SKIPPED
-            return result
+    # -- HOLD, STAGE -----------------------------------------------------------------------
+    def _hold(self, p: _Pass) -> SyncResult | None:
         held = self._held()
-        if held:
-            log.info("changes wait: %s", held)
-            result.outcome, result.reason = Outcome.SKIPPED, held
-            return result
-        self.stage(prep.plan.stacks)
-        failures: list[EdgeError] = []
-        for sp in prep.plan.stacks:
-            if sp.is_noop:
-                self._record_revisions(prep, [sp])
-                continue
-            try:
-                result.actions += self._apply_stack(prep, sp)
-            except RollbackFailed as exc:
-                self.store.stop_automation(sp.stack, str(exc))
-                failures.append(exc)
-            except ApplyError as exc:
-                self.store.quarantine(sp.stack, prep.revision, exc.message.removeprefix(f"{sp.stack}: "))
-                failures.append(exc)
-        if failures:
-            err = failures[0]
-            result.outcome = Outcome.ROLLED_BACK
-            result.error = err
-            result.reason = "; ".join(str(f) for f in failures)
-        else:
-            result.outcome = Outcome.APPLIED
-        return result
+        if held is None:
+            return None
+        log.info("changes wait: %s", held)
+        p.result.outcome, p.result.reason = Outcome.SKIPPED, held
+        return p.result
 
     def _held(self) -> str | None:
         """Why changes must wait now (a technician's lock, outside the update window), or None."""
@@ -262,10 +328,14 @@ class Reconciler:
         if lock is not None:
             return f"device locked by {lock.get('who')}: {lock.get('reason')}"
         windows = self.config.update_windows
-        now = datetime.now().astimezone()
+        now = self.clock.now()
         if not in_window(now, windows):
             nxt = next_opening(now, windows)
             return "outside the update window" + (f"; next opens {nxt:%a %H:%M}" if nxt else "")
+        return None
+
+    def _stage(self, p: _Pass) -> SyncResult | None:
+        self.stage(p.plan.stacks)
         return None
 
     def stage(self, stack_plans: Iterable[StackPlan]) -> None:
@@ -279,100 +349,81 @@ class Reconciler:
             for vol in sp.volumes:
                 self.runtime.ensure_volume(sp.stack, vol)
 
-    def _apply_stack(self, prep: Prepared, sp: StackPlan) -> list[str]:
+    # -- SWITCH, GATE, COMMIT | ROLLBACK, per stack ------------------------------------------
+    def _switch(self, p: _Pass) -> SyncResult | None:
+        """Each changed stack in turn; a stack that fails is rolled back and held, the others go on."""
+        result = p.result
+        failures: list[tuple[EdgeError, Step]] = []
+        for sp in p.plan.stacks:
+            if sp.is_noop:
+                self._record_revisions(p, [sp])
+                continue
+            try:
+                result.actions += self._apply_stack(p, sp)
+            except RollbackFailed as exc:
+                self.store.stop_automation(sp.stack, str(exc))
+                failures.append((exc, p.step))
+            except ApplyError as exc:
+                self.store.quarantine(sp.stack, p.revision, exc.message.removeprefix(f"{sp.stack}: "))
+                failures.append((exc, p.step))
+        if failures:
+            result.outcome = Outcome.ROLLED_BACK
+            result.error, p.step = failures[0]
+            result.reason = "; ".join(str(exc) for exc, _ in failures)
+        else:
+            result.outcome = Outcome.APPLIED
+        return result
+
+    def _apply_stack(self, p: _Pass, sp: StackPlan) -> list[str]:
         if sp.remove_stack:
-            return self._remove_stack(prep, sp)
-        stack = prep.desired.stack(sp.stack)
+            return self._remove_stack(p, sp)
+        stack = p.desired.stack(sp.stack)
         assert stack is not None
-        done = self.switch.apply(sp, stack, prep.revision)
-        self._record_applied(prep, stack)
+        done = self.switch.apply(sp, stack, p.revision, p.at)
+        self._record_applied(p, stack)
         return done
 
-    def _remove_stack(self, prep: Prepared, sp: StackPlan) -> list[str]:
+    def _remove_stack(self, p: _Pass, sp: StackPlan) -> list[str]:
+        """A stack that left Git: its containers and networks go (not journaled: nothing to keep)."""
+        p.at(Step.SWITCH)
         done = []
         for a in sp.actions:
             for cid in a.container_ids:
                 self.runtime.stop_container(cid)
                 self.runtime.remove_container(cid)
             done.append(a.describe())
-        for name in {n for n in prep.observed.networks if n.startswith(f"{sp.stack}_")}:
+        for name in {n for n in p.observed.networks if n.startswith(f"{sp.stack}_")}:
             self.runtime.remove_network(name)
+        p.at(Step.COMMIT)
         self.store.forget_stack(sp.stack)
         return done
 
-    def _record_applied(self, prep: Prepared, stack: StackSpec) -> None:
-        images = {svc.name: prep.pinned[(stack.name, svc.name)] for svc in stack.services}
-        self.store.record_applied(stack.name, prep.revision, stack_to_json(stack), images)
+    def _record_applied(self, p: _Pass, stack: StackSpec) -> None:
+        images = {svc.name: p.pinned[(stack.name, svc.name)] for svc in stack.services}
+        self.store.record_applied(stack.name, p.revision, stack_to_json(stack), images)
 
-    def _record_revisions(self, prep: Prepared, plans: Iterable[StackPlan]) -> None:
+    def _record_revisions(self, p: _Pass, plans: Iterable[StackPlan]) -> None:
         """A no-op stack still moved to the new revision (e.g. only another stack changed)."""
         applied = self.store.applied()
         for sp in plans:
-            if sp.remove_stack or sp.stack in prep.skipped:
+            if sp.remove_stack or sp.stack in p.skipped:
                 continue
-            stack = prep.desired.stack(sp.stack)
-            if stack is not None and (sp.stack not in applied or applied[sp.stack].revision != prep.revision):
-                self._record_applied(prep, stack)
+            stack = p.desired.stack(sp.stack)
+            if stack is not None and (sp.stack not in applied or applied[sp.stack].revision != p.revision):
+                self._record_applied(p, stack)
 
-    # -- crash recovery ------------------------------------------------------------------
-    def recover(self) -> list[str]:
-        """Finish or undo switches a crash interrupted (DESIGN.md §7).
 
-        ``committing``: the new revision was healthy, so finish the commit.
-        Otherwise roll back to the kept containers. A crash is not the new
-        version's fault, so the same sync re-applies it; but a crash in the middle
-        of a rollback the new version caused (its ``failure`` is journaled) ends
-        like that rollback would have: the commit is quarantined.
-        """
-        notes = []
-        for stack, (revision, phase, data) in self.store.journal().items():
-            j = Journal(stack, revision, kept=list(data.get("kept", [])),  # type: ignore[call-overload]
-                        created=list(data.get("created", [])), phase=phase,  # type: ignore[call-overload]
-                        failure=str(data.get("failure") or ""),
-                        creating=list(data["creating"]) if "creating" in data else None)  # type: ignore[call-overload]
-            self._adopt_unjournaled(j)
-            if phase == "committing":
-                log.warning("recovering %s: finishing the commit of %s", stack, revision[:12])
-                for k in j.kept:
-                    self._remove_if_present(str(k["id"]))
-                self.store.journal_clear(stack)
-                notes.append(f"{stack}: finished interrupted commit of {revision[:12]}")
-            else:
-                log.warning("recovering %s: undoing the interrupted switch to %s", stack, revision[:12])
-                try:
-                    self.switch.rollback(j)
-                except RollbackFailed as exc:
-                    self.store.stop_automation(stack, str(exc))
-                    raise
-                if j.failure:
-                    self.store.quarantine(stack, revision, j.failure)
-                    notes.append(f"{stack}: finished interrupted rollback of {revision[:12]}: {j.failure}")
-                else:
-                    notes.append(f"{stack}: rolled back interrupted switch to {revision[:12]}")
-        return notes
+StepRun = Callable[[Reconciler, _Pass], SyncResult | None]
 
-    def _adopt_unjournaled(self, j: Journal) -> None:
-        """A crash between create and journal write leaves a new container the journal
-        does not name; find it by its labels (this stack, the target revision) among
-        the services the switch creates: an untouched container of the same revision
-        (a switch that only repairs drift) is not the switch's to undo."""
-        observed = self.runtime.observe()
-        kept_ids = {str(k["id"]) for k in j.kept}
-        for c in observed.for_stack(j.stack):
-            if c.id in kept_ids or c.id in j.created:
-                continue
-            if j.creating is not None and c.service not in j.creating:
-                continue
-            if c.revision == j.revision and not c.name.endswith(KEPT_SUFFIX):
-                j.created.append(c.id)
-        # a kept entry whose container is gone cannot be restored; drop it
-        present = {c.id for c in observed.containers}
-        j.kept = [k for k in j.kept if str(k["id"]) in present]
-        j.created = [cid for cid in j.created if cid in present]
-
-    def _remove_if_present(self, cid: str) -> None:
-        try:
-            self.runtime.remove_container(cid)
-        except EdgeError as exc:
-            log.info("kept container %s already gone: %s", cid[:12], exc)
-
+STEPS: tuple[tuple[Step, StepRun], ...] = (
+    (Step.FETCH, Reconciler._fetch),
+    (Step.LOAD, Reconciler._load),
+    (Step.SECURITY, Reconciler._security),
+    (Step.VERIFY, Reconciler._verify),
+    (Step.PLAN, Reconciler._plan),
+    (Step.HOLD, Reconciler._hold),
+    (Step.STAGE, Reconciler._stage),
+    (Step.SWITCH, Reconciler._switch),  # and GATE, COMMIT | ROLLBACK per stack (engine.switch)
+)
+"""The sync, in order. A step returns None to go on, a result to end the sync there,
+or raises (``EdgeError.retry`` says whether a later sync can do better)."""

@@ -1,53 +1,43 @@
-"""The transactional part of an update, per stack (DESIGN.md §7).
+"""The transactional steps of an update, per stack (docs/architecture.md, "The update, step by step").
 
 SWITCH: old containers are stopped, renamed and have their restart policy
 turned off, but are *kept*; new ones are created and started, one
 dependency wave at a time. GATE: every new container must turn healthy (or
 stay up for ``stable_for``) before the timeout. COMMIT drops the kept
-containers; any failure after the switch began rolls the whole stack back
-to them. Every irreversible step is journaled first, so a crash at any
-moment can be finished or undone by ``recover``.
+containers; any failure after the switch began is a ROLLBACK of the whole
+stack to them. Every irreversible step is journaled first
+(``model.journal``), so a crash at any moment can be finished or undone by
+``engine.recovery``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
 from gitops_edge.engine.faults import crash_point
 from gitops_edge.errors import ApplyError, EdgeError, EngineUnavailableError, RollbackFailed
 from gitops_edge.model.config import HealthConfig
+from gitops_edge.model.journal import Journal, KeptContainer, Phase
 from gitops_edge.model.observed import KEPT_SUFFIX
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
 from gitops_edge.model.spec import ServiceSpec, StackSpec
+from gitops_edge.model.step import Step
+from gitops_edge.ports.clock import Clock, SystemClock
 from gitops_edge.ports.runtime import ContainerRuntime
+from gitops_edge.ports.store import JournalStore
 
 log = logging.getLogger("gitops_edge.engine.switch")
 POLL_S = 0.25
 
+Progress = Callable[[Step], None]
+"""Told the step a switch enters, so the sync knows where it stopped."""
 
-@dataclass
-class Journal:
-    """What a switch in progress has done: enough to undo or finish it."""
 
-    stack: str
-    revision: str
-    kept: list[dict[str, object]] = field(default_factory=list)  # id, name, service, restart, was_running
-    created: list[str] = field(default_factory=list)
-    phase: str = "switching"
-    failure: str = ""  # why the new version was refused; empty when it was not its fault
-    creating: list[str] | None = None  # services this switch creates containers for (None: unknown)
-
-    def data(self) -> dict[str, object]:
-        out: dict[str, object] = {"kept": self.kept, "created": self.created}
-        if self.creating is not None:
-            out["creating"] = self.creating
-        if self.failure:
-            out["failure"] = self.failure
-        return out
+def _ignore(_step: Step) -> None:
+    return None
 
 
 def container_name(stack: str, spec: ServiceSpec) -> str:
@@ -63,82 +53,106 @@ def _completes(stack: StackSpec, service: str) -> bool:
     )
 
 
+class _Journaled:
+    """The journal of one switch in progress: each new record is saved before the step it guards."""
+
+    def __init__(self, store: JournalStore, journal: Journal) -> None:
+        self.store = store
+        self.now = journal
+
+    def save(self, journal: Journal) -> None:
+        self.store.journal_write(journal.stack, journal.revision, journal.phase.value, journal.to_data())
+        self.now = journal
+
+    def clear(self) -> None:
+        self.store.journal_clear(self.now.stack)
+
+
 class StackSwitch:
     def __init__(
         self,
         runtime: ContainerRuntime,
-        journal_write: Callable[[str, str, str, dict[str, object]], None],
-        journal_clear: Callable[[str], None],
+        store: JournalStore,
         health: HealthConfig,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
     ) -> None:
         self.rt = runtime
-        self._jwrite = journal_write
-        self._jclear = journal_clear
+        self.store = store
         self.health = health
-        self.clock = clock
-        self.sleep = sleep
-
-    # -- journal -------------------------------------------------------------
-    def _save(self, j: Journal) -> None:
-        self._jwrite(j.stack, j.revision, j.phase, j.data())
+        self.clock: Clock = clock if clock is not None else SystemClock()
 
     def _mark(self, stack: str, event: str) -> None:
         """A debug line ``timing STACK EVENT MONOTONIC`` that ``bench/`` parses."""
-        log.debug("timing %s %s %.6f", stack, event, self.clock())
+        log.debug("timing %s %s %.6f", stack, event, self.clock.monotonic())
 
     # -- the update ------------------------------------------------------------
-    def apply(self, plan: StackPlan, stack: StackSpec, revision: str) -> list[str]:
-        """Switch, gate, commit; on failure roll back and raise ``ApplyError``."""
-        creating = [a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE)]
-        j = Journal(stack.name, revision, creating=creating)
+    def apply(self, plan: StackPlan, stack: StackSpec, revision: str, progress: Progress = _ignore) -> list[str]:
+        """SWITCH, GATE, COMMIT; on failure ROLLBACK and raise ``ApplyError``.
+
+        ``progress`` hears each step as it starts. After a clean rollback it is
+        told the step that failed again: that is where the update stopped; a
+        rollback that fails leaves it at ROLLBACK.
+        """
+        creating = tuple(a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
+        t = _Journaled(self.store, Journal(stack.name, revision, creating=creating))
         done: list[str] = []
-        self._save(j)
+        step = Step.SWITCH
+
+        def enter(s: Step) -> None:
+            nonlocal step
+            step = s
+            progress(s)
+
+        enter(Step.SWITCH)
+        t.save(t.now)
         try:
             for action in plan.actions:  # removals: kept like replaced containers
                 if action.kind is ActionKind.REMOVE:
-                    self._keep(j, action.container_ids, action.service)
+                    self._keep(t, action.container_ids, action.service)
                     done.append(action.describe())
             waves = sorted({a.wave for a in plan.actions if a.kind is not ActionKind.REMOVE})
             for wave in waves:
+                enter(Step.SWITCH)
                 started: list[tuple[Action, str]] = []
                 for action in (a for a in plan.actions if a.wave == wave and a.kind is not ActionKind.REMOVE):
-                    started.append((action, self._switch_one(j, stack, action, revision)))
+                    started.append((action, self._switch_one(t, stack, action, revision)))
                     done.append(action.describe())
+                enter(Step.GATE)
                 self._gate(stack, started)
-                self._stop_running_kept(j)  # start-first: the new ones proved themselves
+                enter(Step.SWITCH)
+                self._stop_running_kept(t)  # start-first: the new ones proved themselves
         except EdgeError as exc:
+            failed_at = step
             self._mark(stack.name, "verdict")
             reason = str(exc)
-            log.warning("update of %s to %s failed: %s; rolling back", stack.name, revision[:12], reason)
+            log.warning("update of %s to %s failed at %s: %s; rolling back",
+                        stack.name, revision[:12], failed_at.value, reason)
+            progress(Step.ROLLBACK)
             if isinstance(exc, EngineUnavailableError):
-                self.rollback(j)  # not the new version's fault: undo, no quarantine
+                self.rollback(t.now)  # not the new version's fault: undo, no quarantine
+                progress(failed_at)
                 raise
-            j.failure = reason
-            self.rollback(j)
+            self.rollback(replace(t.now, failure=reason))
+            progress(failed_at)
             raise ApplyError(f"{stack.name}: {reason}; rolled back to the previous containers") from None
-        self.commit(j)
+        enter(Step.COMMIT)
+        self.commit(t.now)
         return done
 
-    def _keep(self, j: Journal, ids: tuple[str, ...], service: str, *, stop: bool = True) -> None:
+    def _keep(self, t: _Journaled, ids: tuple[str, ...], service: str, *, stop: bool = True) -> None:
         """Hold the old containers for rollback: restart policy off, renamed, and
         stopped now (stop-first) or after the new one passed the gate (start-first)."""
         for cid in ids:
             state = self.rt.inspect_state(cid)
             name = state.name
-            entry: dict[str, object] = {
-                "id": cid,
-                "name": name,
-                "service": service,
-                "restart": state.restart_policy,
-                "was_running": state.status in ("running", "restarting"),
-            }
-            if not stop:
-                entry["running"] = True
-            j.kept.append(entry)
-            self._save(j)
+            t.save(t.now.keep(KeptContainer(
+                id=cid,
+                name=name,
+                service=service,
+                restart=state.restart_policy,
+                was_running=state.status in ("running", "restarting"),
+                running=not stop,
+            )))
             self.rt.set_restart_policy(cid, "no")
             if stop:
                 self._stop_kept(cid)
@@ -150,31 +164,30 @@ class StackSwitch:
         self.rt.stop_container(cid)
         crash_point("after-stop")
 
-    def _stop_running_kept(self, j: Journal) -> None:
-        for k in j.kept:
-            if k.pop("running", False):
-                self._save(j)
-                self._stop_kept(str(k["id"]))
+    def _stop_running_kept(self, t: _Journaled) -> None:
+        for k in t.now.kept:
+            if k.running:
+                t.save(t.now.stopped(k.id))
+                self._stop_kept(k.id)
 
-    def _switch_one(self, j: Journal, stack: StackSpec, action: Action, revision: str) -> str:
+    def _switch_one(self, t: _Journaled, stack: StackSpec, action: Action, revision: str) -> str:
         assert action.spec is not None and action.image is not None and action.config_hash is not None
         if action.kind is ActionKind.START:
             cid = action.container_ids[0]
             self.rt.start_container(cid)
             return cid
-        self._keep(j, action.container_ids, action.service, stop=not action.start_first)
+        self._keep(t, action.container_ids, action.service, stop=not action.start_first)
         cid = self.rt.create_container(
             stack, action.spec, image=action.image, config_hash=action.config_hash, revision=revision
         )
-        j.created.append(cid)
-        self._save(j)
+        t.save(t.now.create(cid))
         crash_point("after-create")
         self.rt.start_container(cid)
         self._mark(stack.name, f"started:{action.service}")
         crash_point("after-start")
         return cid
 
-    # -- the gate --------------------------------------------------------------
+    # -- GATE ------------------------------------------------------------------
     def _gate(self, stack: StackSpec, started: list[tuple[Action, str]]) -> None:
         pending = {cid: a for a, cid in started}
         baselines = {
@@ -182,7 +195,7 @@ class StackSwitch:
             for cid, a in pending.items()
             if a.kind is ActionKind.START
         }
-        deadline = self.clock() + self.health.timeout_s
+        deadline = self.clock.monotonic() + self.health.timeout_s
         last: dict[str, Verdict] = {}
         while pending:
             for cid, action in list(pending.items()):
@@ -200,57 +213,55 @@ class StackSwitch:
                     del pending[cid]
             if not pending:
                 return
-            if self.clock() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 cid, action = next(iter(pending.items()))
                 raise ApplyError(
                     f"service {action.service} failed the health gate: "
                     f"{timeout_reason(last[cid], self.health.timeout_s)}"
                 )
-            self.sleep(POLL_S)
+            self.clock.sleep(POLL_S)
 
-    # -- commit and rollback --------------------------------------------------------
-    def commit(self, j: Journal) -> None:
-        j.phase = "committing"
-        self._save(j)
+    # -- COMMIT and ROLLBACK -----------------------------------------------------
+    def commit(self, journal: Journal) -> None:
+        t = _Journaled(self.store, journal)
+        t.save(replace(journal, phase=Phase.COMMITTING))
         crash_point("committing")
-        for k in j.kept:
-            self.rt.remove_container(str(k["id"]))
+        for k in journal.kept:
+            self.rt.remove_container(k.id)
         crash_point("after-commit-remove")
-        self._jclear(j.stack)
+        t.clear()
 
-    def rollback(self, j: Journal) -> None:
+    def rollback(self, journal: Journal) -> None:
         """Back to the kept containers; a failure here stops automation (raised)."""
-        j.phase = "rolling-back"
-        self._save(j)
+        t = _Journaled(self.store, journal)
+        t.save(replace(journal, phase=Phase.ROLLING_BACK))
         try:
-            for cid in reversed(j.created):
+            for cid in reversed(journal.created):
                 self.rt.remove_container(cid)
             crash_point("rollback-after-remove")
             # the kept ones come back in their original order (dependencies first)
             restored: list[str] = []
-            for k in j.kept:
-                cid = str(k["id"])
-                if self.rt.inspect_state(cid).name != k["name"]:  # a crash may have come before the rename
-                    self.rt.rename_container(cid, str(k["name"]))
-                self.rt.set_restart_policy(cid, str(k["restart"]))
-                if k.get("was_running"):
-                    self.rt.start_container(cid)
-                    restored.append(cid)
-            self._wait_restored(j, restored)
-            self._mark(j.stack, "restored")
+            for k in journal.kept:
+                if self.rt.inspect_state(k.id).name != k.name:  # a crash may have come before the rename
+                    self.rt.rename_container(k.id, k.name)
+                self.rt.set_restart_policy(k.id, k.restart)
+                if k.was_running:
+                    self.rt.start_container(k.id)
+                    restored.append(k.id)
+            self._wait_restored(restored)
+            self._mark(journal.stack, "restored")
         except EngineUnavailableError:
-            # The journal stays: the next sync's ``recover`` finishes the rollback. The engine
+            # The journal stays: the next sync's recovery finishes the rollback. The engine
             # going away also explains the failure (dockerd stops containers as it shuts down),
             # so it no longer counts against the new version: recovery re-applies it.
-            j.failure = ""
-            self._save(j)
+            t.save(replace(t.now, failure=""))
             raise
         except EdgeError as exc:
-            raise RollbackFailed(f"{j.stack}: rollback failed: {exc}") from None
-        self._jclear(j.stack)
+            raise RollbackFailed(f"{journal.stack}: rollback failed: {exc}") from None
+        t.clear()
 
-    def _wait_restored(self, j: Journal, ids: list[str]) -> None:
-        deadline = self.clock() + self.health.timeout_s
+    def _wait_restored(self, ids: list[str]) -> None:
+        deadline = self.clock.monotonic() + self.health.timeout_s
         pending = set(ids)
         while pending:
             for cid in list(pending):
@@ -260,7 +271,7 @@ class StackSwitch:
                     pending.discard(cid)
                 elif v.health is Health.FAIL:
                     raise ApplyError(f"restored container {cid[:12]} is not healthy: {v.reason}")
-            if pending and self.clock() >= deadline:
+            if pending and self.clock.monotonic() >= deadline:
                 raise ApplyError(f"restored containers not healthy after {self.health.timeout_s:.0f}s")
             if pending:
-                self.sleep(POLL_S)
+                self.clock.sleep(POLL_S)

@@ -1,4 +1,10 @@
-"""The device-local agent configuration (DESIGN.md §4), validated."""
+"""The device-local agent configuration, validated.
+
+The field defaults here are the only place a default is written: the parser
+(``gitops_edge.core.config``) takes what a config leaves out from these classes,
+and ``tests/unit/test_config_defaults.py`` holds the shipped examples and the
+README to the same values. Keys and examples: README.md and ``config/*.example.yaml``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from gitops_edge.model.trust import CommitVerification, RegistriesConfig, Securi
 class DeviceConfig:
     id: str
     labels: tuple[tuple[str, str], ...] = ()
+    secrets_dir: str | None = None  # absolute; compose `secrets:` are read from here, never from Git
     # The OCI platform images are chosen for ("linux/arm64", "linux/arm/v7"), normalized;
     # None: the engine's own platform, as `docker pull` chooses.
     platform: str | None = None
@@ -77,6 +84,9 @@ class MqttConfig:
     password_file: Path | None = None  # read at connect, never logged
     ca_file: Path | None = None  # TLS: trust these CAs instead of the system's
     keepalive_s: int = 30  # the broker publishes the Last Will after 1.5x this without a word
+
+
+DEFAULT_STATE_DIR = "/var/lib/gitops-edge"  # SQLite state (history, journal), the Git checkout
 
 
 @dataclass(frozen=True)

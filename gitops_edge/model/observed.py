@@ -24,6 +24,7 @@ class ObservedContainer:
     revision: str | None = None  # io.gitops-edge.revision
     managed: bool = False  # carries io.gitops-edge.* labels (else created by compose or a human)
     kept: bool = False  # renamed with KEPT_SUFFIX: an old container held for rollback
+    binds: tuple[str, ...] = ()  # host paths of its bind mounts (revision trees it holds on to)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.plan import Plan
 from gitops_edge.model.status import Outcome
+from gitops_edge.model.step import Step
 
 
 @dataclass
@@ -19,3 +20,4 @@ class SyncResult:
     actions: list[str] = field(default_factory=list)
     plan: Plan | None = None
     error: EdgeError | None = None
+    step: Step | None = None  # where the sync stopped, or the last step it ran when it succeeded

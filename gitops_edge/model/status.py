@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gitops_edge.model.step import Step
+
 
 class Outcome(StrEnum):
     APPLIED = "applied"  # changes were made and the stack converged
@@ -25,6 +27,7 @@ class SyncRecord:
     reason: str
     actions: tuple[str, ...] = ()  # human descriptions of what was done
     duration_s: float | None = None
+    step: Step | None = None  # where it stopped (None: still running, or recorded by an older agent)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Trust and device security policy (DESIGN.md §6): device-local, never from Git.
+"""Trust and device security policy (README.md, "Trust"): device-local, never from Git.
 
 The repository is what is being verified, so it cannot also be what vouches:
 these come only from the agent config.
@@ -20,12 +20,31 @@ class KeylessIdentity:
 
 
 @dataclass(frozen=True)
+class SignedIdentity:
+    """How a simple-signing payload's ``docker-reference`` must name the image (containers-policy.json's
+    ``signedIdentity``).
+
+    ``repository``: same repository, any tag (cosign signs without a tag; skopeo
+    and podman sign ``repo:tag``). ``exact``: same repository and the very tag
+    (or digest) the image was referenced by. ``remap``: an image whose
+    repository starts with ``prefix`` (a mirror) is compared as if it started
+    with ``signed_prefix`` (the name it was signed under), then as ``repository``.
+    """
+
+    mode: str = "repository"  # repository | exact | remap
+    prefix: str = ""  # remap: canonical repository prefix of the mirror ("127.0.0.1:5055/mirror")
+    signed_prefix: str = ""  # remap: what it stands for ("registry.example/team")
+
+
+@dataclass(frozen=True)
 class TrustRule:
     match: str  # shell glob on the repository (host[:port]/path, no tag or digest)
     keys: tuple[Path, ...] = ()  # cosign public keys, SPKI PEM
     keyless: tuple[KeylessIdentity, ...] = ()
     trusted_root: Path | None = None  # sigstore trusted_root.json; None: the sigstore package's
     require_digest: bool = False  # the compose file must pin the image by digest
+    signed_identity: SignedIdentity = SignedIdentity()
+    tlog: str = "optional"  # optional | required: key signatures must also be in a transparency log
 
 
 @dataclass(frozen=True)
@@ -38,9 +57,11 @@ class TrustPolicy:
 class Evidence:
     """What made a signature acceptable."""
 
-    format: str  # cosign-sig | bundle-key | bundle-keyless
+    format: str  # cosign-sig | cosign-sig-keyless | bundle-key | bundle-keyless
     signer: str  # key path, or "issuer: subject"
-    detail: str = ""
+    detail: str = ""  # where it was found and what it signs
+    log: str = ""  # the transparency log entry relied on ("rekor index N, SET"), "" for none
+    time_source: str = ""  # verified signing time and where it came from, "" when no time was needed
 
 
 @dataclass(frozen=True)
@@ -65,13 +86,23 @@ class SecurityPolicy:
     allowed_devices: tuple[str, ...] = ()  # host device paths (globs), e.g. /dev/ttyUSB*
     allowed_bind_paths: tuple[str, ...] = ()  # host path prefixes a bind mount may use
     allow_unconfined: bool = False  # security_opt seccomp=unconfined / apparmor=unconfined
+    allowed_runtimes: tuple[str, ...] = ()  # OCI runtimes beyond runc (e.g. nvidia, io.containerd.wasmedge.v1)
+    allow_foreign_containers: bool = False  # container:X in network_mode/ipc/pid/volumes_from
+    allow_host_uts: bool = False  # uts: host
+    allow_host_userns: bool = False  # userns_mode: host (leaves daemon user-namespace remapping)
+    allow_host_cgroupns: bool = False  # cgroup: host
+    allow_cgroup_parent: bool = False  # cgroup_parent: places the container in a host cgroup
+    allow_device_cgroup_rules: bool = False  # device_cgroup_rules: device access by number
+    allow_gpus: bool = False  # gpus, deploy.resources.reservations.devices
+    allow_storage_opt: bool = False  # storage_opt (driver options of the container's filesystem)
+    allow_oom_protection: bool = False  # oom_kill_disable, negative oom_score_adj
 
 
 @dataclass(frozen=True)
 class CommitVerification:
     """``source.verify``: every fetched commit must be signed by an allowed signer."""
 
-    mode: str  # ssh | gpg
+    mode: str = "ssh"  # ssh | gpg
     allowed_signers: Path | None = None  # ssh: allowed_signers file
     gpg_keyring: Path | None = None  # gpg: a keyring (public keys) file or GNUPGHOME directory
 

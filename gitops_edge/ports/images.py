@@ -28,8 +28,11 @@ class ImageVerifier(Protocol):
         """The manifest digest (``sha256:...``) the registry serves for ``ref``."""
         ...
 
-    def verify(self, repository: str, digest: str, rule: TrustRule) -> tuple[Evidence, ...]:
+    def verify(self, repository: str, digest: str, rule: TrustRule, *, tag: str | None = None) -> tuple[Evidence, ...]:
         """Evidence that ``repository@digest`` is signed as ``rule`` demands.
+
+        ``tag`` is the tag the image was referenced by, if any (an ``exact``
+        signed identity compares it).
 
         Raises ``TrustError`` (with the reason) when no acceptable signature exists.
         """

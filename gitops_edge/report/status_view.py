@@ -1,9 +1,13 @@
-"""Status of the device, as one JSON-ready dict (``status --json``, ``/status``)."""
+"""Status of the device, as one JSON-ready dict (``status --json``, ``/status``, MQTT).
+
+The TypedDicts are the shape of that document: the CLI's table, the status
+endpoint and the MQTT status payload all read these keys.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TypedDict
 
 from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.errors import EdgeError
@@ -14,7 +18,63 @@ from gitops_edge.ports.runtime import ContainerRuntime
 UNVERIFIED = "no trust policy: images run unverified"
 
 
-def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None) -> dict[str, Any]:
+class ServiceStatus(TypedDict):
+    service: str
+    container: str
+    status: str  # docker state
+    health: str  # healthy | unhealthy | starting, else the docker state ("running", ...)
+    image: str | None
+    revision: str | None
+
+
+class QuarantineStatus(TypedDict):
+    revision: str
+    reason: str
+
+
+class StackStatus(TypedDict):
+    stack: str
+    revision: str | None  # applied
+    applied_at: float | None
+    services: list[ServiceStatus]
+    quarantined: QuarantineStatus | None
+    automation_stopped: str | None  # why, when a rollback failed
+    suspended: str | None  # why, when a technician suspended it
+
+
+class SourceStatus(TypedDict):
+    url: str  # credentials redacted
+    ref: str
+    path: str
+
+
+class WindowStatus(TypedDict):
+    days: list[str]
+    start: str  # HH:MM
+    end: str
+
+
+class LastSync(TypedDict):
+    revision: str | None
+    outcome: str  # an Outcome value, or "running"
+    step: str | None  # the step where it stopped (a Step value), None for a sync still running
+    reason: str
+    at: float
+    age_s: float
+
+
+class DeviceStatus(TypedDict):
+    device: str
+    source: SourceStatus
+    trust: str
+    engine_error: str | None
+    lock: dict[str, object] | None  # who, reason, at
+    update_windows: list[WindowStatus]
+    last_sync: LastSync | None
+    stacks: list[StackStatus]
+
+
+def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None) -> DeviceStatus:
     observed: ObservedState | None = None
     engine_error = None
     if runtime is not None:
@@ -27,10 +87,10 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
     stopped = store.stopped()
     suspended = store.suspended()
     names = set(applied) | set(quarantined) | set(stopped) | set(suspended)  # this device's stacks, not every project
-    stacks = []
+    stacks: list[StackStatus] = []
     for name in sorted(names):
         a = applied.get(name)
-        services = []
+        services: list[ServiceStatus] = []
         if observed is not None:
             for c in sorted(observed.for_stack(name), key=lambda c: (c.service, c.name)):
                 services.append(
@@ -72,6 +132,7 @@ def device_status(config: AgentConfig, store: StateStore, runtime: ContainerRunt
         else {
             "revision": last.revision,
             "outcome": last.outcome.value if last.outcome else "running",
+            "step": last.step.value if last.step else None,
             "reason": last.reason,
             "at": last.started_at,
             "age_s": round(time.time() - last.started_at, 1),

@@ -37,8 +37,8 @@ def http_post(url: str, body: bytes, timeout_s: float) -> None:
 
 
 class Notifier:
-    def __init__(self, config: NotifyConfig, store: StateStore, device: str, post: Post = http_post) -> None:
-        self.config, self.store, self.device, self.post = config, store, device, post
+    def __init__(self, config: NotifyConfig, store: StateStore, device_id: str, post: Post = http_post) -> None:
+        self.config, self.store, self.device_id, self.post = config, store, device_id, post
 
     def after_sync(self, outcome: Outcome, revision: str | None, reason: str) -> None:
         if not self.config.webhook:
@@ -65,7 +65,7 @@ class Notifier:
             self.store.put(f"notify:last:{kind}", fingerprint)
             payload = {
                 "event": kind,
-                "device": self.device,
+                "device": self.device_id,
                 "revision": revision,
                 "reason": scrub(reason),
                 "at": time.time(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.integration.agent_harness import Device
 
 STACK = """\
@@ -67,8 +69,9 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
     assert hist.returncode == 0, hist.stderr
     table = rows(hist.stdout, "WHEN")
     assert table[0] == ["WHEN", "REVISION", "OUTCOME", "DURATION", "REASON"]
-    # WHEN is a date and a time: two columns once split
-    [row] = [r for r in table[1:] if r[2] == rev[:12]]
-    assert row[3] == "applied"
-    assert row[4].endswith("s") and float(row[4][:-1]) > 0
-    assert any(s in cell for cell in row[5:]) or len(row) == 5
+    # WHEN is one RFC 3339 time with its zone (e.g. 2026-11-28T08:03:51+00:00)
+    [row] = [r for r in table[1:] if r[1] == rev[:12]]
+    assert datetime.fromisoformat(row[0]).tzinfo is not None
+    assert row[2] == "applied"
+    assert row[3].endswith("s") and float(row[3][:-1]) > 0
+    assert any(s in cell for cell in row[4:]) or len(row) == 4

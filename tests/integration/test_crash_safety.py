@@ -1,6 +1,6 @@
 """Issue 3 item 6: a real agent process killed at every step of an update recovers.
 
-Every ``crash_point(...)`` in ``gitops_edge/switch.py`` is hit by a real
+Every ``crash_point(...)`` in ``gitops_edge/engine/switch.py`` is hit by a real
 ``python -m gitops_edge sync`` that dies there by SIGKILL; the next plain
 ``sync`` must leave exactly the target stack running (DESIGN.md §7: never two
 containers per service, never an orphan, an empty journal). Also: a kill
@@ -34,7 +34,7 @@ from tests.support.cleanup import remove_project
 from tests.support.images import build_image, push
 from tests.support.net import free_port
 
-SWITCH_SRC = ROOT / "gitops_edge" / "switch.py"
+SWITCH_SRC = ROOT / "gitops_edge" / "engine" / "switch.py"
 CRASH_POINTS = re.findall(r'crash_point\("([a-z-]+)"\)', SWITCH_SRC.read_text())
 HEALTH = "{timeout: 30s, stable_for: 1s}"
 

@@ -17,7 +17,7 @@ FILE = "/etc/gitops-edge/config.yaml"
 
 def load(text: str, environ: Mapping[str, str] | None = None) -> AgentConfig:
     doc = parse_yaml(text, FILE)
-    return parse_config(doc.data, file=FILE, lines=doc.lines,  # type: ignore[arg-type]
+    return parse_config(doc.data, file=FILE, lines=doc.lines,
                         environ=environ or {}, hostname="host-1")
 
 

@@ -9,6 +9,7 @@ from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.model.config import NotifyConfig
 from gitops_edge.model.status import Outcome
 from gitops_edge.report.webhook import Notifier
+from tests.support.store import outbox_size
 
 
 class Receiver:
@@ -55,18 +56,18 @@ def test_offline_messages_wait_in_the_outbox_across_restarts(tmp_path: Path) -> 
     rx.online = False
     n, store = make(tmp_path, rx)
     n.after_sync(Outcome.REFUSED, "abc", "unsigned image")
-    assert rx.got == [] and store.outbox_size() == 1
+    assert rx.got == [] and outbox_size(store) == 1
     store.close()
     rx.online = True
     n2, store2 = make(tmp_path, rx)  # a new process, the same state dir
     with store2._db:  # make the retry due now
         store2._db.execute("UPDATE outbox SET next_at = 0")
     assert n2.flush() == 1
-    assert [m["event"] for m in rx.got] == ["refusal"] and store2.outbox_size() == 0
+    assert [m["event"] for m in rx.got] == ["refusal"] and outbox_size(store2) == 0
 
 
 def test_no_webhook_configured_sends_nothing(tmp_path: Path) -> None:
     rx = Receiver()
     store = StateStore(tmp_path)
     Notifier(NotifyConfig(), store, "dev", rx).after_sync(Outcome.ROLLED_BACK, "a", "x")
-    assert rx.got == [] and store.outbox_size() == 0
+    assert rx.got == [] and outbox_size(store) == 0

@@ -11,6 +11,7 @@ from gitops_edge.model.plan import ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import (
     Dependency,
     DesiredState,
+    DeviceRequest,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -332,6 +333,11 @@ def test_start_first_only_where_two_containers_can_coexist() -> None:
     assert not can_start_first(svc("web", network_mode="host", networks=()))
     assert not can_start_first(svc("db", mounts=(Mount("volume", "/var/lib/db", "data"),)))
     assert not can_start_first(svc("db", mounts=(Mount("bind", "/data", "/srv/data"),)))
+    assert not can_start_first(svc("web", mac_address="02:42:ac:11:00:99"))
+    assert not can_start_first(svc("web", networks=(NetworkAttachment("default", ipv4_address="10.0.0.5"),)))
+    assert not can_start_first(svc("ml", device_requests=(DeviceRequest(count=-1, capabilities=("gpu",)),)))
+    secret = Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")
+    assert can_start_first(svc("web", mounts=(secret,)))
 
 
 def test_recreate_is_marked_start_first_and_says_so() -> None:

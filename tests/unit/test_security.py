@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from gitops_edge.core.security import check_stack, path_allowed
-from gitops_edge.model.spec import Mount, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.spec import DeviceRequest, Mount, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.trust import SecurityPolicy
 
 ROOT = "/var/lib/gitops-edge/source/repo"
@@ -152,3 +152,84 @@ def test_every_violation_is_reported_with_its_service() -> None:
     other = ServiceSpec(name="db", image="postgres:16", privileged=True)
     lines = check_stack(stack(svc(network_mode="host", cap_add=("SYS_ADMIN",)), other), STRICT, ROOT)
     assert [line.split(":")[0] for line in lines] == ["web/web", "web/web", "web/db"]
+
+
+@pytest.mark.parametrize(("kw", "allow", "phrase"), [
+    ({"pid": "host"}, {"allow_host_pid": True}, "pid: host"),
+    ({"ipc": "host"}, {"allow_host_ipc": True}, "ipc: host"),
+    ({"runtime": "nvidia"}, {"allowed_runtimes": ("nvidia",)}, "runtime nvidia"),
+    ({"ipc": "container:db"}, {"allow_foreign_containers": True}, "ipc: container:db"),
+    ({"pid": "container:db"}, {"allow_foreign_containers": True}, "pid: container:db"),
+    ({"network_mode": "container:db"}, {"allow_foreign_containers": True}, "network_mode: container:db"),
+    ({"volumes_from": ("container:db:ro",)}, {"allow_foreign_containers": True}, "volumes_from: container:db:ro"),
+    ({"external_links": ("redis:cache",)}, {"allow_foreign_containers": True}, "external_links: redis:cache"),
+])
+def test_host_and_foreign_namespaces_are_refused_unless_allowed(
+    kw: dict[str, Any], allow: dict[str, Any], phrase: str
+) -> None:
+    problems = check(svc(**kw))
+    assert len(problems) == 1 and phrase in problems[0] and "not allowed by the device security policy" in problems[0]
+    assert check(svc(**kw), SecurityPolicy(**allow)) == []
+
+
+def test_sharing_within_the_stack_and_runc_need_nothing() -> None:
+    assert check(svc(ipc="service:db", pid="service:db", volumes_from=("db:ro",), runtime="runc",
+                     shm_size=1 << 20, expose=("80",))) == []  # fmt: skip
+
+
+def test_the_new_policy_keys_parse_from_the_agent_config() -> None:
+    from gitops_edge.adapters.files.yaml_reader import parse_yaml
+    from gitops_edge.core.config import parse_config
+
+    text = ("source:\n  url: https://git.example.com/fleet.git\nsecurity:\n"
+            "  allowed_runtimes: [nvidia]\n  allow_foreign_containers: true\n")
+    doc = parse_yaml(text, "agent.yaml")
+    cfg = parse_config(doc.data, file="agent.yaml", lines=doc.lines,  # type: ignore[arg-type]
+                       environ={}, hostname="h")
+    assert (cfg.security.allowed_runtimes, cfg.security.allow_foreign_containers) == (("nvidia",), True)
+
+
+@pytest.mark.parametrize(("kw", "flag", "phrase"), [
+    ({"uts": "host"}, "allow_host_uts", "uts: host"),
+    ({"userns_mode": "host"}, "allow_host_userns", "userns_mode: host"),
+    ({"cgroup": "host"}, "allow_host_cgroupns", "cgroup: host"),
+    ({"cgroup_parent": "system.slice"}, "allow_cgroup_parent", "cgroup_parent system.slice"),
+    ({"device_cgroup_rules": ("c 1:3 mr",)}, "allow_device_cgroup_rules", "device_cgroup_rules"),
+    ({"device_requests": (DeviceRequest(count=-1, capabilities=("gpu",)),)}, "allow_gpus", "gpus"),
+    ({"storage_opt": (("size", "1G"),)}, "allow_storage_opt", "storage_opt"),
+    ({"oom_kill_disable": True}, "allow_oom_protection", "oom_kill_disable"),
+    ({"oom_score_adj": -500}, "allow_oom_protection", "oom_score_adj -500"),
+])
+def test_kernel_settings_reaching_the_host_are_refused_unless_allowed(
+    kw: dict[str, Any], flag: str, phrase: str
+) -> None:
+    problems = check(svc(**kw))
+    assert len(problems) == 1 and phrase in problems[0] and f"(security.{flag})" in problems[0]
+    assert check(svc(**kw), SecurityPolicy(**{flag: True})) == []
+
+
+def test_harmless_kernel_settings_pass() -> None:
+    assert check(svc(uts=None, cgroup="private", oom_score_adj=100, dns=("10.0.0.53",), cpu_shares=512,
+                     mem_swappiness=10, group_add=("mail",))) == []  # fmt: skip
+
+
+def test_device_secrets_need_no_bind_path_but_config_files_do() -> None:
+    secret = Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")
+    config = Mount("bind", "/cfg", "/etc/passwd", read_only=True, origin="config")
+    assert check(svc(mounts=(secret,))) == []
+    assert "bind mount of /etc/passwd" in check(svc(mounts=(config,)))[0]
+
+
+def test_device_secrets_dir_parses_and_must_be_absolute() -> None:
+    from gitops_edge.adapters.files.yaml_reader import parse_yaml
+    from gitops_edge.core.config import parse_config
+    from gitops_edge.errors import ConfigError
+
+    def load(value: str) -> object:
+        text = f"device:\n  secrets_dir: {value}\nsource:\n  url: https://git.example.com/fleet.git\n"
+        doc = parse_yaml(text, "agent.yaml")
+        return parse_config(doc.data, file="agent.yaml", lines=doc.lines,  # type: ignore[arg-type]
+                            environ={}, hostname="h").device.secrets_dir
+    assert load("/etc/gitops-edge/secrets") == "/etc/gitops-edge/secrets"
+    with pytest.raises(ConfigError, match="absolute"):
+        load("secrets")

@@ -65,6 +65,8 @@ def observed_container(summary: dict[str, Any], restart_count: int = 0) -> Obser
         revision=labels.get(t.EDGE_REVISION),
         managed=any(k.startswith(t.EDGE_PREFIX) for k in labels),
         kept=_name(summary.get("Names"), cid[:12]).endswith(KEPT_SUFFIX),
+        binds=tuple(str(m["Source"]) for m in summary.get("Mounts") or ()
+                    if m.get("Type") == "bind" and m.get("Source")),
     )
 
 

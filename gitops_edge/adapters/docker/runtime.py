@@ -300,7 +300,7 @@ class DockerRuntime:
     # -- containers --------------------------------------------------------
 
     def _service_container(self, stack: str, service: str) -> str:
-        """The id of a service's current container (for ``network_mode: service:x``)."""
+        """The id of a service's current container (``service:x`` modes, ``volumes_from``)."""
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
@@ -308,7 +308,8 @@ class DockerRuntime:
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise EngineNotFoundError(
-                f"network_mode service:{service} of stack {stack}: the service has no container"
+                f"service {service} of stack {stack} has no container (another service shares its "
+                "namespaces or volumes)"
             )
         return str(live[0]["Id"])
 
@@ -326,9 +327,7 @@ class DockerRuntime:
         local = self._local_image(image)
         if local is None:
             raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
-        netc = None
-        if spec.network_mode and spec.network_mode.startswith("service:"):
-            netc = self._service_container(stack.name, spec.network_mode.removeprefix("service:"))
+        refs = {svc: self._service_container(stack.name, svc) for svc in t.referenced_services(spec)}
         try:
             req = t.container_create_args(
                 stack,
@@ -338,18 +337,22 @@ class DockerRuntime:
                 config_hash=config_hash,
                 revision=revision,
                 name=name,
-                network_mode_container=netc,
+                service_containers=refs,
             )
         except ValueError as exc:
             raise DesiredStateError(f"service {spec.name}: {exc}") from exc
         with _engine(f"creating container {req.name}"):
-            cid = str(self._api.create_container_from_config(req.body, req.name)["Id"])
+            cid = str(self._api.create_container_from_config(req.body, req.name, platform=req.platform)["Id"])
         try:
+            if req.files:
+                with _engine(f"copying configs into {req.name}"):
+                    self._api.put_archive(cid, "/", t.files_archive(req.files))
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
-                    self._api.connect_container_to_network(
-                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address
-                    )
+                    # The endpoint body as create sends it: docker-py's helper would sort the links.
+                    url = self._api._url("/networks/{0}/connect", ep.network)
+                    res = self._api._post_json(url, data={"Container": cid, "EndpointConfig": ep.settings()})
+                    self._api._raise_for_status(res)
         except EdgeError:
             self.remove_container(cid)  # never leave a half-wired container behind
             raise

@@ -30,7 +30,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> AgentCo
     cfg = parse_config(
         doc.data,
         file=str(path),
-        lines=doc.lines,  # type: ignore[arg-type]
+        lines=doc.lines,
         environ=os.environ if environ is None else environ,
         hostname=socket.gethostname(),
     )

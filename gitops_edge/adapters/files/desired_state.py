@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from gitops_edge.adapters.files import fleet_state
-from gitops_edge.adapters.files.stack_files import find_stack_dirs, load_stack
+from gitops_edge.adapters.files.stack_files import VALIDATION_SECRETS, find_stack_dirs, load_stack, secret_lookup
 from gitops_edge.core.compose import StackErrors
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.config import DeviceConfig
@@ -63,13 +63,14 @@ def _load_all(
         return found, problems + _container_name_clashes(found)
     stacks: list[StackSpec] = []
     errors: list[DesiredStateError] = []
+    secrets = secret_lookup(device) if device is not None else VALIDATION_SECRETS
     try:
         dirs = find_stack_dirs(checkout_root, subpath)
     except DesiredStateError as exc:
         return [], [exc]
     for directory in dirs:
         try:
-            stacks.append(load_stack(checkout_root, directory, environ))
+            stacks.append(load_stack(checkout_root, directory, environ, secrets=secrets))
         except StackErrors as exc:
             errors.extend(exc.errors)
         except DesiredStateError as exc:

@@ -8,7 +8,7 @@ cache, never a source of truth: when anything about it looks wrong it is
 deleted and fetched again.
 Every git failure leaves this module as a ``SourceError``.
 
-Before a commit reaches the work tree it is vetted (DESIGN.md §6): its
+Before a commit reaches the work tree it is vetted (README.md, "Trust"): its
 signature when ``source.verify`` is set, and, unless ``source.allow_rewind``,
 that it descends from the revision last applied. Refusals are ``TrustError``.
 """

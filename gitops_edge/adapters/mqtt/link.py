@@ -11,10 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_edge.errors import MqttError
 from gitops_edge.model.config import MqttConfig
+
+if TYPE_CHECKING:  # for the annotations only: paho itself is imported when a link starts
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +50,7 @@ class MqttLink:
         self._subscribe = subscribe
         self._connected = threading.Event()
         self._subscribed = threading.Event()
-        self._client: Any = None
+        self._client: Client | None = None
         self.last_error = ""
 
     @property
@@ -88,8 +93,11 @@ class MqttLink:
         except (OSError, ValueError) as exc:
             raise MqttError(f"cannot connect to {self.where}: {exc}") from None
 
-    def _handle_connect(self, client: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        if getattr(reason, "is_failure", False):
+    # paho's callbacks; ``userdata`` is paho's opaque Any, unused here
+    def _handle_connect(
+        self, client: Client, _ud: Any, _flags: ConnectFlags, reason: ReasonCode, _props: Properties | None
+    ) -> None:
+        if reason.is_failure:
             self.last_error = f"broker refused the connection: {reason}"
             log.warning("mqtt %s: %s", self.where, self.last_error)
             return
@@ -109,19 +117,21 @@ class MqttLink:
         """Run ``callback`` on paho's thread after every (re)connection; it must not block."""
         self._on_connect = callback
 
-    def _handle_connect_fail(self, _c: Any, _ud: Any) -> None:
+    def _handle_connect_fail(self, _c: Client, _ud: Any) -> None:
         if not self.last_error:
             log.info("mqtt broker %s not reachable; retrying in the background", self.where)
         self.last_error = "connection failed"
 
-    def _handle_disconnect(self, _c: Any, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+    def _handle_disconnect(
+        self, _c: Client, _ud: Any, _flags: DisconnectFlags, reason: ReasonCode, _props: Properties | None
+    ) -> None:
         if self._connected.is_set():
             log.info("mqtt disconnected from %s (%s)", self.where, reason)
         self._connected.clear()
 
-    def _handle_message(self, _c: Any, _ud: Any, msg: Any) -> None:
+    def _handle_message(self, _c: Client, _ud: Any, msg: MQTTMessage) -> None:
         if self._on_message is not None:
-            self._on_message(str(msg.topic), bytes(msg.payload))
+            self._on_message(msg.topic, bytes(msg.payload))
 
     @property
     def connected(self) -> bool:
@@ -144,7 +154,7 @@ class MqttLink:
         try:
             info = self._client.publish(topic, payload, qos=qos, retain=retain)
             info.wait_for_publish(timeout_s)
-            return bool(info.is_published())
+            return info.is_published()
         except (RuntimeError, ValueError, OSError) as exc:
             self.last_error = str(exc)
             return False

@@ -104,9 +104,9 @@ def _entry_credentials(entry: dict[str, object]) -> Credentials | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return Credentials(user, password) if sep else None
-    user, password = entry.get("username"), entry.get("password")
-    if isinstance(user, str) and isinstance(password, str) and user:
-        return Credentials(user, password)
+    username, secret = entry.get("username"), entry.get("password")
+    if isinstance(username, str) and isinstance(secret, str) and username:
+        return Credentials(username, secret)
     return None
 
 
@@ -120,7 +120,7 @@ def load_docker_config(path: Path) -> dict[str, object]:
         raise RegistryAuthError(f"cannot read registry credentials {path}: {exc.strerror}") from None
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise RegistryAuthError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(data, dict):
         raise RegistryAuthError(f"{path}: expected a JSON object")

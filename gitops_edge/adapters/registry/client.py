@@ -22,7 +22,6 @@ import requests
 from gitops_edge.adapters.registry.auth import (
     Challenge,
     Credentials,
-    RegistryAuthError,
     credentials_for,
     load_docker_config,
     parse_challenge,
@@ -30,7 +29,13 @@ from gitops_edge.adapters.registry.auth import (
 from gitops_edge.adapters.registry.names import RepoName, scheme_for, split_repository
 from gitops_edge.core.image_ref import parse
 from gitops_edge.core.platform import Platform, choose, describe, from_descriptor, parse_platform
-from gitops_edge.errors import ImageNotFoundError, ImagePlatformError, RegistryError, RegistryProtocolError
+from gitops_edge.errors import (
+    ImageNotFoundError,
+    ImagePlatformError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryProtocolError,
+)
 from gitops_edge.model.trust import RegistriesConfig
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -2,7 +2,7 @@
 
 Holds the applied revision per stack, the history of syncs and (for
 crash-safety) the journal. One writer at a time: the agent runs one sync
-at a time and the CLI takes the same file lock (see ``gitops_edge.lock``).
+at a time and the CLI takes the same file lock (``gitops_edge.wiring.sync_lock``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gitops_edge.errors import StateStoreError
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
+from gitops_edge.model.step import Step, step_or_none
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS syncs (
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS syncs (
   revision TEXT,
   outcome TEXT,
   reason TEXT NOT NULL DEFAULT '',
-  actions TEXT NOT NULL DEFAULT '[]'
+  actions TEXT NOT NULL DEFAULT '[]',
+  step TEXT
 );
 CREATE TABLE IF NOT EXISTS applied (
   stack TEXT PRIMARY KEY,
@@ -78,6 +80,20 @@ CREATE TABLE IF NOT EXISTS kv (
 """
 
 
+def _int(value: object) -> int:
+    """A column SQLite typed INTEGER (its rows are untyped to Python's type checker)."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise StateStoreError(f"state store: expected a number, found {value!r}")
+
+
+def _float(value: object) -> float:
+    """A column SQLite typed REAL."""
+    if isinstance(value, int | float | str):
+        return float(value)
+    raise StateStoreError(f"state store: expected a number, found {value!r}")
+
+
 class StateStore:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "state.db"
@@ -87,8 +103,20 @@ class StateStore:
             self._enable_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StateStoreError(f"cannot open state store {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        """Bring a database written by an older agent up to ``SCHEMA`` (added columns are nullable)."""
+        def has_step(db: sqlite3.Connection) -> bool:
+            return "step" in {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
+
+        if has_step(self._db):  # the usual case: no write lock taken
+            return
+        with self._tx() as db:  # checked again under the write lock: two openers never add it twice
+            if not has_step(db):
+                db.execute("ALTER TABLE syncs ADD COLUMN step TEXT")
 
     def _enable_wal(self) -> None:
         """Switching a new database to WAL needs it to itself; a second opener at the
@@ -132,32 +160,41 @@ class StateStore:
             return int(cur.lastrowid or 0)
 
     def finish_sync(
-        self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str, actions: list[str]
+        self,
+        sync_id: int,
+        *,
+        revision: str | None,
+        outcome: Outcome,
+        reason: str,
+        actions: list[str],
+        step: Step | None = None,
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=? WHERE id=?",
-                (time.time(), revision, outcome.value, reason, json.dumps(actions), sync_id),
+                "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
+                (time.time(), revision, outcome.value, reason, json.dumps(actions),
+                 step.value if step is not None else None, sync_id),
             )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
         rows = self._query(
-            "SELECT id, started_at, finished_at, revision, outcome, reason, actions "
+            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step "
             "FROM syncs ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         out = []
-        for id_, start, end, rev, outcome, reason, actions in rows:
+        for id_, start, end, rev, outcome, reason, actions, step in rows:
             out.append(
                 SyncRecord(
-                    id=int(id_),  # type: ignore[call-overload]
-                    started_at=float(start),  # type: ignore[arg-type]
-                    finished_at=float(end) if end is not None else None,  # type: ignore[arg-type]
+                    id=_int(id_),
+                    started_at=_float(start),
+                    finished_at=_float(end) if end is not None else None,
                     revision=str(rev) if rev else None,
-                    outcome=Outcome(outcome) if outcome else None,
+                    outcome=Outcome(str(outcome)) if outcome else None,
                     reason=str(reason),
                     actions=tuple(json.loads(str(actions))),
-                    duration_s=(float(end) - float(start)) if end is not None else None,  # type: ignore[arg-type]
+                    duration_s=(_float(end) - _float(start)) if end is not None else None,
+                    step=step_or_none(step),
                 )
             )
         return out
@@ -170,7 +207,7 @@ class StateStore:
     def applied(self) -> dict[str, AppliedStack]:
         rows = self._query("SELECT stack, revision, applied_at, specs_json FROM applied")
         return {
-            str(s): AppliedStack(str(s), str(r), float(a), str(j))  # type: ignore[arg-type]
+            str(s): AppliedStack(str(s), str(r), _float(a), str(j))
             for s, r, a, j in rows
         }
 
@@ -293,7 +330,7 @@ class StateStore:
 
     def outbox_due(self, now: float) -> list[tuple[int, str, int]]:
         rows = self._query("SELECT id, payload, attempts FROM outbox WHERE next_at <= ? ORDER BY id", (now,))
-        return [(int(i), str(p), int(a)) for i, p, a in rows]  # type: ignore[call-overload]
+        return [(_int(i), str(p), _int(a)) for i, p, a in rows]
 
     def outbox_done(self, item_id: int) -> None:
         with self._tx() as db:
@@ -303,9 +340,6 @@ class StateStore:
         with self._tx() as db:
             db.execute("UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE id=?", (next_at, item_id))
 
-    def outbox_size(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM outbox")[0][0])  # type: ignore[call-overload]
-
     # -- named FIFO queues (e.g. MQTT events waiting for the broker) ----------------------
     def queue_add(self, name: str, payload: str) -> None:
         with self._tx() as db:
@@ -313,7 +347,7 @@ class StateStore:
 
     def queue_items(self, name: str, limit: int = 100) -> list[tuple[int, str]]:
         rows = self._query("SELECT id, payload FROM queue WHERE name=? ORDER BY id LIMIT ?", (name, limit))
-        return [(int(i), str(p)) for i, p in rows]  # type: ignore[call-overload]
+        return [(_int(i), str(p)) for i, p in rows]
 
     def queue_remove(self, item_id: int) -> None:
         with self._tx() as db:

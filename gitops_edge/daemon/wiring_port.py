@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from gitops_edge.report.mqtt_status import FleetReporter
 
 
-class Device(Protocol):
+class DaemonWiring(Protocol):
     def open_store(self) -> StateStore: ...
 
     def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler: ...

@@ -63,7 +63,7 @@ def test_the_agent_index_offers_amd64_and_arm64_and_the_arm64_agent_runs_emulate
     out = docker_client.containers.run(
         arm64_agent, entrypoint=["sh", "-c"],
         command=["uname -m; python3 -c 'import platform; print(platform.machine())'; gitops-edge --help | head -1"],
-        remove=True,
+        remove=True, network_mode="none",
     ).decode().split("\n")
     assert out[:2] == ["aarch64", "aarch64"]
     assert "gitops-edge" in out[2]
@@ -154,7 +154,7 @@ def test_an_emulated_pi_deploys_updates_and_rolls_back_a_multi_arch_stack(
     assert c.labels["io.gitops-edge.revision"] == rev2
     # The agent's own status, read in an emulated container, says the same.
     c2 = docker_client.containers.run(
-        arm64_agent, ["status", "--json"], remove=True, read_only=True,
+        arm64_agent, ["status", "--json"], remove=True, read_only=True, network_mode="none",
         volumes={str(emulated_device["volume"]): {"bind": "/var/lib/gitops-edge", "mode": "rw"},
                  str(emulated_device["conf"]): {"bind": "/etc/gitops-edge", "mode": "ro"}},
     )

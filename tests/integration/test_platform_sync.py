@@ -126,3 +126,19 @@ def test_two_platforms_of_one_index_on_one_engine_do_not_collide(
         assert out.returncode == 0, out.stderr
     assert _arch_of(device, stack_name) == ["x86_64", "amd64", "c1"]
     assert _arch_of(other, stack_name + "-b") == ["aarch64", "arm64", "c1"]
+
+
+def test_a_services_platform_key_chooses_its_variant_and_a_bad_one_is_located(
+    device: Device, registry: str, stack_name: str,
+) -> None:
+    device.cleanup.append(stack_name)  # type: ignore[attr-defined]
+    img = _image(registry, "k1", arches=("amd64", "arm64"))
+    device.commit({f"{stack_name}/compose.yaml": _compose(img.ref) + "    platform: linux/arm64\n"})
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+    assert _arch_of(device, stack_name) == ["aarch64", "arm64", "k1"]  # on this amd64 engine, by the compose key
+    device.commit({f"{stack_name}/compose.yaml": _compose(img.ref) + "    platform: linux/z80\n"})
+    assert_clean_failure(device.cli("sync"), 2,
+                         f"devices/d1/{stack_name}/compose.yaml: services.app.platform: 'linux/z80': unknown "
+                         "architecture 'z80'")
+    assert _arch_of(device, stack_name) == ["aarch64", "arm64", "k1"]

@@ -97,8 +97,11 @@ class Wiring:
             good = {name: [g[0] for g in store.good_revisions(name)] for name in set(applied) | trees.stacks_on_disk()}
             trees.collect(trees.users(containers, applied, good, rec.revision_seen))
 
+        from gitops_edge.adapters.registry.client import RegistryClient
+
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
-                         after_sync=collect_trees, key_lines=key_lines)
+                         after_sync=collect_trees, key_lines=key_lines,
+                         platforms=RegistryClient(config.registries))
         return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:

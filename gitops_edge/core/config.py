@@ -25,6 +25,7 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.push import REFS_LEAF
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
@@ -48,7 +49,7 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
          "notify", "mqtt", "metrics"},
-    "device": {"id", "labels", "secrets_dir"},
+    "device": {"id", "labels", "platform", "secrets_dir"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
                "timeout", "verify", "allow_rewind", "spread_start", "hint_spread", "hint_min_gap"},
     "health": {"timeout", "stable_for"},
@@ -232,11 +233,17 @@ def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceCo
         if text is None:
             raise ConfigError("must be a string, number or boolean", r.loc(("device", "labels", k)))
         pairs.append((str(k), text))
+    platform = r.string(dev, ("device", "platform"))
+    if platform is not None:
+        try:
+            platform = str(parse_platform(platform))
+        except ValueError as exc:
+            raise ConfigError(str(exc), r.loc(("device", "platform"))) from None
     secrets_dir = r.string(dev, ("device", "secrets_dir"))
     if secrets_dir is not None and not secrets_dir.startswith("/"):
         raise ConfigError("must be an absolute path", r.loc(("device", "secrets_dir")))
     return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)),
-                        secrets_dir=secrets_dir)
+                        platform=platform, secrets_dir=secrets_dir)
 
 
 def parse_config(

@@ -17,9 +17,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gitops_edge.core import image_ref
 from gitops_edge.core.compose import StackErrors
 from gitops_edge.core.outcome import outcome_for, severity
 from gitops_edge.core.plan import make_plan
+from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine import recovery
@@ -31,6 +33,9 @@ from gitops_edge.errors import (
     DesiredStateError,
     EdgeError,
     EngineUnavailableError,
+    ImagePlatformError,
+    Location,
+    RegistryError,
     RollbackFailed,
     StateStoreError,
     TrustError,
@@ -41,10 +46,11 @@ from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.model.plan import Plan, StackPlan
 from gitops_edge.model.result import SyncResult
-from gitops_edge.model.spec import DesiredState, StackSpec
+from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
 from gitops_edge.ports.clock import Clock, SystemClock
+from gitops_edge.ports.images import PlatformResolver
 from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.source import GitSource
 from gitops_edge.ports.store import EngineStore
@@ -175,6 +181,7 @@ class Reconciler:
         clock: Clock | None = None,
         key_lines: KeyLines | None = None,
         after_sync: Callable[[], None] | None = None,
+        platforms: PlatformResolver | None = None,
     ) -> None:
         self.config = config
         self.source = source
@@ -182,6 +189,8 @@ class Reconciler:
         self.store = store
         self.loader = loader
         self.image_policy = image_policy
+        self.platforms = platforms
+        self._platforms: dict[str, str] = {}  # pinned image -> the platform it is pulled for
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.key_lines = key_lines  # locates security refusals as file:line (None: file and key only)
         self.after_sync = after_sync  # housekeeping once a sync is recorded (unused revision trees)
@@ -372,22 +381,40 @@ class Reconciler:
         return out
 
     def _pin(self, p: _Pass) -> dict[tuple[str, str], str]:
-        """Each stack's images; a stack with an image refused or not found is recorded and left alone."""
-        cache: dict[tuple[str, str], str | EdgeError] = {}
+        """Each stack's images pinned to a digest, verified, and offering the service's platform;
+        a stack with an image refused, missing or without its platform is recorded and left alone.
+
+        With a trust policy the signature is checked on the digest the reference
+        names (a multi-arch tag: its index, as cosign signs and sigstore's
+        policy-controller verifies by default). The container is then pinned
+        to the device's platform manifest in that index: content-addressed by
+        the verified index, and one engine reference per platform (the engine
+        keeps one image per ``repo@digest``; two platforms of one index digest
+        would collide: "Cannot overwrite digest").
+        """
+        cache: dict[tuple[str, str, str], str | EdgeError] = {}
         pinned: dict[tuple[str, str], str] = {}
         for st in p.desired.stacks:
             if st.name in p.held():
                 continue
             mine: dict[tuple[str, str], str] = {}
             for svc in st.services:
-                key = (svc.image, svc.pull_policy)
+                try:
+                    platform = self._platform_for(svc)
+                except ValueError as exc:
+                    where = Location(st.compose_file, key=f"services.{svc.name}.platform")
+                    p.fail(st.name, DesiredStateError(str(exc), where), Reason.INVALID)
+                    break
+                key = (svc.image, svc.pull_policy, platform)
                 if key not in cache:
                     try:
-                        cache[key] = (
-                            self.image_policy.pinned(svc.image)
-                            if self.image_policy is not None
-                            else self.runtime.resolve_image(svc.image, svc.pull_policy)
-                        )
+                        ref = self.image_policy.pinned(svc.image) if self.image_policy is not None else svc.image
+                        if image_ref.is_pinned(ref):
+                            ref = self._platform_pin(ref, platform)
+                        resolved = self.runtime.resolve_image(ref, svc.pull_policy, platform)
+                        chosen = resolved if resolved == ref else self._platform_pin(resolved, platform)
+                        cache[key] = chosen
+                        self._platforms[chosen] = platform
                     except EdgeError as exc:
                         cache[key] = exc
                 found = cache[key]
@@ -398,12 +425,46 @@ class Reconciler:
                     if isinstance(found, TrustError):
                         err = TrustError(f"{st.compose_file}: services.{svc.name}: {found.message}",
                                          retry=found.retry)  # an unset clock is retried, not parked
+                    elif isinstance(found, ImagePlatformError):
+                        err = ImagePlatformError(found.message,
+                                                 Location(st.compose_file, key=f"services.{svc.name}.image"))
                     p.fail(st.name, err)
                     break
                 mine[(st.name, svc.name)] = found
             else:
                 pinned.update(mine)
         return pinned
+
+    def _platform_pin(self, pinned: str, platform: str) -> str:
+        """``repo@<index digest>`` -> ``repo@<platform manifest digest>`` (a manifest maps to itself).
+
+        Remembered in the state store: digests never change, so a poll asks the
+        registry only for a digest it has not seen (and writes nothing otherwise).
+        """
+        if self.platforms is None or "@sha256:" not in pinned:
+            return pinned  # a local image id, or no registry to ask
+        repo, digest = pinned.rsplit("@", 1)
+        key = f"platform:{repo}@{digest}:{platform}"
+        child = self.store.get(key)
+        if child is None:
+            try:
+                child = self.platforms.platform_manifest(repo, digest, platform)
+            except RegistryError as exc:
+                # The engine may reach registries the agent cannot (mirrors, its own proxy): it can
+                # still pull the platform from the index, only two platforms of it cannot coexist.
+                log.warning("cannot list the platforms of %s (%s); pinning the digest as named", pinned, exc)
+                return pinned
+            self.store.put(key, child)
+        return f"{repo}@{child}"
+
+    def _platform_for(self, svc: ServiceSpec) -> str:
+        """The platform a service's image is chosen for: its ``platform:``, else the device's
+        ``device.platform``, else the engine's own (as ``docker pull`` chooses)."""
+        if svc.platform:
+            return str(parse_platform(svc.platform))
+        if self.config.device.platform:
+            return self.config.device.platform
+        return self.runtime.platform()
 
     # -- HOLD, STAGE -----------------------------------------------------------------------
     def _hold(self, p: _Pass) -> SyncResult | None:
@@ -434,7 +495,7 @@ class Reconciler:
         """Pull every image and create networks and volumes before touching a container."""
         stack_plans = list(stack_plans)
         for image in sorted({a.image for sp in stack_plans for a in sp.actions if a.image}):
-            self.runtime.pull_image(image)
+            self.runtime.pull_image(image, self._platforms.get(image))
         for sp in stack_plans:
             for net in sp.networks:
                 self.runtime.ensure_network(sp.stack, net)

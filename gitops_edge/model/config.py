@@ -20,6 +20,9 @@ class DeviceConfig:
     id: str
     labels: tuple[tuple[str, str], ...] = ()
     secrets_dir: str | None = None  # absolute; compose `secrets:` are read from here, never from Git
+    # The OCI platform images are chosen for ("linux/arm64", "linux/arm/v7"), normalized;
+    # None: the engine's own platform, as `docker pull` chooses.
+    platform: str | None = None
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,10 @@ class FakeRuntime:
         projects = tuple(sorted((n, self.network_projects.get(n, "")) for n in self.networks))
         return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)), projects)
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
+    def platform(self) -> str:
+        return "linux/amd64"
+
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
         self._call("resolve_image", ref)
         if ref in self.missing:
             raise ImageNotFoundError(f"image {ref} not found")
@@ -213,7 +216,7 @@ class FakeRuntime:
             return ref
         return f"{ref}@sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
 
-    def pull_image(self, pinned: str) -> None:
+    def pull_image(self, pinned: str, platform: str | None = None) -> None:
         self._call("pull_image", pinned)
         self.pulled.add(pinned)
 

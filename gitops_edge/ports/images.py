@@ -7,6 +7,15 @@ from typing import Protocol
 from gitops_edge.model.trust import Evidence, TrustRule
 
 
+class PlatformResolver(Protocol):
+    """A registry that lists the platforms of a multi-arch image (an OCI index or manifest list)."""
+
+    def platform_manifest(self, repository: str, reference: str, platform: str) -> str:
+        """The single-platform manifest digest ``platform`` runs from ``reference`` (itself when
+        it is not an index); ``ImagePlatformError`` when the image has no such platform."""
+        ...
+
+
 class ImageVerifier(Protocol):
     """Registry + signatures: resolve a reference to a digest and check its evidence.
 

@@ -18,12 +18,19 @@ class ContainerRuntime(Protocol):
         project label, None when there is no such container (any container, labelled or not)."""
         ...
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
-        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
+    def platform(self) -> str:
+        """The engine's own OCI platform (``linux/amd64``), the default a device runs."""
         ...
 
-    def pull_image(self, pinned: str) -> None:
-        """Make ``pinned`` present locally (no-op if it already is)."""
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
+        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy.
+
+        With ``platform``, the image must offer it (``ImagePlatformError`` otherwise).
+        """
+        ...
+
+    def pull_image(self, pinned: str, platform: str | None = None) -> None:
+        """Make ``pinned`` present locally for ``platform`` (no-op if it already is)."""
         ...
 
     def ensure_network(self, stack: str, net: NetworkSpec) -> None: ...

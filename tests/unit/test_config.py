@@ -249,3 +249,11 @@ def test_security_section_errors_name_the_key(text: str, needle: str | None) -> 
     with pytest.raises(ConfigError) as info:
         load(f"source: {{url: /r}}\n{text}\n")
     assert needle in str(info.value)
+
+
+def test_device_platform_is_normalized_and_defaults_to_the_engines() -> None:
+    assert load(MINIMAL).device.platform is None
+    assert load(MINIMAL + "device:\n  platform: linux/arm64/v8\n").device.platform == "linux/arm64"
+    assert load(MINIMAL + "device:\n  platform: armhf\n").device.platform == "linux/arm/v7"
+    e = error(MINIMAL + "device:\n  id: pi\n  platform: linux/z80\n")
+    assert str(e).startswith(f"{FILE}:5: device.platform: 'linux/z80': unknown architecture 'z80'")

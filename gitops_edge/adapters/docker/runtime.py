@@ -31,6 +31,15 @@ from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
 from gitops_edge.adapters.docker.pull_progress import PullProgress
 from gitops_edge.core import image_ref
+from gitops_edge.core.platform import (
+    Platform,
+    choose,
+    describe,
+    from_descriptor,
+    from_machine,
+    normalize,
+    parse_platform,
+)
 from gitops_edge.errors import (
     DesiredStateError,
     EdgeError,
@@ -39,6 +48,7 @@ from gitops_edge.errors import (
     EngineNotFoundError,
     EngineUnavailableError,
     ImageNotFoundError,
+    ImagePlatformError,
     RegistryError,
 )
 from gitops_edge.model.evidence import FAILED_SUFFIX
@@ -100,6 +110,7 @@ class DockerRuntime:
         self._client = client
         self._base_url = base_url
         self._timeout = timeout
+        self._platform: str | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -179,12 +190,34 @@ class DockerRuntime:
         except EngineNotFoundError:
             return None
 
-    def _registry_digest(self, ref: str) -> str:
+    def platform(self) -> str:
+        """The engine's own platform (``linux/amd64``): what ``docker pull`` chooses by default."""
+        if self._platform is None:
+            with _engine("reading the engine's platform"):
+                info = self._api.info()
+            self._platform = str(from_machine(str(info.get("OSType") or "linux"), str(info.get("Architecture") or "")))
+        return self._platform
+
+    def _registry_data(self, ref: str, wanted: Platform | None) -> str:
+        """The registry's digest for ``ref`` (an index's, for a multi-arch image), refusing an
+        image that has no variant for ``wanted``: nothing is pulled or stopped for it."""
         with _registry(ref):
             data = self.client.images.get_registry_data(ref)
+        if wanted is not None:
+            offered = [from_descriptor(p) for p in data.attrs.get("Platforms") or [] if isinstance(p, dict)]
+            if offered and choose(wanted, offered) is None:
+                raise ImagePlatformError(f"image {ref} has no {wanted} variant (it offers {describe(offered)})")
         return str(data.id)
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
+    @staticmethod
+    def _local_platform(local: Mapping[str, Any]) -> Platform:
+        return normalize(str(local.get("Os") or ""), str(local.get("Architecture") or ""),
+                         str(local.get("Variant") or ""))
+
+    def _fits(self, local: Mapping[str, Any] | None, wanted: Platform | None) -> bool:
+        return local is not None and (wanted is None or choose(wanted, [self._local_platform(local)]) is not None)
+
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
         """Pin ``ref`` to exact content, as Compose's pull policies would choose it.
 
         ``always``: the registry's manifest digest (``repo@sha256:..``).
@@ -192,37 +225,55 @@ class DockerRuntime:
         for this repository if known, else its image id), else the registry.
         ``never``: the local image or ``ImageNotFoundError``. Other policies
         (``if_not_present``, ``build``, ``daily``...) behave like ``missing``.
-        """
-        if image_ref.is_pinned(ref):
-            return ref
-        parsed = image_ref.parse(ref)
-        if pull_policy == "always":
-            return parsed.pinned(self._registry_digest(ref))
-        local = self._local_image(ref)
-        if local is not None:
-            pinned = image_ref.repo_digest_for(parsed.repository, local.get("RepoDigests") or [])
-            return pinned or str(local["Id"])
-        if pull_policy == "never":
-            raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
-        return parsed.pinned(self._registry_digest(ref))
 
-    def pull_image(self, pinned: str) -> None:
-        """Pull ``pinned`` by digest unless it is already present."""
-        if self._local_image(pinned) is not None:
+        With ``platform`` (``linux/arm64``), a local image counts only when it
+        is of that platform, and a registry image must offer it (a multi-arch
+        index is pinned by its own digest, the one cosign signs; the engine
+        picks the platform's manifest from it when pulling). An image without
+        the platform is an ``ImagePlatformError`` before anything changes.
+        """
+        wanted = parse_platform(platform) if platform else None
+        parsed = image_ref.parse(ref)
+        pinned = image_ref.is_pinned(ref)
+        if pinned and wanted is None:
+            return ref
+        local = None if pull_policy == "always" and not pinned else self._local_image(ref)
+        if self._fits(local, wanted):
+            assert local is not None
+            if pinned:
+                return ref
+            pinned_ref = image_ref.repo_digest_for(parsed.repository, local.get("RepoDigests") or [])
+            return pinned_ref or str(local["Id"])
+        if pull_policy == "never":
+            if local is not None:
+                raise ImagePlatformError(f"image {ref} is {self._local_platform(local)} locally, not {wanted}, "
+                                         "and pull_policy is never")
+            raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
+        digest = self._registry_data(ref, wanted)
+        return ref if pinned else parsed.pinned(digest)
+
+    def pull_image(self, pinned: str, platform: str | None = None) -> None:
+        """Pull ``pinned`` by digest (for ``platform``, from a multi-arch index) unless it is present."""
+        wanted = parse_platform(platform) if platform else None
+        if self._fits(self._local_image(pinned), wanted):
             return
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
         progress = PullProgress(pinned)
         with _registry(pinned):
-            for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
+            for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True,
+                                       platform=str(wanted) if wanted else None):
                 if isinstance(line, dict) and line.get("error"):
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
                 if isinstance(line, dict):
                     progress.feed(line)
         log.info("pulled %s: %s", pinned, progress.summary())
-        if self._local_image(pinned) is None:
+        local = self._local_image(pinned)
+        if local is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
+        if not self._fits(local, wanted):
+            raise ImagePlatformError(f"pulling {pinned} for {wanted} gave a {self._local_platform(local)} image")
 
     # -- networks and volumes ---------------------------------------------
 

@@ -26,13 +26,19 @@ ARG BASE=python:3.11-slim
 
 FROM ${BASE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
-# pyproject.toml, README.md, gitops_edge/ and, for offline builds, wheelhouse/
-# (the project's and every dependency's wheels, built on the host): see .dockerignore.
-COPY . /src
+# Offline builds (scripts/build-image --offline) bring wheelhouse/, every dependency's
+# wheel, and dist/, the project's own. The dependencies go in first, in a layer of their
+# own, so a change to the project's code reuses it (under QEMU, for a foreign platform,
+# installing them takes minutes). The glob keeps this COPY valid without a wheelhouse.
+COPY pyproject.toml wheelhous[e] /deps/
 RUN set -eu; \
     python3 -m venv /opt/gitops-edge; \
-    if [ -d /src/wheelhouse ]; then \
-      /opt/gitops-edge/bin/pip install --no-index --find-links /src/wheelhouse gitops-edge; \
+    if ls /deps/*.whl >/dev/null 2>&1; then /opt/gitops-edge/bin/pip install -q --no-index /deps/*.whl; fi
+# pyproject.toml, README.md, gitops_edge/ and, offline, dist/: see .dockerignore.
+COPY . /src
+RUN set -eu; \
+    if [ -d /src/dist ]; then \
+      /opt/gitops-edge/bin/pip install --no-index --find-links /deps /src/dist/gitops_edge-*.whl; \
     else \
       /opt/gitops-edge/bin/pip wheel --no-deps --wheel-dir /tmp/dist /src; \
       /opt/gitops-edge/bin/pip install /tmp/dist/gitops_edge-*.whl; \

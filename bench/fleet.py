@@ -29,7 +29,16 @@ out, and until the broker's retained statuses all show it), then the real
 Last, the measured costs are put into a model of 10,000 devices polling
 every 60 s (jitter 10 s), printed with its formulas (docs/benchmarks.md, "Fleet").
 
-Usage: ``.venv/bin/python -m bench.fleet [--agents 200] [--interval 10s] [--jitter 2s] [--quiet 30s]``.
+With ``--push`` the devices also subscribe to the ref's push-hint topic (``mqtt.push``,
+``FleetReporter(on_hint=Agent.hint)``) and the push is followed by the real
+``gitops-edge fleet notify --repo`` process; the first polls are then spread over
+``--warmup`` instead of the (long) interval, and the report puts the measured
+push-triggered convergence next to polling-only figures for the same devices
+(the model above, fed this run's measured sync and poll times; validated against
+measured polling in the default mode) and models 100,000 devices.
+
+Usage: ``.venv/bin/python -m bench.fleet [--agents 200] [--interval 10s] [--jitter 2s] [--quiet 30s]``;
+push: ``--push --agents 1000 --interval 1h --warmup 300s --hint-spread 30s --quiet 120s --retained-total 0``.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import itertools
 import json
 import math
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -345,7 +355,10 @@ def make_repo(root: Path) -> Path:
     return work
 
 
-def write_configs(root: Path, n: int, url: str, interval: float, jitter: float, broker_port: int) -> list[Path]:
+def write_configs(
+    root: Path, n: int, url: str, interval: float, jitter: float, broker_port: int, push: bool = False,
+    hint_spread: float = 2.0,
+) -> list[Path]:
     paths = []
     for i in range(n):
         d = root / "devices" / f"sim-{i:05d}"
@@ -353,9 +366,10 @@ def write_configs(root: Path, n: int, url: str, interval: float, jitter: float, 
         (d / "config.yaml").write_text(
             f"device: {{id: sim-{i:05d}, labels: {{site: lab-{i % 10}, ring: {'canary' if i % 20 == 0 else 'stable'}, "
             f"model: sim-{i % 3}}}}}\n"
-            f"source: {{url: '{url}', ref: main, path: ., interval: {interval}s, jitter: {jitter}s}}\n"
+            f"source: {{url: '{url}', ref: main, path: ., interval: {interval}s, jitter: {jitter}s, "
+            f"hint_spread: {hint_spread}s}}\n"
             f"state_dir: {d / 'state'}\n"
-            f"mqtt: {{broker: 'mqtt://127.0.0.1:{broker_port}'}}\n"
+            f"mqtt: {{broker: 'mqtt://127.0.0.1:{broker_port}', push: {'true' if push else 'false'}}}\n"
         )
         paths.append(d / "config.yaml")
     return paths
@@ -424,30 +438,33 @@ def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     watch = BrokerWatch(broker.port)
     agents: list[Agent] = []
     r: dict[str, Any] = {"n": args.agents, "interval": args.interval, "jitter": args.jitter,
-                         "retained_total": args.retained_total}
+                         "retained_total": args.retained_total, "push": args.push, "hint_spread": args.hint_spread}
     try:
         time.sleep(1.5)
         r["broker_rss_empty"] = rss_kib(broker.proc.pid)
         r["broker_retained_empty"] = watch.sys_value("retained messages/count")  # $SYS's own
         setup = time.monotonic()
-        configs = write_configs(root, args.agents, server.url, args.interval, args.jitter, broker.port)
+        configs = write_configs(root, args.agents, server.url, args.interval, args.jitter, broker.port,
+                                push=args.push, hint_spread=args.hint_spread)  # fmt: skip
         for path in configs:
             wiring = Wiring(load_config(path))
             wiring._runtime = NoEngine()  # type: ignore[assignment]
             agent = Agent(wiring.config, wiring)
             agents.append(agent)
+        warmup = args.warmup if args.push else args.interval
         progress(f"{len(agents)} agents configured in {time.monotonic() - setup:.1f}s; starting "
-                 f"(first polls spread over {args.interval:g}s)")  # fmt: skip
+                 f"(first polls spread over {warmup:g}s)")  # fmt: skip
         started = time.monotonic()
+        spread = random.Random(7)
         for agent in agents:
-            agent.reporter = agent.device.fleet_reporter()
+            agent.reporter = agent.wiring.fleet_reporter(on_hint=agent.hint if args.push else None)
             assert agent.reporter is not None
             agent.reporter.start()
-            agent.scheduler.start()
-            agent._schedule(first=True)
+            # --push: a bench artifact, the first polls (clones) over --warmup rather than over an hour
+            agent.begin(spread.uniform(0, warmup) if args.push else None)
         head = run(["git", "rev-parse", "HEAD"], work).stdout.strip()
         r["warmup_s"] = wait_until("every device's first sync", lambda: polls.devices_with(head) >= args.agents,
-                                   args.interval * 3 + 120)  # fmt: skip
+                                   warmup * 3 + 120)  # fmt: skip
         progress(f"all {args.agents} devices synced once after {r['warmup_s']:.1f}s; quiet window {args.quiet:g}s")
         if polls.errors:
             raise RuntimeError(f"{polls.errors} polls failed during warm-up")
@@ -480,11 +497,22 @@ def fleet(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         s2 = server.stats()
         pushed = time.monotonic()
         check(run(["git", "push", "-q", "origin", "main"], work), "push")
+        if args.push:  # what the fleet repo's CI does after the push
+            out = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "gitops-edge"), "fleet", "notify", "--broker", broker.url,
+                 "--ref", "main", "--repo", server.url], capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            check(out, "gitops-edge fleet notify")
+            r["notify_s"] = time.monotonic() - pushed
         timeout = args.interval + args.jitter + 120
         wait_until("the whole fleet to check the new commit out", lambda: polls.devices_with(new) >= args.agents,
                    timeout)  # fmt: skip
         with polls.lock:
             r["converge"] = [t - pushed for t in polls.got[new].values()]
+        r["push_hints"] = sum(1 for a in agents if a.hints.last_at > pushed - 1)
+        with polls.lock:  # when each device's first sync after the push began (the hint path alone)
+            r["sync_started"] = [min(t for t in ts if t > pushed) - pushed
+                                 for ts in polls.starts.values() if any(t > pushed for t in ts)]  # fmt: skip
         wait_until("every retained status to show the new commit",
                    lambda: len(watch.revision_seen.get(new, {})) >= args.agents, timeout)  # fmt: skip
         with watch.lock:
@@ -564,7 +592,7 @@ def rate(n: float) -> str:
 
 def report(r: dict[str, Any]) -> None:
     n, interval, jitter = r["n"], r["interval"], r["jitter"]
-    qs, qb, polls, secs = r["quiet_server"], r["quiet_broker"], r["quiet_polls"], r["quiet_s"]
+    qs, qb, polls, secs = r["quiet_server"], r["quiet_broker"], max(r["quiet_polls"], 1), r["quiet_s"]
     per_poll_req = qs["requests"] / polls
     per_poll_down, per_poll_up = qs["down"] / polls, qs["up"] / polls
     per_poll_cpu = qs["cpu_backend"] / polls
@@ -609,6 +637,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"| fetches at the server during convergence | {ps['fetch']:.0f} | {n} |")
     print(f"| bytes server -> devices during convergence, per device | {kib(ps['down'] / n)} | |")
     print()
+    if r.get("push"):
+        push_table(r)
     print("| broker and `gitops-edge fleet status` | |")
     print("|---|---|")
     print(f"| `gitops-edge fleet status --json` (real process, `--wait 2s` default) | {r['fleet_status_s']:.2f} s, "
@@ -639,6 +669,8 @@ def report(r: dict[str, Any]) -> None:
     print(f"| whole run: polls, failed polls, load average (1 min) | {r['total_polls']}, {r['poll_errors']}, "
           f"{r['load']:.1f} |")  # fmt: skip
     print()
+    if r.get("push"):  # the polling model below assumes a 60 s interval: push_table has this run's
+        return
 
     # -- the model for 10k devices
     big, bi, bj = MODEL_DEVICES, MODEL_INTERVAL_S, MODEL_JITTER_S
@@ -668,12 +700,60 @@ def report(r: dict[str, Any]) -> None:
           f"MiB | N x {(r['broker_rss'] - r['broker_rss_empty']) / n:.1f} KiB (measured) |")  # fmt: skip
     summary.add(f"fleet of {n}: server requests per device", f"{qs['requests'] / secs / n * 60:.2f}/min",
                 "poll rate per device", f"{polls / secs / n * 60:.2f}/min", per_poll_req)  # fmt: skip
-    summary.add(f"fleet of {n}: push -> 90% / 100% checked out", f"{pct(conv, 0.9):.1f} s / {max(conv):.1f} s",
-                "model", f"{convergence_time(0.9, interval, jitter, sync, latency):.1f} s / "
+    summary.add(f"fleet of {n}: push{' + notify' if r.get('push') else ''} -> 90% / 100% checked out",
+                f"{pct(conv, 0.9):.1f} s / {max(conv):.1f} s",
+                "polling only (model)" if r.get("push") else "model",
+                f"{convergence_time(0.9, interval, jitter, sync, latency):.1f} s / "
                 f"{convergence_time(1.0, interval, jitter, sync, latency):.1f} s",
                 max(conv) / convergence_time(1.0, interval, jitter, sync, latency))  # fmt: skip
     summary.add(f"`fleet status --json` lists all {n} devices", f"{r['fleet_status_s']:.2f} s", "its --wait", "2 s",
                 r["fleet_status_s"] / 2, f"{n} devices", r["fleet_status_devices"] == n)  # fmt: skip
+
+
+def push_table(r: dict[str, Any]) -> None:
+    """Push-triggered (measured) next to polling only (the model with this run's sync and poll times)."""
+    n, interval, jitter, spread = r["n"], r["interval"], r["jitter"], r["hint_spread"]
+    conv, sync, latency = r["converge"], r["sync_s"], r["poll_s"]
+    qs, secs, polls = r["quiet_server"], r["quiet_s"], r["quiet_polls"]
+    mean_t = interval + jitter / 2 + sync
+    per_poll_req = qs["requests"] / polls if polls else 2.0  # 2.0: measured in every earlier run
+    print(f"| {n} devices, interval {interval:g}s + jitter {jitter:g}s | push + notify (measured) | "
+          "polling only (model, this run's sync times) |")  # fmt: skip
+    print("|---|---|---|")
+    for q in (0.5, 0.9, 1.0):
+        print(f"| {q:.0%} converged after the push | {pct(conv, q):.1f} s | "
+              f"{convergence_time(q, interval, jitter, sync, latency):.0f} s |")  # fmt: skip
+    started = r["sync_started"]
+    print(f"| its sync began (hint path: notify + spread + scheduling), 50% / 90% / 100% | "
+          f"{pct(started, 0.5):.1f} s / {pct(started, 0.9):.1f} s / {pct(started, 1.0):.1f} s | - |")  # fmt: skip
+    print(f"| devices that took a hinted sync | {r['push_hints']} of {n} | - |")
+    print(f"| `fleet notify --repo` (process: ls-remote + publish), done after the push | {r['notify_s']:.2f} s | - |")
+    print(f"| Git requests per device per hour, quiet ({secs:.0f} s window, {polls} polls) | "
+          f"{qs['requests'] / secs / n * 3600:.2f} | {3600 / mean_t * per_poll_req:.2f} |")  # fmt: skip
+    print(f"| status messages per device per hour, quiet | {r['quiet_broker'].get('n_status', 0) / secs / n * 3600:.2f}"
+          " | - |")  # fmt: skip
+    print()
+    big, fast_i, fast_j = 100_000, MODEL_INTERVAL_S, MODEL_JITTER_S
+    fast_t = fast_i + fast_j / 2 + sync
+    rollout = pct(conv, 1.0) - r["notify_s"]  # hint -> checked out, with this run's spread
+    print(f"| model: {big:,} devices | push + poll every {interval:g}s | poll every {interval:g}s only | "
+          f"poll every {fast_i:g}s + {fast_j:g}s only |")  # fmt: skip
+    print("|---|---|---|---|")
+    print(f"| Git requests/s, quiet | {big / mean_t * per_poll_req:.0f} | {big / mean_t * per_poll_req:.0f} | "
+          f"{big / fast_t * per_poll_req:.0f} |")  # fmt: skip
+    print(f"| fetches/s at the server after a push | {big / spread:,.0f} (N / hint_spread) | "
+          f"{big / (interval + jitter):.0f} | {big / (fast_i + fast_j):.0f} |")  # fmt: skip
+    for q in (0.5, 0.9, 1.0):
+        print(f"| {q:.0%} converged | ~{r['notify_s'] + q * spread + latency:.0f} s at hint_spread {spread:g}s "
+              f"(if the server keeps up) | {convergence_time(q, interval, jitter, sync, latency):.0f} s | "
+              f"{convergence_time(q, fast_i, fast_j, sync, latency):.0f} s |")  # fmt: skip
+    print(f"| measured here: hint to 100% checked out, {n} devices, hint_spread {spread:g}s | {rollout:.1f} s | | |")
+    print()
+    summary.add(f"fleet of {n}, push + notify, poll every {interval:g}s: 90% / 100% converged",
+                f"{pct(conv, 0.9):.1f} s / {pct(conv, 1.0):.1f} s", "polling only (model)",
+                f"{convergence_time(0.9, interval, jitter, sync, latency):.0f} s / "
+                f"{convergence_time(1.0, interval, jitter, sync, latency):.0f} s",
+                pct(conv, 1.0) / convergence_time(1.0, interval, jitter, sync, latency))  # fmt: skip
 
 
 def seconds(text: str) -> float:
@@ -692,6 +772,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--retained-total", type=int, default=MODEL_DEVICES,
                    help="at the end, fill the broker with copies of a real status up to this many devices (default "
                    f"{MODEL_DEVICES}) and run `fleet status` against it")
+    p.add_argument("--push", action="store_true", help="devices take push hints; the push is followed by fleet notify")
+    p.add_argument("--warmup", type=seconds, default=120.0, help="--push: first polls spread over this (default 120s)")
+    p.add_argument("--hint-spread", type=seconds, default=2.0, help="source.hint_spread of the devices (default 2s)")
     p.add_argument("--reps", type=int, help=argparse.SUPPRESS)  # bench/run passes it to every benchmark
     p.add_argument("--serve-git", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

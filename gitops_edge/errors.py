@@ -9,7 +9,8 @@ kept here; docs/architecture.md shows a copy that a unit test holds equal::
     ├── UsageError                      2   permanent
     ├── ConfigError                     2   permanent
     ├── DesiredStateError               2   permanent
-    │   └── StackErrors  (several at once, core.compose.problems)
+    │   ├── StackErrors  (several at once, core.compose.problems)
+    │   └── ImagePlatformError          2   permanent (no variant for the device's platform)
     ├── TrustError                      3   permanent
     ├── SourceError                     4   retryable
     │   ├── SourceThrottledError        4   retryable after the server's Retry-After
@@ -105,6 +106,14 @@ class ConfigError(EdgeError):
 
 class DesiredStateError(EdgeError):
     """The desired state in Git is invalid: nothing is changed on the device."""
+
+
+class ImagePlatformError(DesiredStateError):
+    """An image offers no variant for the device's platform (e.g. amd64 only on a Raspberry Pi).
+
+    Found while pinning images, before anything is pulled or stopped; retrying
+    cannot help until someone pushes the platform or changes the compose file.
+    """
 
 
 class TrustError(EdgeError):

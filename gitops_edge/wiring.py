@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from gitops_edge.engine.image_policy import ImagePolicy
     from gitops_edge.engine.reconcile import Reconciler
     from gitops_edge.ports.runtime import ContainerRuntime
-    from gitops_edge.report.mqtt_status import FleetReporter
+    from gitops_edge.report.mqtt_status import FleetReporter, HintCallback
 
 
 class Wiring:
@@ -64,20 +64,46 @@ class Wiring:
     def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler:
         """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one."""
         from gitops_edge.adapters.files.desired_state import load_desired_state
+        from gitops_edge.adapters.files.revision_tree import RevisionTrees, TreeRootSource
         from gitops_edge.adapters.git.source import GitRepoSource
+        from gitops_edge.core.compose import StackErrors
         from gitops_edge.engine.reconcile import Reconciler
 
         config = self.config
-        source = GitRepoSource(config.source, config.state_dir / "source")
+        trees = RevisionTrees(config.state_dir / "trees")
+        # the engine sees the revision's tree directory as the checkout root: containers never see the clone
+        source = TreeRootSource(GitRepoSource(config.source, config.state_dir / "source"), trees)
         runtime = self.runtime() if keep_runtime else self.new_runtime()
 
         def loader(root: Path, subpath: str, revision: str) -> DesiredState:
-            return load_desired_state(root, subpath, revision, device=config.device)  # fleet.yaml targets by identity
+            # read (and confine) the files in the clone, then bind every repository path from the tree
+            clone = source.clone_of(root)
+            try:
+                desired = load_desired_state(clone, subpath, revision, device=config.device)  # fleet.yaml: by identity
+            except StackErrors as exc:
+                if exc.partial is None:
+                    raise
+                # the valid stacks go on, and they too bind from the tree, never the clone
+                raise StackErrors(exc.errors, partial=trees.materialize_state(exc.partial, clone),
+                                  by_stack=exc.by_stack) from None
+            return trees.materialize_state(desired, clone)
+
+        def key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
+            return compose_key_lines(source.clone_of(root), compose_file)  # the compose file is read in the clone
+
+        def collect_trees() -> None:
+            """After each sync: drop the trees no container, applied or good revision needs."""
+            containers = runtime.observe().containers  # first: if the engine cannot answer, nothing goes
+            applied = {name: a.revision for name, a in store.applied().items()}
+            good = {name: [g[0] for g in store.good_revisions(name)] for name in set(applied) | trees.stacks_on_disk()}
+            trees.collect(trees.users(containers, applied, good, rec.revision_seen))
 
         from gitops_edge.adapters.registry.sizes import RegistrySizes
 
-        return Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
-                          sizes=RegistrySizes(config.registries))
+        registry = RegistrySizes(config.registries)  # layer sizes and platform manifests; requests on first use
+        rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
+                         after_sync=collect_trees, key_lines=key_lines, platforms=registry, sizes=registry)
+        return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
         """None without a ``trust`` section: images then run unverified, and status says so."""
@@ -89,8 +115,12 @@ class Wiring:
         cache = VerdictCache(store.get, store.put) if store is not None else None
         return ImagePolicy(self.config.trust, SignatureVerifier(self.config.registries), cache)
 
-    def fleet_reporter(self, *, daemon: bool = True) -> FleetReporter | None:
-        """The MQTT publisher of this device, None without an ``mqtt`` section."""
+    def fleet_reporter(self, *, daemon: bool = True, on_hint: HintCallback | None = None) -> FleetReporter | None:
+        """The MQTT publisher of this device, None without an ``mqtt`` section.
+
+        ``on_hint(revision, origin)`` (the daemon's): called when the ref's retained
+        push-hint topic names a commit; None: no subscription.
+        """
         if self.config.mqtt is None:
             return None
         from gitops_edge.adapters.mqtt.link import MqttLink
@@ -99,7 +129,7 @@ class Wiring:
         mqtt = self.config.mqtt
         link = MqttLink(mqtt, client_id(self.config, daemon), will=will_for(self.config, daemon), on_connect=None)
         return FleetReporter(self.config, link, self._kept_store if daemon else self.open_store,
-                             self._status_runtime, daemon=daemon)
+                             self._status_runtime, daemon=daemon, on_hint=on_hint)
 
     def _kept_store(self) -> StateStore:
         """The daemon's reporter thread reuses one connection: opening a new one every
@@ -132,7 +162,8 @@ class Wiring:
         from gitops_edge.report.webhook import Notifier
 
         config = self.config
-        Notifier(config.notify, store, config.device.id).after_sync(result.outcome, result.revision, result.reason)
+        Notifier(config.notify, store, config.device.id).after_sync(
+            result.outcome, result.revision, result.reason, result.evidence)
         if config.mqtt is not None:
             from gitops_edge.report.mqtt_status import publish_once, record_sync
 
@@ -149,6 +180,16 @@ class Wiring:
     def sync_lock(self) -> Iterator[None]:
         with sync_lock(self.config.state_dir):
             yield
+
+
+def compose_key_lines(root: Path, compose_file: str) -> dict[tuple[str | int, ...], int]:
+    """The key-path-to-line map of a compose file the loader read a moment ago (for located refusals)."""
+    from gitops_edge.adapters.files.yaml_reader import read_yaml_file
+
+    try:
+        return read_yaml_file(root / compose_file, compose_file).lines
+    except (EdgeError, OSError):
+        return {}  # without lines the key path still says where
 
 
 @contextmanager

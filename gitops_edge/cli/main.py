@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +21,7 @@ from gitops_edge.cli.fleet import add_parser as add_fleet_parser
 from gitops_edge.cli.fleet import cmd_fleet
 from gitops_edge.errors import EdgeError, UsageError
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.evidence import FAILED_SUFFIX
 
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
@@ -46,10 +47,44 @@ def _global_flags(p: argparse.ArgumentParser, defaults: bool) -> None:
                    help="work standalone even when a daemon runs (it is otherwise asked over its control socket)")
 
 
+EXAMPLES = {
+    "run": "gitops-edge run --config /etc/gitops-edge/config.yaml\n"
+           "  (what the systemd unit runs; status on the address of status.listen)",
+    "sync": "gitops-edge sync && echo converged\n"
+            "exit codes: 0 converged, 1 rolled back, 3 refused, 2 invalid, 4 unreachable;\n"
+            "with several stacks failing, the first of those that applies",
+    "plan": "gitops-edge plan            # what the next sync would change, per stack and service\n"
+            "gitops-edge plan --json | jq '.stacks[].actions'",
+    "status": "gitops-edge status         # READY and REASON per stack, then every service\n"
+              "gitops-edge status --json | jq '.stacks[] | select(.ready != \"True\")'",
+    "history": "gitops-edge history --since 2h\n"
+               "gitops-edge history --json --limit 5 | jq '.[0].evidence'",
+    "validate": "gitops-edge validate .     # in the desired-state repository's CI\n"
+                "gitops-edge validate . --device-id pump-7 --label site=north",
+    "rollback": "gitops-edge rollback web   # the stack's previous good revision, now",
+    "retry": "gitops-edge retry web      # try a quarantined commit again, or resume stopped automation",
+    "lock": "gitops-edge lock --reason 'replacing the modem'",
+    "unlock": "gitops-edge unlock",
+    "suspend": "gitops-edge suspend web --reason 'debugging on site'",
+    "resume": "gitops-edge resume web",
+    "verify": "gitops-edge verify registry.example/app:1.4 --json",
+    "fleet": "gitops-edge fleet status --broker mqtt://broker.lan:1883",
+    "demo": "gitops-edge demo --workdir /tmp/edge-demo",
+    "completion": "source <(gitops-edge completion bash)     # in ~/.bashrc\n"
+                  "gitops-edge completion zsh > \"${fpath[1]}/_gitops-edge\"",
+}
+"""One example per command, shown as the epilog of its ``--help``."""
+
+
 class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
-    """Every sub-command also takes the global flags, so they may follow the command name."""
+    """Every sub-command also takes the global flags, so they may follow the command name;
+    its ``--help`` repeats the one-line help as description and shows an example."""
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name in EXAMPLES:
+            kwargs.setdefault("description", kwargs.get("help"))
+            kwargs.setdefault("epilog", "example:\n  " + EXAMPLES[name].replace("\n", "\n  "))
+            kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         sp: argparse.ArgumentParser = super().add_parser(name, **kwargs)
         _global_flags(sp, defaults=False)
         return sp
@@ -93,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     add_fleet_parser(sub)
     sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
     sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
+    sp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    sp.add_argument("shell", choices=["bash", "zsh"])
     return p
 
 
@@ -181,6 +218,7 @@ def daemon_commands(agent: Agent) -> Handler:
         if args.command == "sync":
             progress = logging.StreamHandler(err)
             progress.setFormatter(human_formatter())
+            progress.addFilter(_NoSummary())  # the client prints the outcome itself
             result = agent.sync_now(progress)
             if result is None:
                 reply.err("gitops-edge: the daemon is stopping; no sync was run\n")
@@ -211,30 +249,43 @@ def _wiring(args: argparse.Namespace) -> Wiring:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     wiring = _wiring(args)
-    with wiring.sync_lock():
-        store = wiring.open_store()
-        result = wiring.reconciler(store).sync()
-        wiring.report(store, result)
+    quiet = _NoSummary()  # the outcome line on stdout says it: not once more in the log
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet)
+    try:
+        with wiring.sync_lock():
+            store = wiring.open_store()
+            result = wiring.reconciler(store).sync()
+            wiring.report(store, result)
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.removeFilter(quiet)
     return _print_sync(result)
+
+
+class _NoSummary(logging.Filter):
+    """Drops the engine's end-of-sync summary record (``extra={"summary": True}``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "summary", False)
 
 
 def _print_sync(result: SyncResult) -> int:
     from gitops_edge.core.outcome import exit_code
 
-    if result.plan is not None:
+    if result.plan is not None and result.plan.stacks:
         from gitops_edge.core.plan import format_plan
 
         for line in format_plan(result.plan):
             print(line)
+    # the outcome once, on stdout; the error itself was logged (stderr) where it happened
     print(f"{result.outcome.value}: {(result.revision or '-')[:12]}" + (f" ({result.reason})" if result.reason else ""))
-    if result.error is not None:
-        print(f"gitops-edge: {result.error}", file=sys.stderr)
     return exit_code(result)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from gitops_edge.cli.targeting import describe_device
-    from gitops_edge.core.plan import format_plan
+    from gitops_edge.core.plan import format_plan, shown_image
     from gitops_edge.core.serialize import to_data
     wiring = _wiring(args)
     config = wiring.config
@@ -256,6 +307,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     "unchanged": list(sp.unchanged),
                     "actions": [
                         {"action": a.kind.value, "service": a.service, "reason": a.reason, "image": a.image,
+                         "shown": shown_image(a.spec.image if a.spec else None, a.image),
                          "wave": a.wave}
                         for a in sp.actions
                     ],
@@ -277,9 +329,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from gitops_edge.report.status_view import device_status
     wiring = _wiring(args)
-    runtime, err = wiring.runtime_or_none()
-    if err is not None:
-        log.warning("%s", err)
+    runtime, _err = wiring.runtime_or_none()  # shown once, as the status's engine_error
     st = device_status(wiring.config, wiring.open_store(), runtime, unchanged=getattr(args, "unchanged", None))
     if args.json:
         print(json.dumps(st, indent=2))
@@ -291,9 +341,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     if st["lock"]:
         print(f"LOCKED by {st['lock']['who']}: {st['lock']['reason']} (updates wait; `gitops-edge unlock`)")
     last = st["last_sync"]
-    if last:
+    if last:  # its reason, unless a stack below already says why it is not ready
+        why = last["reason"] and all(s["ready"] == "True" for s in st["stacks"])
         print(f"last sync: {last['outcome']} {(last['revision'] or '-')[:12]} {last['age_s']:.0f}s ago"
-              + (f" ({last['reason']})" if last["reason"] else ""))
+              + (f" ({last['reason']})" if why else ""))
     img = st["images"]
     if img["pulled"] or img["freed_bytes"]:
         print(f"images: {img['pulled']} pulled and kept, {img['bytes'] / 1e6:.1f} MB; "
@@ -302,21 +353,34 @@ def cmd_status(args: argparse.Namespace) -> int:
     if polls and polls["count"]:
         ago = f", last {time.time() - polls['last_at']:.0f}s ago" if polls["last_at"] else ""
         print(f"unchanged polls since the daemon started: {polls['count']}{ago} (not kept in history)")
-    rows = [("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION")]
+    if not st["stacks"]:
+        print("no stacks on this device yet")
+        return 0
+    print()
+    _table([("STACK", "READY", "REASON", "REVISION", "MESSAGE")] + [
+        (s["stack"], s["ready"], s["reason"], (s["revision"] or "-")[:12], s["message"]) for s in st["stacks"]
+    ])
+    services = [(s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12])
+                for s in st["stacks"] for svc in s["services"]]
+    if services:
+        print()
+        _table([("STACK", "SERVICE", "STATUS", "HEALTH", "REVISION"), *services])
     for s in st["stacks"]:
-        if not s["services"]:
-            rows.append((s["stack"], "-", "-", "-", "-"))
-        for svc in s["services"]:
-            rows.append((s["stack"], svc["service"], svc["status"], svc["health"], (svc["revision"] or "-")[:12]))
-        if s["quarantined"]:
-            q = s["quarantined"]
-            rows.append((s["stack"], "", "quarantined", q["revision"][:12], q["reason"][:60]))
-        if s["automation_stopped"]:
-            rows.append((s["stack"], "", "STOPPED", "", s["automation_stopped"][:60]))
-        if s["suspended"]:
-            rows.append((s["stack"], "", "suspended", "", s["suspended"][:60]))
-    _table(rows)
+        if s["evidence"]:
+            print()
+            _print_evidence(s["stack"], s["evidence"])
     return 0
+
+
+def _print_evidence(stack: str, ev: Mapping[str, Any]) -> None:
+    """Why a gate failed: exit code, health output, the container's last log lines."""
+    code = f", exit code {ev['exit_code']}" if ev.get("exit_code") is not None else ""
+    print(f"{stack}/{ev['service']} failed its health gate{code}"
+          f" (container kept stopped: docker logs {ev['container']}{FAILED_SUFFIX})")
+    if ev.get("health_log"):
+        print(f"  health check: {ev['health_log']}")
+    for line in ev.get("logs") or ():
+        print(f"  | {line}")
 
 
 def _known_stack(args: argparse.Namespace, store: StateStore | None = None) -> str:
@@ -350,7 +414,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             {"id": r.id, "started_at": r.started_at, "started": _rfc3339(r.started_at), "revision": r.revision,
              "outcome": r.outcome.value if r.outcome else None, "duration_s": r.duration_s,
              "step": r.step.value if r.step else None, "reason": r.reason, "actions": list(r.actions),
-             "repeats": r.repeats, "last_at": r.last_at}
+             "repeats": r.repeats, "last_at": r.last_at, "evidence": [e.to_data() for e in r.evidence]}
             for r in records], indent=2))
         return 0
     rows = [("WHEN", "REVISION", "OUTCOME", "DURATION", "REASON")]
@@ -363,6 +427,12 @@ def cmd_history(args: argparse.Namespace) -> int:
             r.reason or "; ".join(r.actions),
         ))
     _table(rows)
+    for r in records:  # why a gate failed, under the table (all of it: `history --json`, `status`)
+        for e in r.evidence:
+            code = f" exit code {e.exit_code};" if e.exit_code is not None else ""
+            last = f" last log line: {e.logs[-1]}" if e.logs else " no log output"
+            health = f" health check: {e.health_log};" if e.health_log else ""
+            print(f"{_rfc3339(r.started_at)} {e.service}:{code}{health}{last}")
     return 0
 
 
@@ -443,7 +513,6 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from gitops_edge.core.serialize import to_data
     from gitops_edge.errors import TrustError
     wiring = _wiring(args)
     config = wiring.config
@@ -455,17 +524,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = policy.check(args.image)
     except TrustError as exc:
         if args.json:
-            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message}))
+            print(json.dumps({"image": args.image, "allowed": False, "reason": exc.message,
+                              "retryable": exc.retryable}))
         print(f"refused: {exc.message}", file=sys.stderr)
         return exc.exit_code
     if args.json:
-        print(json.dumps(to_data(verdict), indent=2, default=str))
+        print(json.dumps({
+            "image": verdict.image, "digest": verdict.digest, "allowed": verdict.allowed, "rule": verdict.rule,
+            "reason": verdict.reason,
+            # one entry per acceptable signature: what format, whose identity, which log, which clock
+            "evidence": [{"format": e.format, "identity": e.signer, "log": e.log or None,
+                          "time_source": e.time_source or None, "detail": e.detail} for e in verdict.evidence],
+        }, indent=2))
         return 0
     print(f"allowed: {args.image}")
     print(f"  digest: {verdict.digest}")
     print(f"  rule:   {verdict.rule or '(none: trust.default is allow)'}")
     for e in verdict.evidence:
         print(f"  evidence: {e.format} signed by {e.signer}" + (f" ({e.detail})" if e.detail else ""))
+        if e.log:
+            print(f"    log:  {e.log}")
+        if e.time_source:
+            print(f"    time: {e.time_source}")
     return 0
 
 
@@ -514,6 +594,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(main, Path(args.workdir) if args.workdir else None)
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from gitops_edge.cli.completion import SHELLS
+
+    print(SHELLS[args.shell](_parser()), end="")
+    return 0
+
+
 def _table(rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
@@ -536,4 +623,5 @@ COMMANDS = {
     "resume": cmd_resume,
     "demo": cmd_demo,
     "fleet": cmd_fleet,
+    "completion": cmd_completion,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from gitops_edge.core.config_trust import (
 )
 from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.platform import parse_platform
+from gitops_edge.core.push import REFS_LEAF
 from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
@@ -32,6 +35,8 @@ from gitops_edge.model.config import (
     AgentConfig,
     DeviceConfig,
     HealthConfig,
+    MetricsConfig,
+    MqttConfig,
     NotifyConfig,
     RetentionConfig,
     SourceConfig,
@@ -44,12 +49,13 @@ _SECONDS = re.compile(r"\d+(?:\.\d*)?|\.\d+")
 
 SECTION_KEYS: dict[str, set[str]] = {  # the keys each section allows; "" is the top level
     "": {"device", "source", "state_dir", "health", "status", "trust", "security", "registries", "update_windows",
-         "notify", "mqtt", "retention"},
-    "device": {"id", "labels"},
+         "notify", "mqtt", "metrics", "retention"},
+    "device": {"id", "labels", "platform", "secrets_dir"},
     "source": {"url", "ref", "path", "interval", "jitter", "token_file", "username", "ssh_key", "known_hosts",
-               "timeout", "verify", "allow_rewind", "spread_start"},
+               "timeout", "verify", "allow_rewind", "spread_start", "hint_spread", "hint_min_gap"},
     "health": {"timeout", "stable_for"},
-    "status": {"listen"},
+    "status": {"listen", "webhook_secret_file"},
+    "metrics": {"pushgateway", "timeout"},
     "notify": {"webhook", "timeout", "repeat_after"},
     "retention": {"history", "history_days", "rollback_revisions", "min_free_space", "full_check"},
 }
@@ -226,6 +232,33 @@ def _retention(r: ConfigReader, data: Mapping[str, Any]) -> RetentionConfig:
     )
 
 
+def _metrics(r: ConfigReader, data: Mapping[str, Any]) -> MetricsConfig:
+    if data.get("metrics") is None:
+        return MetricsConfig()
+    metrics = r.section(data, "metrics")
+    url = r.string(metrics, ("metrics", "pushgateway"))
+    if url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError("must be an http(s) URL, e.g. http://pushgateway:9091", r.loc(("metrics", "pushgateway")))
+    timeout = r.duration(metrics, ("metrics", "timeout"), MetricsConfig.timeout_s)
+    if timeout <= 0:
+        raise ConfigError("must be greater than zero", r.loc(("metrics", "timeout")))
+    return MetricsConfig(pushgateway=url, timeout_s=timeout)
+
+
+def _mqtt(r: ConfigReader, data: Mapping[str, Any], device: DeviceConfig) -> MqttConfig | None:
+    """The ``mqtt`` section (core.config_mqtt), plus what needs this reader: durations, the device id."""
+    mqtt = parse_mqtt(r, data.get("mqtt"))
+    if mqtt is None:
+        return None
+    heartbeat = r.duration(data["mqtt"], ("mqtt", "heartbeat"), MqttConfig.heartbeat_s)
+    if heartbeat < 10:
+        raise ConfigError("must be at least 10s", r.loc(("mqtt", "heartbeat")))
+    if device.id == REFS_LEAF:
+        reason = f"device.id {REFS_LEAF!r} is reserved with mqtt: <prefix>/{REFS_LEAF}/ carries the push hints"
+        raise ConfigError(reason, r.loc(("device", "id")))
+    return replace(mqtt, heartbeat_s=heartbeat)
+
+
 def _bool(r: ConfigReader, sect: Mapping[str, Any], path: tuple[str, str], default: bool) -> bool:
     value = sect.get(path[1], default)
     if not isinstance(value, bool):
@@ -246,7 +279,17 @@ def _device(r: ConfigReader, data: Mapping[str, Any], hostname: str) -> DeviceCo
         if text is None:
             raise ConfigError("must be a string, number or boolean", r.loc(("device", "labels", k)))
         pairs.append((str(k), text))
-    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)))
+    platform = r.string(dev, ("device", "platform"))
+    if platform is not None:
+        try:
+            platform = str(parse_platform(platform))
+        except ValueError as exc:
+            raise ConfigError(str(exc), r.loc(("device", "platform"))) from None
+    secrets_dir = r.string(dev, ("device", "secrets_dir"))
+    if secrets_dir is not None and not secrets_dir.startswith("/"):
+        raise ConfigError("must be an absolute path", r.loc(("device", "secrets_dir")))
+    return DeviceConfig(id=r.string(dev, ("device", "id")) or hostname, labels=tuple(sorted(pairs)),
+                        platform=platform, secrets_dir=secrets_dir)
 
 
 def parse_config(
@@ -297,6 +340,8 @@ def parse_config(
         verify=parse_commit_verification(r, src.get("verify")),
         allow_rewind=_bool(r, src, ("source", "allow_rewind"), SourceConfig.allow_rewind),
         spread_start=_bool(r, src, ("source", "spread_start"), SourceConfig.spread_start),
+        hint_spread_s=r.duration(src, ("source", "hint_spread"), SourceConfig.hint_spread_s),
+        hint_min_gap_s=r.duration(src, ("source", "hint_min_gap"), SourceConfig.hint_min_gap_s),
     )
     if source.interval_s <= 0:
         raise ConfigError("must be greater than zero", r.loc(("source", "interval")))
@@ -310,21 +355,26 @@ def parse_config(
         timeout_s=r.duration(health_sect, ("health", "timeout"), HealthConfig.timeout_s),
         stable_for_s=r.duration(health_sect, ("health", "stable_for"), HealthConfig.stable_for_s),
     )
-    listen = r.string(r.section(data, "status"), ("status", "listen"), StatusConfig.listen) or ""
+    status_sect = r.section(data, "status")
+    listen = r.string(status_sect, ("status", "listen"), StatusConfig.listen) or ""
     if listen and not (re.fullmatch(r"[\w.\-\[\]:]+:\d+", listen) and int(listen.rsplit(":", 1)[1]) < 65536):
         raise ConfigError("must be HOST:PORT", r.loc(("status", "listen")))
+    secret_file = r.string(status_sect, ("status", "webhook_secret_file"))
+    if secret_file is not None and not listen:
+        raise ConfigError("needs status.listen (the webhook is served there)", r.loc(("status", "webhook_secret_file")))
     return AgentConfig(
         device=device,
         source=source,
         state_dir=Path(state_dir),
         health=health,
-        status=StatusConfig(listen=listen),
+        status=StatusConfig(listen=listen, webhook_secret_file=Path(secret_file) if secret_file else None),
         trust=parse_trust(r, data.get("trust")),
         security=parse_security(r, data.get("security")),
         registries=parse_registries(r, data.get("registries")),
         update_windows=_windows(r, data.get("update_windows")),
         notify=_notify(r, data),
-        mqtt=parse_mqtt(r, data.get("mqtt")),
+        mqtt=_mqtt(r, data, device),
+        metrics=_metrics(r, data),
         retention=_retention(r, data),
         config_file=file,
     )

@@ -9,7 +9,8 @@ from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
 from gitops_edge.model.config import MqttConfig
 
-MQTT_KEYS = {"broker", "topic_prefix", "username", "password_file", "tls", "ca_file", "keepalive"}
+MQTT_KEYS = {"broker", "topic_prefix", "username", "password_file", "tls", "ca_file", "keepalive", "cert_file",
+             "key_file", "push", "heartbeat"}  # heartbeat (a duration) is read by core.config
 MQTTS_PORT = 8883  # the IANA port of MQTT over TLS; plain MQTT's is MqttConfig.port
 _BROKER = re.compile(r"(?P<scheme>mqtts?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+)(?::(?P<port>\d{1,5}))?/?")
 _PREFIX = re.compile(r"[^#+\s/][^#+\s]*(?<!/)")
@@ -67,13 +68,23 @@ def parse_mqtt(r: Locator, data: object) -> MqttConfig | None:
     if not isinstance(keepalive, int) or isinstance(keepalive, bool) or not 5 <= keepalive <= 3600:
         raise ConfigError("must be whole seconds between 5 and 3600", r.loc(("mqtt", "keepalive")))
     password_file, ca_file = text("password_file"), text("ca_file")
+    cert_file, key_file = text("cert_file"), text("key_file")
+    if (cert_file is None) != (key_file is None):
+        raise ConfigError("cert_file and key_file go together (the client certificate and its key)",
+                          r.loc(("mqtt", "cert_file" if cert_file else "key_file")))  # fmt: skip
+    push = data.get("push", MqttConfig.push)
+    if not isinstance(push, bool):
+        raise ConfigError("must be true or false", r.loc(("mqtt", "push")))
     return MqttConfig(
         host=host,
         port=port,
-        tls=tls_flag or ca_file is not None,
+        tls=tls_flag or ca_file is not None or cert_file is not None,
         topic_prefix=prefix,
         username=text("username"),
         password_file=Path(password_file) if password_file else None,
         ca_file=Path(ca_file) if ca_file else None,
         keepalive_s=keepalive,
+        cert_file=Path(cert_file) if cert_file else None,
+        key_file=Path(key_file) if key_file else None,
+        push=push,
     )

@@ -14,16 +14,28 @@ from gitops_edge.model.trust import (
     KeylessIdentity,
     RegistriesConfig,
     SecurityPolicy,
+    SignedIdentity,
     TrustPolicy,
     TrustRule,
 )
 
-RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest"}
+Path_ = KeyPath
+
+RULE_KEYS = {"match", "keys", "keyless", "trusted_root", "require_digest", "signed_identity", "tlog"}
+REMAP_KEYS = {"prefix", "signed_prefix"}
 KEYLESS_KEYS = {"issuer", "subject", "subject_regex"}
-SECURITY_KEYS = {
-    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc",
-    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allow_unconfined",
-}
+SECURITY_BOOLS = (
+    "allow_privileged", "allow_host_network", "allow_host_pid", "allow_host_ipc", "allow_host_uts",
+    "allow_host_userns", "allow_host_cgroupns", "allow_foreign_containers", "allow_device_cgroup_rules",
+    "allow_gpus", "allow_unconfined", "allow_cgroup_parent", "allow_storage_opt", "allow_oom_protection",
+)
+SECURITY_LISTS = (
+    "allowed_capabilities", "allowed_devices", "allowed_bind_paths", "allowed_security_opts", "allowed_sysctls",
+    "allowed_logging_drivers", "allowed_runtimes", "allowed_volume_drivers", "allowed_volume_types",
+    "allowed_network_drivers", "allowed_network_options", "allowed_external_volumes",
+    "allowed_external_networks", "adopt_projects",
+)
+SECURITY_KEYS = {*SECURITY_BOOLS, *SECURITY_LISTS}
 
 
 class _Fields:
@@ -107,13 +119,46 @@ def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
     if not keys and not keyless:
         raise ConfigError("a rule needs keys or keyless identities", reader.loc(path))
     root = f.str_("trusted_root")
+    tlog = f.data.get("tlog", "optional")
+    if tlog not in ("optional", "required"):
+        raise f.fail("tlog", "must be optional or required")
     return TrustRule(
         match=match,
         keys=keys,
         keyless=tuple(keyless),
         trusted_root=Path(root) if root else None,
         require_digest=f.bool_("require_digest", TrustRule.require_digest),
+        signed_identity=_signed_identity(reader, f.data.get("signed_identity"), (*path, "signed_identity")),
+        tlog=tlog,
     )
+
+
+def _signed_identity(reader: Locator, data: object, path: Path_) -> SignedIdentity:
+    """``repository`` (default) | ``exact`` | ``{prefix: MIRROR, signed_prefix: SIGNED}`` (a remap)."""
+    if data is None:
+        return SignedIdentity()
+    if isinstance(data, str):
+        if data not in ("repository", "exact"):
+            raise ConfigError("must be repository, exact or {prefix, signed_prefix}", reader.loc(path))
+        return SignedIdentity(mode=data)
+    f = _Fields(reader, data, path, REMAP_KEYS)
+    prefix, signed = f.str_("prefix", required=True), f.str_("signed_prefix", required=True)
+    assert prefix is not None and signed is not None
+    for key, value in (("prefix", prefix), ("signed_prefix", signed)):
+        if "/" not in value.strip("/") and "." not in value and ":" not in value:
+            raise f.fail(key, "must be a registry host, optionally with a path (host[:port][/path])")
+        if "@" in value or re.search(r":[^/]*$", value.split("/", 1)[1] if "/" in value else ""):
+            raise f.fail(key, "names a repository prefix: no tag or digest")
+    return SignedIdentity(mode="remap", prefix=_canonical_prefix(prefix), signed_prefix=_canonical_prefix(signed))
+
+
+def _canonical_prefix(prefix: str) -> str:
+    """Docker Hub's spellings as ``docker.io/...``, like the repositories they are compared with."""
+    prefix = prefix.rstrip("/")
+    for alias in ("index.docker.io", "registry-1.docker.io"):
+        if prefix == alias or prefix.startswith(alias + "/"):
+            return "docker.io" + prefix[len(alias):]
+    return prefix
 
 
 def parse_security(reader: Locator, data: object) -> SecurityPolicy:
@@ -124,17 +169,14 @@ def parse_security(reader: Locator, data: object) -> SecurityPolicy:
     for b in binds:
         if not b.startswith("/"):
             raise f.fail("allowed_bind_paths", f"{b!r} must be an absolute path")
-    d = SecurityPolicy  # strict defaults, from the model
-    return SecurityPolicy(
-        allow_privileged=f.bool_("allow_privileged", d.allow_privileged),
-        allow_host_network=f.bool_("allow_host_network", d.allow_host_network),
-        allow_host_pid=f.bool_("allow_host_pid", d.allow_host_pid),
-        allow_host_ipc=f.bool_("allow_host_ipc", d.allow_host_ipc),
-        allowed_capabilities=tuple(c.upper().removeprefix("CAP_") for c in f.strs("allowed_capabilities")),
-        allowed_devices=f.strs("allowed_devices"),
-        allowed_bind_paths=binds,
-        allow_unconfined=f.bool_("allow_unconfined", d.allow_unconfined),
-    )
+    values: dict[str, Any] = {k: f.bool_(k, getattr(SecurityPolicy, k)) for k in SECURITY_BOOLS}  # model defaults
+    values.update({k: f.strs(k) for k in SECURITY_LISTS})
+    values["allowed_bind_paths"] = binds
+    values["allowed_capabilities"] = tuple(c.upper().removeprefix("CAP_") for c in values["allowed_capabilities"])
+    for name in values["adopt_projects"]:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise f.fail("adopt_projects", f"{name!r} is not a Compose project name")
+    return SecurityPolicy(**values)
 
 
 def parse_registries(reader: Locator, data: object) -> RegistriesConfig:

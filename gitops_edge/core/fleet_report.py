@@ -33,6 +33,9 @@ def status_payload(
         health = {s["service"]: s["health"] for s in st.get("services", [])}
         stacks[st["stack"]] = {
             "revision": st.get("revision"),
+            "ready": st.get("ready"),
+            "reason": st.get("reason"),
+            "message": st.get("message"),
             "health": health,
             "suspended": st.get("suspended"),
             "automation_stopped": st.get("automation_stopped"),
@@ -56,6 +59,19 @@ def status_payload(
         "stacks": stacks,
         "quarantined": quarantined,
     }
+
+
+def status_digest(payload: Mapping[str, Any]) -> str:
+    """What a status says, without when it was said: equal digests need no new retained message.
+
+    Volatile fields (``published_at``, ``last_sync.at``) are left out, so a quiet device's
+    no-change polls publish nothing; the heartbeat refreshes them now and then.
+    """
+    stable = {k: v for k, v in payload.items() if k != "published_at"}
+    last = stable.get("last_sync")
+    if isinstance(last, Mapping):
+        stable["last_sync"] = {k: v for k, v in last.items() if k != "at"}
+    return hashlib.sha256(json.dumps(stable, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def event_for(outcome: str) -> str | None:
@@ -122,10 +138,17 @@ def _age(seconds: float) -> str:
 
 
 def health_summary(status: Mapping[str, Any] | None) -> str:
+    """``all healthy`` only when every stack is ready (``core.conditions``) and every service fine;
+    else what is not: ``web: RolledBack`` per not-ready stack, or how many services are unhealthy."""
     if not status:
         return "-"
-    states = [h for st in status.get("stacks", {}).values() for h in st.get("health", {}).values()]
+    stacks = status.get("stacks", {})
+    not_ready = [f"{name}: {st.get('reason') or 'NotReady'}" for name, st in sorted(stacks.items())
+                 if st.get("ready") not in (None, "True")]
+    states = [h for st in stacks.values() for h in st.get("health", {}).values()]
     bad = sum(1 for h in states if h not in _FINE)
+    if not_ready:
+        return ", ".join(not_ready)
     if not states:
         return "no services"
     return "all healthy" if bad == 0 else f"{bad} unhealthy"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
-from gitops_edge.core.hashing import changed_fields, config_hash
+from gitops_edge.core.hashing import changed_fields, changed_mount_content, config_hash
 from gitops_edge.model.observed import ObservedContainer, ObservedState
 from gitops_edge.model.plan import Action, ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import DesiredState, ServiceSpec, StackSpec
@@ -49,7 +49,23 @@ def _describe_change(old: ServiceSpec | None, new: ServiceSpec) -> str:
     fields = changed_fields(old, new)
     if not fields:
         return "configuration changed"
-    return ", ".join(f.replace("_", " ") for f in fields) + " changed"
+    content = changed_mount_content(old, new) if "mounts" in fields else None
+    names = [f.replace("_", " ") for f in fields if not (f == "mounts" and content)]
+    parts = [", ".join(names) + " changed"] if names else []
+    if content:  # only the files a bind mount shows changed: name them
+        parts.append("mounted content changed: " + ", ".join(content))
+    return "; ".join(parts)
+
+
+def shown_image(written: str | None, pinned: str | None) -> str:
+    """``repo:tag@sha256:<12 hex>``: the tag a person wrote and the digest that runs."""
+    if not pinned:
+        return written or "?"
+    if written and "@sha256:" in pinned and "@" not in written:
+        return f"{written}@{pinned.split('@', 1)[1][:19]}"
+    if written and pinned.startswith("sha256:"):  # a local image, no registry digest: its id
+        return f"{written} (image {pinned[:19]})"
+    return _short(pinned)
 
 
 def _short(image: str | None) -> str:
@@ -95,7 +111,9 @@ def _service_action(
         old = previous.service(spec.name) if previous and _has(previous, spec.name) else None
         return act(ActionKind.RECREATE, _describe_change(old, spec))
     if c.image != image:
-        return act(ActionKind.RECREATE, f"image changed: {_short(c.image)} -> {_short(image)}")
+        old_ref = previous.service(spec.name).image if previous and _has(previous, spec.name) else None
+        return act(ActionKind.RECREATE,
+                   f"image changed: {shown_image(old_ref, c.image)} -> {shown_image(spec.image, image)}")
     if c.status in ("created",) or (c.status in ("exited", "dead") and spec.restart in RESTARTING_POLICIES):
         return act(ActionKind.START, f"container is {c.status}")
     return None
@@ -110,6 +128,9 @@ def can_start_first(spec: ServiceSpec) -> bool:
     instances of, say, a database on one data directory corrupt it.
     """
     if spec.container_name or spec.devices or spec.network_mode == "host":
+        return False
+    # A fixed MAC or IP address, or a GPU, can be held by one container at a time too.
+    if spec.mac_address or spec.device_requests or any(a.ipv4_address or a.ipv6_address for a in spec.networks):
         return False
     if any(p.published for p in spec.ports):
         return False
@@ -268,7 +289,9 @@ def format_plan(plan: Plan) -> list[str]:
         lines.append(head)
         for a in sp.actions:
             how = " (start-first)" if a.start_first else ""
-            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}")
+            image = (f" [{shown_image(a.spec.image if a.spec else None, a.image)}]"
+                     if a.image and not a.reason.startswith("image changed") else "")
+            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}{image}")
         for name in sp.unchanged:
             lines.append(f"  keep {name}")
     if not plan.stacks:

@@ -14,6 +14,10 @@ connection checkpoints the WAL: a write per poll), so the reconciler's idle
 memo (``engine.idle``) lets a poll where nothing moved end after one ls-remote
 and one container list, writing nothing; unchanged polls are counted in memory
 (``/status``, ``/metrics``), not in the history.
+
+A push hint (the ref's retained MQTT topic, or a signed Git-server webhook) moves
+the next sync to "now + a random spread" (``Agent.hint``); it is only a hint,
+so the sync it starts is the full one, and hinted syncs are rate-limited.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from gitops_edge.core import outcome
+from gitops_edge.core.push import HintGate
 from gitops_edge.daemon.control import ControlServer, Handler, socket_path
 from gitops_edge.daemon.metrics import Metrics
-from gitops_edge.daemon.status_server import StatusServer
+from gitops_edge.daemon.pushgateway import push_metrics
+from gitops_edge.daemon.status_server import PushWebhook, StatusServer
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig
@@ -41,6 +47,7 @@ from gitops_edge.model.result import SyncResult
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
     from gitops_edge.daemon.wiring_port import DaemonWiring
+    from gitops_edge.model.condition import StackCondition
     from gitops_edge.report.mqtt_status import FleetReporter
 
 log = logging.getLogger("gitops_edge.daemon.loop")
@@ -93,12 +100,20 @@ class Agent:
             # its four INFO lines per job run would be the only write of an idle poll (journald, flash)
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
-        self.metrics = Metrics()
+        self.metrics = Metrics(self._conditions)
         self.synced_once = threading.Event()
         self.last_tick = time.monotonic()
         self.reporter: FleetReporter | None = None  # MQTT fleet status, when configured
         # A commit that failed permanently (invalid, refused): no retry until the ref moves.
         self.parked: str | None = None
+        # Push hints: the gate rate-limits them; a hint during a sync is served right after it.
+        src = config.source
+        self.hints = HintGate(src.hint_spread_s, src.hint_min_gap_s)
+        self.seen: frozenset[str] = frozenset()  # the commit the last sync found at the ref
+        self._hint_lock = threading.Lock()
+        self._busy = 0  # syncs running or about to (scheduled and by hand)
+        self._started = False  # hints before the first schedule wait for it (it would replace them)
+        self._deferred: tuple[str | None, str] | None = None  # (revision, origin) heard during a sync
         self._store: StateStore | None = None  # kept open across polls
         self._rec: Reconciler | None = None  # kept across polls: its idle memo
 
@@ -125,8 +140,18 @@ class Agent:
 
     def _sync_once(self) -> None:
         """The scheduled cycle: sync (unless parked), then schedule the next one."""
-        self._sync()
-        self._schedule()
+        with self._hint_lock:
+            if self._busy:  # a hinted run raced one in progress: serve it after that one
+                self._deferred = self._deferred or (None, "overlap")
+                return
+            self._busy += 1
+            self.hints.started()
+        result = None
+        try:
+            result = self._sync()
+            self._schedule()
+        finally:
+            self._finish(result)
 
     def sync_now(self, progress: logging.Handler | None = None) -> SyncResult | None:
         """A sync asked for by hand (``gitops-edge sync`` through the control socket).
@@ -140,12 +165,83 @@ class Agent:
             me = threading.get_ident()
             progress.addFilter(lambda record: record.thread == me)
             root.addHandler(progress)
+        with self._hint_lock:
+            self._busy += 1
+            self.hints.started()
+        result = None
         try:
-            return self._sync(force=True)
+            result = self._sync(force=True)
+            return result
         finally:
             if progress is not None:
                 root.removeHandler(progress)
             self._schedule()
+            self._finish(result)
+
+    def _finish(self, result: SyncResult | None) -> None:
+        """After a sync and its next schedule: serve a hint heard meanwhile, push the metrics."""
+        with self._hint_lock:
+            self._busy -= 1
+            deferred = None
+            if not self._busy:
+                deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self.hint(*deferred)
+        gateway = self.config.metrics.pushgateway
+        if gateway and result is not None:  # after scheduling: a slow gateway delays no sync
+            push_metrics(self.metrics.registry, gateway, self.config.device.id, self.config.metrics.timeout_s)
+
+    def hint(self, revision: str | None, origin: str) -> None:
+        """The ref may have moved to ``revision`` (None: unknown): sync within the spread.
+
+        Called from the MQTT and HTTP threads; never blocks on a sync. Nothing is
+        trusted: the sync it starts checks everything it always checks.
+        """
+        if self.stop_event.is_set():
+            return
+        with self._hint_lock:
+            if self._busy or not self._started:
+                self._deferred = (revision, origin)
+                return
+            seen = self.seen or self._applied_revisions()
+            now = time.monotonic()
+            at = self.hints.offer(revision, seen, now, self.rng.random())
+            if at is None:
+                log.debug("push hint (%s) %s: nothing to do", origin, (revision or "?")[:12])
+                return
+            delay = at - now
+            sooner = self._next_run_in()
+            if sooner is not None and sooner <= delay:
+                log.debug("push hint (%s): the next sync is due in %.1fs anyway", origin, sooner)
+                return
+            self._run_in(delay)
+        log.info("push hint (%s) for %s: syncing in %.1fs", origin, (revision or "?")[:12], delay)
+
+    def _applied_revisions(self) -> frozenset[str]:
+        """Before the first sync: the commits the stacks run, from the store (empty if it cannot tell)."""
+        try:
+            store = self.wiring.open_store()
+        except EdgeError:
+            return frozenset()
+        try:
+            return frozenset(a.revision for a in store.applied().values())
+        except EdgeError:
+            return frozenset()
+        finally:
+            store.close()
+
+    def _next_run_in(self) -> float | None:
+        job = self.scheduler.get_job("sync")
+        when = None if job is None else job.next_run_time
+        return None if when is None else (when - datetime.now(when.tzinfo)).total_seconds()
+
+    def _run_in(self, delay: float) -> None:
+        # max_instances > 1: a (hinted) run that fires while the last one is still in its tail must reach
+        # _sync_once, which defers it (``_busy``); APScheduler would drop it, and the hint with it.
+        self.scheduler.add_job(
+            self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
+            replace_existing=True, misfire_grace_time=None, max_instances=3,
+        )
 
     def _sync(self, force: bool = False) -> SyncResult | None:
         if self.stop_event.is_set():
@@ -162,6 +258,8 @@ class Agent:
                 result = rec.sync() if force or not self._still_parked(rec) else None
                 if result is not None:
                     self.parked = result.revision if outcome.is_permanent(result) else None
+                    if result.revision:
+                        self.seen = frozenset({result.revision})
                     self.metrics.observe(result, time.monotonic() - started, store, self.unchanged_polls())
                     if not rec.last_idle:  # an idle poll repeats what was reported already
                         self.wiring.report(store, result, self.reporter)
@@ -204,10 +302,21 @@ class Agent:
             delay = next_delay(src.interval_s, src.jitter_s, self.failures, self.rng, self.retry_after_s)
         if self.failures:
             log.info("next sync in %.0fs (backoff after %d failures)", delay, self.failures)
-        self.scheduler.add_job(
-            self._sync_once, "date", run_date=datetime.now() + timedelta(seconds=delay), id="sync",
-            replace_existing=True, misfire_grace_time=None,
-        )
+        self._run_in(delay)
+
+    def begin(self, first_in: float | None = None) -> None:
+        """Start the scheduler with the first sync (``first_in`` seconds, or ``first_delay``'s choice);
+        a hint heard before this is served now, so the first schedule never undoes it."""
+        self.scheduler.start()
+        if first_in is None:
+            self._schedule(first=True)
+        else:
+            self._run_in(first_in)
+        with self._hint_lock:
+            self._started = True
+            deferred, self._deferred = self._deferred, None
+        if deferred is not None:
+            self.hint(*deferred)
 
     def _recovery_pending(self) -> bool:
         """A switch was interrupted (journal not empty), or the store cannot tell: sync now."""
@@ -231,11 +340,10 @@ class Agent:
         signal.signal(signal.SIGINT, stop)
         server = self._status_server()
         control = self._control_server()
-        self.reporter = self.wiring.fleet_reporter()
+        self.reporter = self.wiring.fleet_reporter(on_hint=self.hint)
         if self.reporter is not None:
             self.reporter.start()
-        self.scheduler.start()
-        self._schedule(first=True)
+        self.begin()
         log.info("gitops-edge running: device %s, every %.0fs", self.config.device.id, self.config.source.interval_s)
         self.stop_event.wait()
         self.scheduler.shutdown(wait=False)
@@ -272,6 +380,23 @@ class Agent:
             return None
         return server
 
+    def _conditions(self) -> list[StackCondition]:
+        """Every stack's readiness now, as ``/status`` shows it (``/metrics`` reads it when scraped)."""
+        from gitops_edge.report.status_view import stack_conditions
+
+        store = self.wiring.open_store()
+        try:
+            runtime = self.wiring.runtime_or_none(timeout=10)[0]
+            observed = None
+            if runtime is not None:
+                try:
+                    observed = runtime.observe()
+                except EdgeError:
+                    observed = None
+            return stack_conditions(store, observed)
+        finally:
+            store.close()
+
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
@@ -293,11 +418,17 @@ class Agent:
             ready=self.synced_once.is_set,
             status=status,
             metrics=self.metrics.exposition,
+            webhook=self._webhook(),
         )
         server.start()
         host = self.config.status.listen.rpartition(":")[0]
-        log.info("status on http://%s:%d/ (healthz, readyz, status, metrics)", host, server.port)
+        hook = ", POST hooks/git" if self.config.status.webhook_secret_file else ""
+        log.info("status on http://%s:%d/ (healthz, readyz, status, metrics%s)", host, server.port, hook)
         return server
+
+    def _webhook(self) -> PushWebhook | None:
+        secret_file = self.config.status.webhook_secret_file
+        return None if secret_file is None else PushWebhook(secret_file, self.config.source.ref, self.hint)
 
 
 def run_daemon(config: AgentConfig, wiring: DaemonWiring, control: ControlFactory | None = None) -> int:

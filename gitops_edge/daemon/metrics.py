@@ -1,19 +1,29 @@
-"""Prometheus metrics of the daemon (``/metrics``)."""
+"""Prometheus metrics of the daemon (``/metrics``).
+
+Per-stack readiness is read when scraped, from the same ``core.conditions``
+reading as ``/status``, so the two never disagree.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.core.outcome import source_reached
+from gitops_edge.model.condition import Ready, StackCondition
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.status import Outcome
 
+Conditions = Callable[[], list[StackCondition]]
+
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, conditions: Conditions | None = None) -> None:
+        self.conditions = conditions
+        self._counted: set[str] = set()  # stacks with a per-stack counter series
         self.registry = CollectorRegistry()
         r = self.registry
         self.sync_duration = Histogram(
@@ -50,6 +60,20 @@ class Metrics:
             "gitops_edge_last_unchanged_poll_timestamp_seconds", "When a sync last found nothing to change",
             registry=r,
         )
+        self.ready = Gauge(
+            "gitops_edge_stack_ready", "1 if the stack is ready, 0 if not (or unknown); see the reason",
+            ["stack"], registry=r,
+        )
+        self.condition = Gauge(
+            "gitops_edge_stack_condition", "The stack's readiness reason (value 1)", ["stack", "ready", "reason"],
+            registry=r,
+        )
+        self.stack_rollbacks = Counter(
+            "gitops_edge_stack_rollbacks", "Updates of the stack that were rolled back", ["stack"], registry=r,
+        )
+        self.stack_refusals = Counter(
+            "gitops_edge_stack_refusals", "Syncs that refused the stack's desired state", ["stack"], registry=r,
+        )
 
     def observe(
         self, result: SyncResult, duration_s: float, store: StateStore, unchanged: tuple[int, float | None] = (0, None)
@@ -60,6 +84,12 @@ class Metrics:
             self.rollbacks.inc()
         if outcome is Outcome.REFUSED:
             self.refusals.inc()
+        for stack, o in result.stacks.items():
+            self._counted.add(stack)
+            if o is Outcome.ROLLED_BACK:
+                self.stack_rollbacks.labels(stack=stack).inc()
+            elif o is Outcome.REFUSED:
+                self.stack_refusals.labels(stack=stack).inc()
         self.source_up.set(1 if source_reached(result) else 0)
         self.last_sync.set(time.time())
         self.revision.clear()
@@ -75,5 +105,25 @@ class Metrics:
         if unchanged[1] is not None:
             self.last_unchanged.set(unchanged[1])
 
+    def refresh(self) -> None:
+        """Readiness of every stack now; a removed stack leaves no series."""
+        if self.conditions is None:
+            return
+        conds = self.conditions()
+        present = {c.stack for c in conds}
+        for counter in (self.stack_rollbacks, self.stack_refusals):
+            for stack in self._counted - present:  # a removed stack leaves no series
+                try:
+                    counter.remove(stack)
+                except KeyError:
+                    pass
+        self._counted &= present
+        self.ready.clear()
+        self.condition.clear()
+        for c in conds:
+            self.ready.labels(stack=c.stack).set(1 if c.ready is Ready.TRUE else 0)
+            self.condition.labels(stack=c.stack, ready=c.ready.value, reason=c.reason.value).set(1)
+
     def exposition(self) -> bytes:
+        self.refresh()
         return generate_latest(self.registry)

@@ -16,7 +16,7 @@ from gitops_edge.ports.runtime import ContainerRuntime
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
     from gitops_edge.engine.reconcile import Reconciler
-    from gitops_edge.report.mqtt_status import FleetReporter
+    from gitops_edge.report.mqtt_status import FleetReporter, HintCallback
 
 
 class DaemonWiring(Protocol):
@@ -26,7 +26,7 @@ class DaemonWiring(Protocol):
 
     def runtime_or_none(self, timeout: float | None = None) -> tuple[ContainerRuntime | None, EdgeError | None]: ...
 
-    def fleet_reporter(self, *, daemon: bool = True) -> FleetReporter | None: ...
+    def fleet_reporter(self, *, daemon: bool = True, on_hint: HintCallback | None = None) -> FleetReporter | None: ...
 
     def report(self, store: StateStore, result: SyncResult, reporter: FleetReporter | None = None) -> None: ...
 

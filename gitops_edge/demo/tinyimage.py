@@ -21,7 +21,9 @@ def _applets() -> list[str]:
     return [a for a in out.stdout.split() if a and a != "busybox"]
 
 
-def rootfs_tar(version: str, extra_files: dict[str, str] | None = None) -> bytes:
+def rootfs_tar(version: str, extra_files: dict[str, str] | None = None, *, busybox: str = BUSYBOX) -> bytes:
+    """A busybox root file system; ``busybox`` may be another architecture's static binary
+    (the applet list is the host's: Debian builds one busybox-static for every architecture)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
 
@@ -40,7 +42,7 @@ def rootfs_tar(version: str, extra_files: dict[str, str] | None = None) -> bytes
 
         for d in ("bin", "etc", "tmp", "var", "www", "data", "root"):
             add_dir(d)
-        with open(BUSYBOX, "rb") as f:
+        with open(busybox, "rb") as f:
             add_file("bin/busybox", f.read(), 0o755)
         for applet in _applets():
             info = tarfile.TarInfo(f"bin/{applet}")
@@ -83,3 +85,78 @@ def build_image(
     data = rootfs_tar(version or tag, extra_files)
     client.api.import_image_from_data(data, repository=repository, tag=tag, changes=changes)
     return str(client.images.get(f"{repository}:{tag}").id)  # the docker SDK is untyped
+
+
+# -- multi-arch images as registries serve them (OCI image index) -------------------------
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+# Debian architecture -> the OCI platform its binaries run as (index entry and image config).
+DEBIAN_PLATFORMS: dict[str, dict[str, str]] = {
+    "amd64": {"architecture": "amd64", "os": "linux"},
+    "arm64": {"architecture": "arm64", "os": "linux", "variant": "v8"},
+    "armhf": {"architecture": "arm", "os": "linux", "variant": "v7"},
+}
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _canonical(obj: object) -> bytes:
+    import json
+
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def oci_image(
+    rootfs: bytes,
+    platform: dict[str, str],
+    *,
+    cmd: list[str] | None = None,
+    healthcheck: list[str] | None = None,
+) -> tuple[bytes, dict[str, bytes]]:
+    """One single-platform OCI image: ``(manifest, {digest: blob})`` for a root file system tar.
+
+    The layer is gzip-compressed with a fixed timestamp, so equal inputs give
+    equal digests; the config carries the platform (``architecture``, ``os``,
+    ``variant``) the engine checks, unlike what ``docker import`` records.
+    """
+    import gzip
+
+    layer = gzip.compress(rootfs, compresslevel=6, mtime=0)
+    container_config: dict[str, object] = {"Env": ["PATH=/bin"], "Cmd": cmd or SERVE}
+    if healthcheck:
+        container_config["Healthcheck"] = {"Test": ["CMD", *healthcheck], "Interval": 1_000_000_000,
+                                           "Timeout": 2_000_000_000, "Retries": 2}
+    config = _canonical({
+        **platform,
+        "created": "1970-01-01T00:00:00Z",
+        "config": container_config,
+        "rootfs": {"type": "layers", "diff_ids": [_sha256(rootfs)]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "gitops-edge tinyimage"}],
+    })
+    manifest = _canonical({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": _sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER_GZIP, "digest": _sha256(layer), "size": len(layer)}],
+    })
+    return manifest, {_sha256(config): config, _sha256(layer): layer}
+
+
+def oci_index(manifests: list[tuple[bytes, dict[str, str]]]) -> bytes:
+    """An OCI image index over ``(manifest, platform)`` pairs, in the order given."""
+    return _canonical({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": _sha256(m), "size": len(m), "platform": dict(p)}
+            for m, p in manifests
+        ],
+    })

@@ -114,9 +114,9 @@ def run_demo(main: Callable[[list[str]], int], workdir: Path | None = None) -> i
     main([*cfg, "status"])
 
     rev = _commit(repo, "web v2", COMPOSE.format(version=2, command=GOOD))
-    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge plan` then `sync`")
-    main([*cfg, "plan"])
-    rc |= main([*cfg, "sync"])
+    _say(f"2. update: commit {rev} moves web to v2; `gitops-edge sync` prints the plan it carried out "
+         "(`gitops-edge plan` shows the same before, changing nothing)")
+    rc |= main([*cfg, "--log-level", "warning", "sync"])
 
     rev = _commit(repo, "web v2 with a broken command", COMPOSE.format(version=2, command=BROKEN))
     _say(f"3. a bad release: commit {rev} breaks web; the health gate fails and the stack rolls back")

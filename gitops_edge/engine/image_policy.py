@@ -62,14 +62,16 @@ class ImagePolicy:
         if rule.require_digest and parsed.digest is None:
             raise TrustError(f"image {ref}: {describe_rule(rule)} requires a digest reference (image@sha256:...)")
         digest = parsed.digest or self.verifier.resolve_digest(ref)
-        key = f"verdict:{digest}:{rule_fingerprint(rule)}"
+        tag = f"{parsed.tag}:" if rule.signed_identity.mode == "exact" and parsed.tag else ""
+        key = f"verdict:{digest}:{tag}{rule_fingerprint(rule)}"
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             evidence = tuple(Evidence(**e) for e in json.loads(hit))
             return TrustVerdict(ref, digest, True, rule.match, "verified (cached)", evidence)
         try:
-            evidence = self.verifier.verify(parsed.repository, digest, rule)
+            evidence = self.verifier.verify(parsed.repository, digest, rule, tag=parsed.tag)
         except TrustError as exc:
-            raise TrustError(f"image {ref} refused by {describe_rule(rule)}: {exc.message}") from None
+            raise TrustError(f"image {ref} refused by {describe_rule(rule)}: {exc.message}",
+                             retry=exc.retry) from None
         if not evidence:  # fail closed, whatever the verifier returned
             raise TrustError(f"image {ref} refused by {describe_rule(rule)}: no evidence")
         if self.cache is not None:

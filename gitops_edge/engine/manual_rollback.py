@@ -51,6 +51,8 @@ def rollback_stack(rec: Reconciler, stack: str) -> str:
     if not sp.is_noop:
         rec.switch.apply(sp, spec, revision)
     store.record_applied(stack, revision, specs_json, images)
-    if applied is not None:
+    # A commit already quarantined (the bad one a failed update rolled back from, where the
+    # ref still points) stays quarantined: replacing it would let the next sync apply it again.
+    if applied is not None and stack not in store.quarantined():
         store.quarantine(stack, applied.revision, "rolled back by hand")
     return f"{stack}: rolled back to {revision[:12]} ({len(sp.actions)} changes)"

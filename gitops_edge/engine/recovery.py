@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from gitops_edge.engine.switch import Progress, StackSwitch
 from gitops_edge.errors import EdgeError, RollbackFailed
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.journal import Journal, Phase
 from gitops_edge.model.observed import KEPT_SUFFIX, ObservedState
 from gitops_edge.model.step import Step
@@ -67,7 +68,8 @@ def adopt_unjournaled(j: Journal, observed: ObservedState) -> Journal:
     A crash between create and journal write leaves a new container the journal
     does not name; find it by its labels (this stack, the target revision) among
     the services the switch creates: an untouched container of the same revision
-    (a switch that only repairs drift) is not the switch's to undo. A journaled
+    (a switch that only repairs drift) is not the switch's to undo, nor is one a
+    failed gate set aside for its logs (``FAILED_SUFFIX``). A journaled
     container that is gone cannot be restored or removed: it is dropped.
     """
     kept_ids = {k.id for k in j.kept}
@@ -77,7 +79,7 @@ def adopt_unjournaled(j: Journal, observed: ObservedState) -> Journal:
             continue
         if j.creating is not None and c.service not in j.creating:
             continue
-        if c.revision == j.revision and not c.name.endswith(KEPT_SUFFIX):
+        if c.revision == j.revision and not c.name.endswith((KEPT_SUFFIX, FAILED_SUFFIX)):
             created.append(c.id)
     present = {c.id for c in observed.containers}
     return replace(

@@ -20,7 +20,7 @@ and the commit itself is not at fault.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from gitops_edge.errors import EdgeError, EngineError
@@ -97,15 +97,17 @@ UNPACK_FACTOR = 2  # a layer is downloaded compressed and unpacked beside it: ab
 
 
 def ensure_space(store: EngineStore, runtime: ContainerRuntime, to_pull: Collection[str], min_free: int,
-                 sizes: ImageSizes | None = None) -> None:
+                 sizes: ImageSizes | None = None, platforms: Mapping[str, str] | None = None) -> None:
     """Make room for ``to_pull`` before anything stops, or fail the update with a clear message.
 
     Needed: ``min_free`` plus, for each image whose size the registry tells
-    (``sizes``), ``UNPACK_FACTOR`` times its compressed layers.
+    (``sizes``, for the platform in ``platforms`` it is pulled for), ``UNPACK_FACTOR`` times
+    its compressed layers.
     """
     if not to_pull:
         return
-    known = [sizes.pull_size(ref) for ref in to_pull] if sizes is not None else []
+    platforms = platforms or {}
+    known = [sizes.pull_size(ref, platforms.get(ref)) for ref in to_pull] if sizes is not None else []
     pulls = sum(n for n in known if n is not None) * UNPACK_FACTOR
     need = min_free + pulls
     if need <= 0:

@@ -20,8 +20,9 @@ from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
 from gitops_edge.engine.faults import crash_point
 from gitops_edge.errors import ApplyError, EdgeError, EngineUnavailableError, RollbackFailed
 from gitops_edge.model.config import HealthConfig
+from gitops_edge.model.evidence import FAILED_SUFFIX, LOG_LINES, Evidence
 from gitops_edge.model.journal import Journal, KeptContainer, Phase
-from gitops_edge.model.observed import KEPT_SUFFIX
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
 from gitops_edge.model.spec import ServiceSpec, StackSpec
 from gitops_edge.model.step import Step
@@ -31,6 +32,7 @@ from gitops_edge.ports.store import JournalStore
 
 log = logging.getLogger("gitops_edge.engine.switch")
 POLL_S = 0.25
+PROGRESS_EVERY_S = 5.0  # a health wait says how long it has waited this often
 
 Progress = Callable[[Step], None]
 """Told the step a switch enters, so the sync knows where it stopped."""
@@ -80,6 +82,9 @@ class StackSwitch:
         self.store = store
         self.health = health
         self.clock: Clock = clock if clock is not None else SystemClock()
+        self.evidence: list[Evidence] = []  # why the last update's gate failed
+        self._failed: str | None = None  # the container that failed it: kept stopped for `docker logs`
+        self.done: list[str] = []  # the actions of the last update, done before it failed
 
     def _mark(self, stack: str, event: str) -> None:
         """A debug line ``timing STACK EVENT MONOTONIC`` that ``bench/`` parses."""
@@ -94,8 +99,11 @@ class StackSwitch:
         rollback that fails leaves it at ROLLBACK.
         """
         creating = tuple(a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
+        self.evidence, self._failed = [], None
+        self._drop_failed(stack.name)
         t = _Journaled(self.store, Journal(stack.name, revision, creating=creating))
         done: list[str] = []
+        self.done = done  # what was done, also when it ends rolled back (history lists it)
         step = Step.SWITCH
 
         def enter(s: Step) -> None:
@@ -125,19 +133,50 @@ class StackSwitch:
             failed_at = step
             self._mark(stack.name, "verdict")
             reason = str(exc)
-            log.warning("update of %s to %s failed at %s: %s; rolling back",
-                        stack.name, revision[:12], failed_at.value, reason)
+            # the reason is logged once, with the outcome, when the rollback is done (engine.reconcile)
+            log.info("update of %s to %s failed at %s; rolling back", stack.name, revision[:12], failed_at.value)
             progress(Step.ROLLBACK)
             if isinstance(exc, EngineUnavailableError):
                 self.rollback(t.now)  # not the new version's fault: undo, no quarantine
                 progress(failed_at)
                 raise
-            self.rollback(replace(t.now, failure=reason))
+            self.rollback(replace(t.now, failure=reason), keep_failed=self._failed)
             progress(failed_at)
             raise ApplyError(f"{stack.name}: {reason}; rolled back to the previous containers") from None
         enter(Step.COMMIT)
         self.commit(t.now)
         return done
+
+    def _drop_failed(self, stack: str) -> None:
+        """The container a previous update of this stack kept for its logs goes now."""
+        for c in self.rt.observe().for_stack(stack):
+            if c.name.endswith(FAILED_SUFFIX):
+                try:
+                    self.rt.remove_container(c.id)
+                except EdgeError as exc:
+                    log.warning("%s: could not remove the failed container %s: %s", stack, c.name, exc)
+
+    def _collect(self, stack: StackSpec, action: Action, cid: str, state: ContainerState) -> None:
+        """Exit code, health output and the last log lines of a container that failed its gate.
+
+        ``state`` is the inspection the verdict was made on: a restarting container's
+        exit code is gone once the engine started it again.
+        """
+        self._failed = cid
+        try:
+            lines = self.rt.logs(cid, LOG_LINES)
+        except EdgeError as exc:
+            log.warning("%s/%s: no evidence of the failure: %s", stack.name, action.service, exc)
+            return
+        # a container the engine restarted runs again with its exit code reset: then it is unknown
+        exited = state.status in ("exited", "dead", "restarting") or state.exit_code != 0
+        self.evidence.append(Evidence(
+            service=action.service,
+            container=state.name or cid[:12],
+            exit_code=state.exit_code if exited else None,
+            health_log=state.health_log,
+            logs=tuple(lines),
+        ))
 
     def _keep(self, t: _Journaled, ids: tuple[str, ...], service: str, *, stop: bool = True) -> None:
         """Hold the old containers for rollback: restart policy off, renamed, and
@@ -195,18 +234,23 @@ class StackSwitch:
             for cid, a in pending.items()
             if a.kind is ActionKind.START
         }
-        deadline = self.clock.monotonic() + self.health.timeout_s
+        began = self.clock.monotonic()
+        deadline = began + self.health.timeout_s
+        told = began
         last: dict[str, Verdict] = {}
+        states: dict[str, ContainerState] = {}
         while pending:
             for cid, action in list(pending.items()):
+                states[cid] = self.rt.inspect_state(cid)
                 v = verdict(
-                    self.rt.inspect_state(cid),
+                    states[cid],
                     stable_for_s=self.health.stable_for_s,
                     baseline_restarts=baselines.get(cid, 0),
                     exit_zero_ok=_completes(stack, action.service),
                 )
                 last[cid] = v
                 if v.health is Health.FAIL:
+                    self._collect(stack, action, cid, states[cid])
                     raise ApplyError(f"service {action.service} failed the health gate: {v.reason}")
                 if v.health is Health.OK:
                     log.info("%s/%s: %s", stack.name, action.service, v.reason)
@@ -215,10 +259,17 @@ class StackSwitch:
                 return
             if self.clock.monotonic() >= deadline:
                 cid, action = next(iter(pending.items()))
+                self._collect(stack, action, cid, states[cid])
                 raise ApplyError(
                     f"service {action.service} failed the health gate: "
                     f"{timeout_reason(last[cid], self.health.timeout_s)}"
                 )
+            now = self.clock.monotonic()
+            if now - told >= PROGRESS_EVERY_S:
+                told = now
+                waiting = ", ".join(sorted(a.service for a in pending.values()))
+                log.info("%s: waiting for %s to turn healthy: %.0fs of %.0fs",
+                         stack.name, waiting, now - began, self.health.timeout_s)
             self.clock.sleep(POLL_S)
 
     # -- COMMIT and ROLLBACK -----------------------------------------------------
@@ -231,13 +282,19 @@ class StackSwitch:
         crash_point("after-commit-remove")
         t.clear()
 
-    def rollback(self, journal: Journal) -> None:
-        """Back to the kept containers; a failure here stops automation (raised)."""
+    def rollback(self, journal: Journal, keep_failed: str | None = None) -> None:
+        """Back to the kept containers; a failure here stops automation (raised).
+
+        ``keep_failed``: the new container that failed the gate stays, stopped and
+        renamed ``<name><FAILED_SUFFIX>``, so ``docker logs`` still works until the
+        next update of the stack (recovery passes none: it removes every new one).
+        """
         t = _Journaled(self.store, journal)
         t.save(replace(journal, phase=Phase.ROLLING_BACK))
         try:
             for cid in reversed(journal.created):
-                self.rt.remove_container(cid)
+                if cid != keep_failed or not self._set_aside(cid):
+                    self.rt.remove_container(cid)
             crash_point("rollback-after-remove")
             # the kept ones come back in their original order (dependencies first)
             restored: list[str] = []
@@ -259,6 +316,21 @@ class StackSwitch:
         except EdgeError as exc:
             raise RollbackFailed(f"{journal.stack}: rollback failed: {exc}") from None
         t.clear()
+
+    def _set_aside(self, cid: str) -> bool:
+        """Stop and rename the failed container out of the service's way; False if that did not work."""
+        try:
+            self.rt.set_restart_policy(cid, "no")
+            self.rt.stop_container(cid)
+            name = self.rt.inspect_state(cid).name
+            self.rt.rename_container(cid, f"{name}{FAILED_SUFFIX}")
+            log.info("kept the failed container as %s%s for `docker logs`", name, FAILED_SUFFIX)
+            return True
+        except EngineUnavailableError:
+            raise
+        except EdgeError as exc:
+            log.warning("could not keep the failed container %s: %s", cid[:12], exc)
+            return False
 
     def _wait_restored(self, ids: list[str]) -> None:
         deadline = self.clock.monotonic() + self.health.timeout_s

@@ -19,6 +19,10 @@ from gitops_edge.model.trust import CommitVerification, RegistriesConfig, Securi
 class DeviceConfig:
     id: str
     labels: tuple[tuple[str, str], ...] = ()
+    secrets_dir: str | None = None  # absolute; compose `secrets:` are read from here, never from Git
+    # The OCI platform images are chosen for ("linux/arm64", "linux/arm/v7"), normalized;
+    # None: the engine's own platform, as `docker pull` chooses.
+    platform: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class SourceConfig:
     timeout_s: float = 60.0  # longest a single git network operation may take
     verify: CommitVerification | None = None  # signed commits only
     allow_rewind: bool = False  # may the ref move to a commit that does not descend from the applied one
+    hint_spread_s: float = 2.0  # a push hint (MQTT, webhook) starts a poll within this random delay
+    hint_min_gap_s: float = 10.0  # hinted polls are at least this far apart, however many hints arrive
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class HealthConfig:
 @dataclass(frozen=True)
 class StatusConfig:
     listen: str = "127.0.0.1:9469"
+    webhook_secret_file: Path | None = None  # set: POST /hooks/git takes signed Git-server push webhooks
 
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -80,6 +87,16 @@ class MqttConfig:
     password_file: Path | None = None  # read at connect, never logged
     ca_file: Path | None = None  # TLS: trust these CAs instead of the system's
     keepalive_s: int = 30  # the broker publishes the Last Will after 1.5x this without a word
+    cert_file: Path | None = None  # TLS client certificate (PEM), with key_file
+    key_file: Path | None = None
+    push: bool = True  # subscribe to <prefix>/refs/<ref>: a new commit there starts a poll at once
+    heartbeat_s: float = 900.0  # an unchanged status is republished this often (changes go at once)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    pushgateway: str | None = None  # http(s) URL: push the metrics there after every sync
+    timeout_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -110,4 +127,5 @@ class AgentConfig:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     mqtt: MqttConfig | None = None  # None: no fleet status over MQTT
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     config_file: str = "<config>"

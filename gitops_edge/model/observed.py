@@ -24,6 +24,7 @@ class ObservedContainer:
     revision: str | None = None  # io.gitops-edge.revision
     managed: bool = False  # carries io.gitops-edge.* labels (else created by compose or a human)
     kept: bool = False  # renamed with KEPT_SUFFIX: an old container held for rollback
+    binds: tuple[str, ...] = ()  # host paths of its bind mounts (revision trees it holds on to)
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,14 @@ class ObservedState:
     containers: tuple[ObservedContainer, ...] = ()
     networks: tuple[str, ...] = ()  # docker network names
     volumes: tuple[str, ...] = ()  # docker volume names
+    network_projects: tuple[tuple[str, str], ...] = ()  # (network name, its com.docker.compose.project label)
 
     def stacks(self) -> tuple[str, ...]:
         return tuple(sorted({c.stack for c in self.containers}))
+
+    def networks_of(self, stack: str) -> tuple[str, ...]:
+        """The networks labelled as this compose project's: ownership by label, not by name."""
+        return tuple(sorted(name for name, project in self.network_projects if project == stack))
 
     def for_stack(self, stack: str) -> tuple[ObservedContainer, ...]:
         return tuple(c for c in self.containers if c.stack == stack)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gitops_edge.errors import EdgeError
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.plan import Plan
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
@@ -21,3 +22,6 @@ class SyncResult:
     plan: Plan | None = None
     error: EdgeError | None = None
     step: Step | None = None  # where the sync stopped, or the last step it ran when it succeeded
+    problems: list[EdgeError] = field(default_factory=list)  # every stack's failure; ``error`` is the worst
+    evidence: list[Evidence] = field(default_factory=list)  # why services failed their health gate
+    stacks: dict[str, Outcome] = field(default_factory=dict)  # what this sync did to each stack it decided on

@@ -29,6 +29,16 @@ class Mount:
     read_only: bool = False
     tmpfs_size: int | None = None  # bytes
     bind_create_host_path: bool = True
+    # A bind of a repository path: "<repo-relative path> sha256:<hex>" of what the
+    # revision tree holds there (the loader fills it in). The spec hash uses it instead
+    # of ``source``, which names a per-revision tree, so new content means a new container.
+    content: str | None = None
+    bind_selinux: str | None = None  # "z" (shared) or "Z" (private) relabel
+    origin: str | None = None  # "config" or "secret": a file Compose mounts for those keys
+    tmpfs_mode: int | None = None  # long syntax tmpfs.mode
+    bind_propagation: str | None = None  # rprivate, private, rshared, shared, rslave, slave
+    volume_nocopy: bool = False  # do not copy the image's files into a new volume
+    tmpfs_options: str | None = None  # service-level `tmpfs:` entry's options, as written ("size=1m,mode=1770")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,10 @@ class NetworkAttachment:
     network: str  # key under top-level `networks:` (e.g. "default")
     aliases: tuple[str, ...] = ()
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    priority: int = 0  # the highest is the network the container is created on
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: Pairs = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,40 @@ class Ulimit:
 class Logging:
     driver: str | None = None
     options: Pairs = ()
+
+
+@dataclass(frozen=True)
+class InjectedFile:
+    """A ``configs`` entry with ``content``/``environment``: written into the container before start."""
+
+    target: str
+    content: str
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """A ``gpus`` entry or a ``deploy.resources.reservations.devices`` entry."""
+
+    driver: str | None = None
+    count: int = 0  # -1: all
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[str, ...] = ()
+    options: Pairs = ()
+
+
+@dataclass(frozen=True)
+class Blkio:
+    """``blkio_config``: weights and throttles per host device path."""
+
+    weight: int | None = None
+    weight_device: tuple[tuple[str, int], ...] = ()
+    device_read_bps: tuple[tuple[str, int], ...] = ()
+    device_write_bps: tuple[tuple[str, int], ...] = ()
+    device_read_iops: tuple[tuple[str, int], ...] = ()
+    device_write_iops: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,9 +154,62 @@ class ServiceSpec:
     sysctls: Pairs = ()
     init: bool | None = None
     profiles: tuple[str, ...] = ()
-    pull_policy: str = "missing"  # always | missing | never
+    pull_policy: str = "missing"  # always | missing | never | daily | weekly | every_<duration>
     tty: bool = False
     stdin_open: bool = False
+    expose: tuple[str, ...] = ()  # "80", "8000-8010/udp": exposed, not published
+    shm_size: int | None = None  # bytes
+    platform: str | None = None  # "linux/arm64"
+    runtime: str | None = None  # OCI runtime name (reaches the host: policy)
+    volumes_from: tuple[str, ...] = ()  # "service[:ro|rw]" or "container:name[:ro|rw]"
+    ipc: str | None = None  # "shareable", "private", "none", "host", "service:x", "container:x"
+    pid: str | None = None  # "host", "service:x", "container:x"
+    pids_limit: int | None = None  # from pids_limit or deploy.resources.limits.pids
+    mem_reservation: int | None = None  # bytes, from deploy.resources.reservations.memory
+    uts: str | None = None  # "host"
+    userns_mode: str | None = None  # "host"
+    cgroup: str | None = None  # cgroup namespace: "host" | "private"
+    cgroup_parent: str | None = None
+    device_cgroup_rules: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_opt: tuple[str, ...] = ()
+    domainname: str | None = None
+    mac_address: str | None = None
+    group_add: tuple[str, ...] = ()
+    oom_score_adj: int | None = None
+    oom_kill_disable: bool = False
+    memswap_limit: int | None = None  # bytes; -1: unlimited swap
+    mem_swappiness: int | None = None
+    cpu_shares: int | None = None
+    cpu_quota: int | None = None
+    cpu_period: int | None = None
+    cpu_rt_runtime: int | None = None
+    cpu_rt_period: int | None = None
+    cpuset: str | None = None
+    cpu_count: int | None = None
+    cpu_percent: int | None = None
+    blkio: Blkio | None = None
+    annotations: Pairs = ()
+    device_requests: tuple[DeviceRequest, ...] = ()  # reservations.devices, then gpus
+    storage_opt: Pairs = ()
+    files: tuple[InjectedFile, ...] = ()  # inline configs
+    links: tuple[str, ...] = ()  # "service" or "service:alias" (legacy links, as endpoint links)
+    external_links: tuple[str, ...] = ()  # "container" or "container:alias", outside the stack
+
+
+@dataclass(frozen=True)
+class IpamPool:
+    subnet: str | None = None
+    ip_range: str | None = None
+    gateway: str | None = None
+    aux_addresses: Pairs = ()
+
+
+@dataclass(frozen=True)
+class Ipam:
+    driver: str | None = None
+    config: tuple[IpamPool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +221,9 @@ class NetworkSpec:
     driver_opts: Pairs = ()
     internal: bool = False
     labels: Pairs = ()
+    ipam: Ipam | None = None
+    attachable: bool = False
+    enable_ipv6: bool | None = None
 
 
 @dataclass(frozen=True)

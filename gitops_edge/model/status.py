@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.step import Step
 
 
@@ -30,6 +31,7 @@ class SyncRecord:
     step: Step | None = None  # where it stopped (None: still running, or recorded by an older agent)
     repeats: int = 1  # the same failure, seen this many times in a row
     last_at: float | None = None  # when it was seen last, if more than once
+    evidence: tuple[Evidence, ...] = ()  # why services failed their health gate (rolled back)
 
 
 @dataclass(frozen=True)

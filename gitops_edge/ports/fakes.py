@@ -20,6 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from gitops_edge.errors import EdgeError, EngineConflictError, EngineNotFoundError, ImageNotFoundError
+from gitops_edge.model.condition import StackOutcome
+from gitops_edge.model.evidence import FAILED_SUFFIX, Evidence
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
@@ -108,6 +110,7 @@ class FakeRuntime:
         self.clock = clock
         self.containers: dict[str, FakeContainer] = {}
         self.networks: set[str] = set()
+        self.network_projects: dict[str, str] = {}  # network name -> its compose project label
         self.volumes: set[str] = set()
         self.pulled: set[str] = set()
         self.image_size = 10_000_000  # bytes, every image
@@ -126,6 +129,9 @@ class FakeRuntime:
     def fail(self, operation: str, error: EdgeError) -> None:
         """The next call of ``operation`` raises ``error``."""
         self.failures.setdefault(operation, []).append(error)
+
+    def container_project(self, name: str) -> str | None:
+        return next((c.stack for c in self.containers.values() if c.name == name), None)
 
     def add_container(self, stack: str, service: str, *, name: str | None = None, image: str = "hand:made",
                       managed: bool = False, status: str = "running") -> str:
@@ -196,9 +202,10 @@ class FakeRuntime:
                 image=c.image if c.managed else None,
                 config_hash=c.config_hash if c.managed else None,
                 revision=c.revision if c.managed else None,
-                managed=c.managed, kept=c.name.endswith(KEPT_SUFFIX),
+                managed=c.managed, kept=c.name.endswith((KEPT_SUFFIX, FAILED_SUFFIX)),
             ))
-        return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)))
+        projects = tuple(sorted((n, self.network_projects.get(n, "")) for n in self.networks))
+        return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)), projects)
 
     def fingerprint(self, stacks: Collection[str]) -> str:
         self._call("fingerprint", "")
@@ -208,7 +215,10 @@ class FakeRuntime:
             rows.append(f"{c.id} {c.name} {c.status} {self._health(c)} {c.image} {c.config_hash} {c.revision}")
         return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
+    def platform(self) -> str:
+        return "linux/amd64"
+
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
         self._call("resolve_image", ref)
         if ref in self.missing:
             raise ImageNotFoundError(f"image {ref} not found")
@@ -216,7 +226,7 @@ class FakeRuntime:
             return ref
         return f"{ref}@sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
 
-    def pull_image(self, pinned: str) -> bool:
+    def pull_image(self, pinned: str, platform: str | None = None) -> bool:
         self._call("pull_image", pinned)
         if pinned in self.pulled:
             return False
@@ -246,6 +256,7 @@ class FakeRuntime:
     def ensure_network(self, stack: str, net: NetworkSpec) -> None:
         self._call("ensure_network", net.name)
         self.networks.add(net.name)
+        self.network_projects.setdefault(net.name, stack)
 
     def ensure_volume(self, stack: str, vol: VolumeSpec) -> None:
         self._call("ensure_volume", vol.name)
@@ -286,6 +297,7 @@ class FakeRuntime:
     def remove_network(self, name: str) -> None:
         self._call("remove_network", name)
         self.networks.discard(name)
+        self.network_projects.pop(name, None)
 
     def rename_container(self, container_id: str, new_name: str) -> None:
         self._call("rename_container", container_id)
@@ -314,6 +326,15 @@ class FakeRuntime:
             name=c.name,
             restart_policy=c.restart_policy,
         )
+
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        self._call("logs", container_id)
+        c = self._get(container_id)
+        self._advance(c)
+        lines = [f"{c.service} started from {c.image}"]
+        if c.status == "exited":
+            lines.append(f"{c.service} exited with code {c.exit_code}")
+        return lines[-tail:]
 
     # -- for assertions ----------------------------------------------------------------------
     def stack(self, stack: str) -> list[FakeContainer]:
@@ -373,22 +394,27 @@ class FakeStore:
     freed: int = 0
     syncs: list[SyncRecord] = field(default_factory=list)
     lock_row: dict[str, object] | None = None
+    outcome_rows: dict[str, StackOutcome] = field(default_factory=dict)
+    writes: int = 0  # outcome and applied writes, to show an idle poll writes nothing
 
     def _now(self) -> float:
         return self.clock.monotonic()
 
     # sync records
     def start_sync(self, started_at: float | None = None) -> int:
+        self.syncs = [replace(r, finished_at=r.started_at, outcome=Outcome.ERROR, reason="interrupted")
+                      if r.finished_at is None else r for r in self.syncs]
         at = self._now() if started_at is None else started_at
         self.syncs.append(SyncRecord(len(self.syncs) + 1, at, None, None, None, ""))
         return len(self.syncs)
 
     def finish_sync(self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str,
-                    actions: list[str], step: Step | None = None) -> None:
+                    actions: list[str], step: Step | None = None, evidence: list[Evidence] | None = None) -> None:
         rec = self.syncs[sync_id - 1]
         self.syncs[sync_id - 1] = replace(
             rec, finished_at=self._now(), revision=revision, outcome=outcome, reason=reason,
             actions=tuple(actions), duration_s=self._now() - rec.started_at, step=step,
+            evidence=tuple(evidence or ()),
         )
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
@@ -403,9 +429,20 @@ class FakeStore:
         self.applied_stacks[stack] = AppliedStack(stack, revision, self._now(), specs_json)
         goods = [g for g in self.good.get(stack, []) if g.revision != revision]
         self.good[stack] = [_Good(revision, specs_json, dict(images)), *goods][:5]
+        self.writes += 1
 
     def forget_stack(self, stack: str) -> None:
         self.applied_stacks.pop(stack, None)
+        self.quarantine_rows.pop(stack, None)
+        self.stopped_rows.pop(stack, None)
+        self.outcome_rows.pop(stack, None)
+
+    def record_stack_outcome(self, outcome: StackOutcome) -> None:
+        self.outcome_rows[outcome.stack] = outcome
+        self.writes += 1
+
+    def stack_outcomes(self) -> dict[str, StackOutcome]:
+        return dict(self.outcome_rows)
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         return [(g.revision, g.specs_json, dict(g.images)) for g in self.good.get(stack, [])]
@@ -431,6 +468,9 @@ class FakeStore:
 
     def quarantined(self) -> dict[str, tuple[str, str]]:
         return dict(self.quarantine_rows)
+
+    def clear_quarantine(self, stack: str) -> bool:
+        return self.quarantine_rows.pop(stack, None) is not None
 
     def stop_automation(self, stack: str, reason: str) -> None:
         self.stopped_rows[stack] = reason

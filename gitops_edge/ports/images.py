@@ -7,6 +7,15 @@ from typing import Protocol
 from gitops_edge.model.trust import Evidence, TrustRule
 
 
+class PlatformResolver(Protocol):
+    """A registry that lists the platforms of a multi-arch image (an OCI index or manifest list)."""
+
+    def platform_manifest(self, repository: str, reference: str, platform: str) -> str:
+        """The single-platform manifest digest ``platform`` runs from ``reference`` (itself when
+        it is not an index); ``ImagePlatformError`` when the image has no such platform."""
+        ...
+
+
 class ImageVerifier(Protocol):
     """Registry + signatures: resolve a reference to a digest and check its evidence.
 
@@ -19,8 +28,11 @@ class ImageVerifier(Protocol):
         """The manifest digest (``sha256:...``) the registry serves for ``ref``."""
         ...
 
-    def verify(self, repository: str, digest: str, rule: TrustRule) -> tuple[Evidence, ...]:
+    def verify(self, repository: str, digest: str, rule: TrustRule, *, tag: str | None = None) -> tuple[Evidence, ...]:
         """Evidence that ``repository@digest`` is signed as ``rule`` demands.
+
+        ``tag`` is the tag the image was referenced by, if any (an ``exact``
+        signed identity compares it).
 
         Raises ``TrustError`` (with the reason) when no acceptable signature exists.
         """
@@ -30,6 +42,7 @@ class ImageVerifier(Protocol):
 class ImageSizes(Protocol):
     """What a pull will bring (the free-space check before STAGE)."""
 
-    def pull_size(self, pinned: str) -> int | None:
-        """Compressed bytes of ``repo@sha256:...``'s layers for this platform; None when unknown."""
+    def pull_size(self, pinned: str, platform: str | None = None) -> int | None:
+        """Compressed bytes of ``repo@sha256:...``'s layers for ``platform`` (default: this
+        machine's); None when unknown."""
         ...

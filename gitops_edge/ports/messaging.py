@@ -1,4 +1,4 @@
-"""The message-broker port: one connection that publishes a device's status and events."""
+"""The message-broker port: one connection that publishes a device's status and events and hears push hints."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ class BrokerLink(Protocol):
 
     def on_connect(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after every (re)connection; it must not block."""
+        ...
+
+    def on_message(self, callback: Callable[[str, bytes], None], subscribe: tuple[str, ...]) -> None:
+        """Subscribe to ``subscribe`` on every connection; ``callback(topic, payload)`` must not block."""
         ...
 
     def wait_connected(self, timeout_s: float) -> bool: ...

@@ -19,12 +19,25 @@ class ContainerRuntime(Protocol):
         changes when any of them is added, removed, replaced, stopped, started or turns unhealthy."""
         ...
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
-        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy."""
+    def container_project(self, name: str) -> str | None:
+        """The compose project of the container named exactly ``name``: ``""`` when it has no
+        project label, None when there is no such container (any container, labelled or not)."""
         ...
 
-    def pull_image(self, pinned: str) -> bool:
-        """Make ``pinned`` present locally; True if it was pulled now, False if it was there."""
+    def platform(self) -> str:
+        """The engine's own OCI platform (``linux/amd64``), the default a device runs."""
+        ...
+
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
+        """Pin ``ref``: ``repo@sha256:...`` (or a local image id) per the pull policy.
+
+        With ``platform``, the image must offer it (``ImagePlatformError`` otherwise).
+        """
+        ...
+
+    def pull_image(self, pinned: str, platform: str | None = None) -> bool:
+        """Make ``pinned`` present locally for ``platform``; True if it was pulled now, False if
+        it was there."""
         ...
 
     def image_info(self, ref: str) -> tuple[str, int] | None:
@@ -76,3 +89,7 @@ class ContainerRuntime(Protocol):
         ...
 
     def inspect_state(self, container_id: str) -> ContainerState: ...
+
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        """The container's last ``tail`` log lines (stdout and stderr), for the evidence of a failure."""
+        ...

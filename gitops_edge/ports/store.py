@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gitops_edge.model.condition import StackOutcome
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.status import AppliedStack, Outcome
 from gitops_edge.model.step import Step
 
@@ -41,6 +43,7 @@ class EngineStore(JournalStore, Protocol):
         reason: str,
         actions: list[str],
         step: Step | None = None,
+        evidence: list[Evidence] | None = None,
     ) -> None: ...
 
     # -- applied stacks and the last good revisions (for `rollback`)
@@ -48,7 +51,14 @@ class EngineStore(JournalStore, Protocol):
 
     def record_applied(self, stack: str, revision: str, specs_json: str, images: dict[str, str]) -> None: ...
 
-    def forget_stack(self, stack: str) -> None: ...
+    def forget_stack(self, stack: str) -> None:
+        """The stack left Git: its applied revision, quarantine, stopped automation and outcome go."""
+        ...
+
+    # -- the last outcome per stack
+    def record_stack_outcome(self, outcome: StackOutcome) -> None: ...
+
+    def stack_outcomes(self) -> dict[str, StackOutcome]: ...
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         """(revision, specs_json, images) of the stack's last good revisions, newest first."""
@@ -75,6 +85,8 @@ class EngineStore(JournalStore, Protocol):
     def quarantined(self) -> dict[str, tuple[str, str]]:
         """stack -> (revision, reason)."""
         ...
+
+    def clear_quarantine(self, stack: str) -> bool: ...
 
     def stop_automation(self, stack: str, reason: str) -> None: ...
 

@@ -2,11 +2,14 @@
 
 Topics (``<prefix>`` is ``mqtt.topic_prefix``, default ``gitops-edge``):
 
-- ``<prefix>/<device>/status``  retained JSON (core.fleet_report.status_payload), after
-  every sync and on every (re)connect
+- ``<prefix>/<device>/status``  retained JSON (core.fleet_report.status_payload), when it
+  changed after a sync (timestamps aside), on every (re)connect, and as a heartbeat every
+  ``mqtt.heartbeat`` (15 min) so ``fleet status`` can tell a quiet device from a silent one
 - ``<prefix>/<device>/events``  JSON events (applied, rollback, refusal), QoS 1, not retained
 - ``<prefix>/<device>/online``  retained "true" on connect; "false" as the Last Will and
   on a clean stop
+- ``<prefix>/refs/<ref>``  read, not written: the retained newest commit of the ref
+  (``gitops-edge fleet notify``); a new one starts a poll at once (``on_hint``)
 
 Events are queued in the state store first (``queue`` table, name "mqtt") and
 deleted only once the broker acknowledged them, so an event of a sync done while
@@ -22,19 +25,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitops_edge import __version__
 from gitops_edge.core.fleet_report import (
     event_for,
     event_payload,
     refusal_fingerprint,
+    status_digest,
     status_payload,
     topic,
 )
+from gitops_edge.core.push import parse_hint, ref_topic
 from gitops_edge.errors import EdgeError
 from gitops_edge.logs import scrub
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.report.webhook import scrub_evidence
 
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
     from gitops_edge.ports.runtime import ContainerRuntime
 
 log = logging.getLogger("gitops_edge.mqtt")
+
+HintCallback = Callable[[str | None, str], None]  # (revision or None, origin such as "mqtt")
 
 QUEUE = "mqtt"
 RESEND_EVERY_S = 30.0  # the worker also wakes on this period to retry what is queued
@@ -64,16 +72,18 @@ def record_sync(config: AgentConfig, store: StateStore, result: SyncResult) -> N
     if kind is None:
         return
     event = event_payload(kind, config.device.id, result.revision, scrub(result.reason), result.actions, time.time())
+    if result.evidence:
+        event["evidence"] = [scrub_evidence(e) for e in result.evidence]
     store.queue_add(QUEUE, json.dumps(event))
 
 
-def current_status(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None) -> bytes:
+def status_message(config: AgentConfig, store: StateStore, runtime: ContainerRuntime | None) -> dict[str, Any]:
     """The retained status message, fresh from the state store and the engine (None: unreachable)."""
     from gitops_edge.report.status_view import device_status
 
     status = device_status(config, store, runtime)
-    payload = status_payload(status, dict(config.device.labels), __version__, time.time())
-    return json.dumps(payload, sort_keys=True).encode()
+    return status_payload(status, dict(config.device.labels), __version__, time.time())
+
 
 
 def client_id(config: AgentConfig, daemon: bool) -> str:
@@ -101,6 +111,7 @@ class FleetReporter:
         runtime: Callable[[], ContainerRuntime | None],
         *,
         daemon: bool = True,
+        on_hint: HintCallback | None = None,
     ) -> None:
         assert config.mqtt is not None
         self.config = config
@@ -110,11 +121,24 @@ class FleetReporter:
         self.topics = {leaf: topic(self.mqtt.topic_prefix, dev, leaf) for leaf in ("status", "events", "online")}
         self.link = link
         link.on_connect(self._connected)
+        self._on_hint = on_hint
+        self.ref_topic: str | None = None
+        if on_hint is not None and self.mqtt.push:
+            try:
+                self.ref_topic = ref_topic(self.mqtt.topic_prefix, config.source.ref)
+            except ValueError as exc:
+                log.warning("mqtt push hints off: %s", exc)
+        if self.ref_topic is not None:
+            link.on_message(self._message, (self.ref_topic,))
         self._open_store = open_store
         self._runtime = runtime
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._status_due = True
+        self._force_status = True  # publish even if unchanged: first time, new connection, heartbeat
+        self._digest = ""  # of the last status the broker took
+        self._published_at = float("-inf")  # self.clock() then
+        self.clock: Callable[[], float] = time.monotonic
         self._announce = True
         self._thread: threading.Thread | None = None
 
@@ -146,19 +170,37 @@ class FleetReporter:
 
     def _connected(self) -> None:  # paho's thread: no waiting here
         self._status_due = True
+        self._force_status = True  # a broker restarted without persistence lost the retained one
         self._announce = True  # the online flag is retained: once per connection is enough
         self._wake.set()
+
+    def _message(self, topic_: str, payload: bytes) -> None:  # paho's thread: no waiting here
+        if topic_ != self.ref_topic or self._on_hint is None or not payload:
+            return  # an empty retained message only clears the topic
+        revision = parse_hint(payload)
+        if revision is None:
+            log.info("mqtt: ignoring a malformed hint on %s (%d bytes)", topic_, len(payload))
+            return
+        log.debug("mqtt: %s says %s", topic_, revision[:12])
+        self._on_hint(revision, "mqtt")
 
     def _work(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(RESEND_EVERY_S)
             self._wake.clear()
-            if self._stop.is_set() or not self.link.connected:
-                continue
-            try:
-                self.flush()
-            except Exception:  # a reporting bug must never stop the agent
-                log.exception("mqtt publishing failed")
+            if not self._stop.is_set():
+                self.tick()
+
+    def tick(self) -> None:
+        """One round of the worker: heartbeat due?, then flush; never raises."""
+        if not self.link.connected:
+            return
+        if self.clock() - self._published_at >= self.mqtt.heartbeat_s:
+            self._status_due = self._force_status = True
+        try:
+            self.flush()
+        except Exception:  # a reporting bug must never stop the agent
+            log.exception("mqtt publishing failed")
 
     # -- both ----------------------------------------------------------------------------
     def flush(self) -> int:
@@ -174,12 +216,24 @@ class FleetReporter:
                     return sent  # keep order: the rest wait behind this one
                 store.queue_remove(item_id)
                 sent += 1
-            status = current_status(self.config, store, self._runtime()) if self._status_due else None
-            if status is not None and self.link.publish(self.topics["status"], status, retain=True):
-                self._status_due = False
+            if self._status_due:
+                self._publish_status(store)
             return sent
         finally:
             store.close()
+
+
+    def _publish_status(self, store: StateStore) -> None:
+        """The status, if it says something new (or must be said again); quiet polls send nothing."""
+        message = status_message(self.config, store, self._runtime())
+        digest = status_digest(message)
+        if digest == self._digest and not self._force_status:
+            self._status_due = False
+            return
+        payload = json.dumps(message, sort_keys=True).encode()
+        if self.link.publish(self.topics["status"], payload, retain=True):
+            self._status_due = self._force_status = False
+            self._digest, self._published_at = digest, self.clock()
 
 
 def publish_once(reporter: FleetReporter, timeout_s: float = ONESHOT_TIMEOUT_S) -> None:

@@ -10,10 +10,15 @@ import time
 from typing import TypedDict
 
 from gitops_edge.adapters.store.sqlite import StateStore
+from gitops_edge.core.conditions import condition
+from gitops_edge.core.serialize import stack_from_json
 from gitops_edge.errors import EdgeError
+from gitops_edge.model.condition import ServiceView, StackCondition, StackFacts
 from gitops_edge.model.config import AgentConfig
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.observed import ObservedState
 from gitops_edge.ports.runtime import ContainerRuntime
+from gitops_edge.ports.store import EngineStore
 
 UNVERIFIED = "no trust policy: images run unverified"
 
@@ -32,8 +37,21 @@ class QuarantineStatus(TypedDict):
     reason: str
 
 
+class EvidenceStatus(TypedDict):
+    service: str
+    container: str  # kept stopped as <name>-gitops-edge-failed until the next update (docker logs)
+    exit_code: int | None
+    health_log: str
+    logs: list[str]
+
+
 class StackStatus(TypedDict):
     stack: str
+    ready: str  # True | False | Unknown (core.conditions)
+    reason: str  # CamelCase: Ready, Progressing, RolledBack, Quarantined, Refused, Invalid, ...
+    message: str
+    step: str | None  # where the last sync of this stack stopped
+    evidence: EvidenceStatus | None  # why its last update failed its health gate
     revision: str | None  # applied
     applied_at: float | None
     services: list[ServiceStatus]
@@ -104,13 +122,14 @@ def device_status(
     quarantined = store.quarantined()
     stopped = store.stopped()
     suspended = store.suspended()
-    names = set(applied) | set(quarantined) | set(stopped) | set(suspended)  # this device's stacks, not every project
     stacks: list[StackStatus] = []
-    for name in sorted(names):
+    for cond in stack_conditions(store, observed):
+        name = cond.stack
         a = applied.get(name)
         services: list[ServiceStatus] = []
         if observed is not None:
-            for c in sorted(observed.for_stack(name), key=lambda c: (c.service, c.name)):
+            live = (c for c in observed.for_stack(name) if not c.kept)
+            for c in sorted(live, key=lambda c: (c.service, c.name)):
                 services.append(
                     {
                         "service": c.service,
@@ -125,6 +144,11 @@ def device_status(
         stacks.append(
             {
                 "stack": name,
+                "ready": cond.ready.value,
+                "reason": cond.reason.value,
+                "message": cond.message,
+                "step": cond.step.value if cond.step else None,
+                "evidence": _evidence(cond.evidence),
                 "revision": a.revision if a else None,
                 "applied_at": a.applied_at if a else None,
                 "services": services,
@@ -160,6 +184,49 @@ def device_status(
         "unchanged_polls": None if unchanged is None else {"count": unchanged[0], "last_at": unchanged[1]},
         "stacks": stacks,
     }
+
+
+def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list[StackCondition]:
+    """Every stack of this device (not every Compose project on the host), by name, read by
+    ``core.conditions``: the status table, ``/status``, ``/metrics`` and MQTT all show these."""
+    applied = store.applied()
+    quarantined = store.quarantined()
+    stopped = store.stopped()
+    suspended = store.suspended()
+    outcomes = store.stack_outcomes()
+    switching = set(store.journal())
+    names = set(applied) | set(quarantined) | set(stopped) | set(suspended) | set(outcomes)
+    out = []
+    for name in sorted(names):
+        a = applied.get(name)
+        spec = stack_from_json(a.specs_json) if a is not None else None
+        services = None if observed is None else tuple(
+            ServiceView(c.service, c.status, c.health) for c in observed.for_stack(name) if not c.kept
+        )
+        out.append(condition(StackFacts(
+            stack=name,
+            applied_revision=a.revision if a else None,
+            applied_at=a.applied_at if a else None,
+            outcome=outcomes.get(name),
+            quarantined=quarantined.get(name),
+            stopped=stopped.get(name),
+            suspended=suspended.get(name),
+            switching=name in switching,
+            services=services,
+            expected_services=tuple(s.name for s in spec.services) if spec else (),
+            one_shot=tuple(
+                d.service for s in spec.services for d in s.depends_on
+                if d.condition == "service_completed_successfully"
+            ) if spec else (),
+        )))
+    return out
+
+
+def _evidence(ev: Evidence | None) -> EvidenceStatus | None:
+    if ev is None:
+        return None
+    return {"service": ev.service, "container": ev.container, "exit_code": ev.exit_code,
+            "health_log": ev.health_log, "logs": list(ev.logs)}
 
 
 def _redact(url: str) -> str:

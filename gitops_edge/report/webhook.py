@@ -14,11 +14,13 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.logs import scrub
 from gitops_edge.model.config import NotifyConfig
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.status import Outcome
 
 log = logging.getLogger("gitops_edge.report.webhook")
@@ -36,11 +38,21 @@ def http_post(url: str, body: bytes, timeout_s: float) -> None:
             raise OSError(f"HTTP {resp.status}")
 
 
+def scrub_evidence(e: Evidence) -> dict[str, Any]:
+    """The evidence of a failed gate as sent off the device: log lines may hold credentials."""
+    data = e.to_data()
+    data["health_log"] = scrub(e.health_log)
+    data["logs"] = [scrub(line) for line in e.logs]
+    return data
+
+
 class Notifier:
     def __init__(self, config: NotifyConfig, store: StateStore, device_id: str, post: Post = http_post) -> None:
         self.config, self.store, self.device_id, self.post = config, store, device_id, post
 
-    def after_sync(self, outcome: Outcome, revision: str | None, reason: str) -> None:
+    def after_sync(self, outcome: Outcome, revision: str | None, reason: str,
+                   evidence: Sequence[Evidence] = ()) -> None:
+        """Queue what is news; a rollback carries the evidence of the failed gate (exit code, logs)."""
         if not self.config.webhook:
             return
         failures = int(self.store.get("notify:failures") or 0)
@@ -70,6 +82,7 @@ class Notifier:
                 "reason": scrub(reason),
                 "at": time.time(),
                 **({"consecutive_failures": failures} if kind == "repeated_failure" else {}),
+                **({"evidence": [scrub_evidence(e) for e in evidence]} if kind == "rollback" and evidence else {}),
             }
             self.store.outbox_add(json.dumps(payload))
         self.flush()

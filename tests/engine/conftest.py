@@ -17,6 +17,7 @@ from gitops_edge.engine import switch as switch_module
 from gitops_edge.engine.reconcile import Reconciler
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.config import AgentConfig, DeviceConfig, HealthConfig, SourceConfig
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.spec import (
@@ -121,9 +122,19 @@ class Bench:
         assert len({c.name for c in cs}) == len(cs)
         return {c.name: c for c in cs}
 
+    def live(self, stack_name: str) -> dict[str, str]:
+        """Name -> id of the stack's containers, without one a failed gate set aside."""
+        return {n: c.id for n, c in self.containers(stack_name).items() if not n.endswith(FAILED_SUFFIX)}
+
     def assert_converged(self, stack_spec: StackSpec, revision: str) -> None:
-        """Exactly one running container per service, of ``revision``; nothing kept, no journal."""
+        """Exactly one running container per service, of ``revision``; nothing kept, no journal.
+
+        A container that failed a gate may stay, stopped and set aside (``FAILED_SUFFIX``).
+        """
         cs = self.containers(stack_spec.name)
+        failed = {n: c for n, c in cs.items() if n.endswith(FAILED_SUFFIX)}
+        assert all(c.status != "running" and c.restart_policy == "no" for c in failed.values()), failed
+        cs = {n: c for n, c in cs.items() if n not in failed}
         wanted = {f"{stack_spec.name}-{s.name}-1" for s in stack_spec.services}
         assert set(cs) == wanted, sorted(cs)
         for c in cs.values():

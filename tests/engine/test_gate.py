@@ -7,6 +7,7 @@ import pytest
 
 from gitops_edge.core import outcome
 from gitops_edge.errors import ApplyError
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
 from gitops_edge.ports.fakes import Run, Script
@@ -69,8 +70,14 @@ def test_a_bad_version_fails_the_gate_and_the_whole_stack_rolls_back(
     assert reason in result.reason and "rolled back to the previous containers" in result.reason
     assert outcome.exit_code(result) == 1
     # the whole stack (db passed its own gate in the first wave) runs the very same v1 containers again
-    assert {n: c.id for n, c in bench.containers("s").items()} == v1
+    cs = bench.containers("s")
+    assert {n: c.id for n, c in cs.items() if not n.endswith(FAILED_SUFFIX)} == v1
     bench.assert_converged(two_services("s", "app:v1"), REV1)
+    # the container that failed stays, stopped, for `docker logs`; its evidence is kept with the sync
+    failed = [n for n in cs if n.endswith(FAILED_SUFFIX)]
+    assert len(failed) == 1 and failed[0].removesuffix(FAILED_SUFFIX) in v1
+    assert [e.service for e in result.evidence] == [failed[0].split("-")[1]]
+    assert bench.store.syncs[-1].evidence == tuple(result.evidence)
     assert bench.store.quarantined() == {"s": (REV2, result.reason.removeprefix("s: "))}
     assert bench.store.applied()["s"].revision == REV1
     record = bench.store.syncs[-1]
@@ -94,7 +101,10 @@ def test_a_failing_service_that_others_wait_to_complete_still_fails(bench: Bench
     result = bench.sync()
     assert result.outcome is Outcome.ROLLED_BACK
     assert "service migrate failed the health gate: exited with code 2" in result.reason
-    assert bench.containers("s") == {}  # a new stack rolls back to nothing
+    # a new stack rolls back to nothing but the failed container, stopped, for `docker logs`
+    assert set(bench.containers("s")) == {f"s-migrate-1{FAILED_SUFFIX}"}
+    (ev,) = result.evidence
+    assert (ev.service, ev.exit_code) == ("migrate", 2) and "migrate exited with code 2" in ev.logs
     assert "s" not in bench.store.applied()
 
 

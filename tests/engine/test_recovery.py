@@ -105,9 +105,10 @@ def test_crash_during_a_bad_update_ends_rolled_back_and_quarantined(point: str, 
         result = bench.sync()
         # recovery restores v1; a crash before the verdict is retried in the same sync, and v2 fails again
         assert result.outcome is (Outcome.SKIPPED if at_fault else Outcome.ROLLED_BACK), (point, n)
-        assert {name: c.id for name, c in bench.containers("s").items()} == v1, (point, n)
+        assert bench.live("s") == v1, (point, n)
         bench.assert_converged(two_services("s", "app:v1"), REV1)
-        assert len(bench.runtime.containers) == 2
+        # no orphan: only the container that failed the gate again, set aside for `docker logs`
+        assert len(bench.runtime.containers) == 2 + (0 if at_fault else 1)
         revision, reason = bench.store.quarantined()["s"]
         assert revision == REV2 and "service web failed the health gate" in reason
         assert bench.store.applied()["s"].revision == REV1
@@ -155,6 +156,6 @@ def test_crash_during_recovery_is_recovered_next_time(bench: Bench, crash_points
     crash(bench, crash_points, "rollback-after-remove", 1)  # and again, while recovery rolls it back
     crash_points.arm("-none-")
     assert bench.sync().outcome is Outcome.ROLLED_BACK  # recovered, v2 tried again and refused
-    assert {name: c.id for name, c in bench.containers("s").items()} == v1
+    assert bench.live("s") == v1
     bench.assert_converged(two_services("s", "app:v1"), REV1)
     assert bench.store.quarantined()["s"][0] == REV2

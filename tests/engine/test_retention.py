@@ -70,7 +70,7 @@ class Sizes:
     def __init__(self, size: int | None) -> None:
         self.size = size
 
-    def pull_size(self, pinned: str) -> int | None:
+    def pull_size(self, pinned: str, platform: str | None = None) -> int | None:
         return self.size
 
 

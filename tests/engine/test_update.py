@@ -201,10 +201,34 @@ def test_manual_rollback_goes_back_and_quarantines(bench: Bench) -> None:
     assert bench.sync().outcome is Outcome.SKIPPED  # the ref still points at REV2
 
 
+def test_manual_rollback_after_a_failed_update_keeps_the_bad_commit_quarantined(bench: Bench) -> None:
+    """REV3 failed and was rolled back to REV2; going back by hand to REV1 must not lift REV3's
+    quarantine, or the next sync (the ref still at REV3) would apply the bad commit again."""
+    bench.commit(REV1, two_services("s", "app:v1"))
+    bench.sync()
+    bench.commit(REV2, two_services("s", "app:v2"))
+    bench.sync()
+    bench.runtime.script("app:v3", Script(Run.UNHEALTHY))
+    bench.commit(REV3, two_services("s", "app:v3"))
+    assert bench.sync().outcome is Outcome.ROLLED_BACK
+    rollback_stack(bench.agent(), "s")
+    bench.assert_converged(two_services("s", "app:v1"), REV1)
+    assert bench.store.quarantined()["s"][0] == REV3
+    assert bench.sync().outcome is Outcome.SKIPPED
+    bench.assert_converged(two_services("s", "app:v1"), REV1)
+
+
 def test_a_container_nobody_labelled_is_replaced_not_doubled(bench: Bench) -> None:
-    """Created by hand (no gitops-edge labels): recreated under the agent, never two per service."""
+    """Created by hand (no gitops-edge labels): taken over only when the device config says so
+    (``security.adopt_projects``), then recreated under the agent, never two per service."""
     bench.runtime.add_container("s", "web")
     bench.commit(REV1, stack("s", ServiceSpec("web", "app:v1", restart="unless-stopped")))
-    assert bench.sync().outcome is Outcome.APPLIED
+    refused = bench.sync()
+    assert (refused.outcome, refused.step) == (Outcome.REFUSED, Step.SECURITY)
+    assert "security.adopt_projects" in refused.reason
+    [hand_made] = bench.runtime.stack("s")
+    assert not hand_made.managed
+    adopting = replace(bench.config, security=replace(bench.config.security, adopt_projects=("s",)))
+    assert bench.agent(adopting).sync().outcome is Outcome.APPLIED
     [c] = bench.runtime.stack("s")
     assert c.managed and c.revision == REV1 and c.name == "s-web-1"

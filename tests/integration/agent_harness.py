@@ -35,12 +35,13 @@ class Device:
     device_id: str = "test-device"
     labels: str = "{}"  # YAML flow mapping
     ref: str = "main"  # may use ${label:NAME} / ${DEVICE_ID}
+    device_extra: str = ""  # more keys inside `device:`, e.g. ", platform: linux/arm64"
 
     @property
     def config(self) -> Path:
         cfg = self.workdir / "agent.yaml"
         cfg.write_text(
-            f"device: {{id: {self.device_id}, labels: {self.labels}}}\n"
+            f"device: {{id: {self.device_id}, labels: {self.labels}{self.device_extra}}}\n"
             f"source: {{url: '{self.repo}', ref: '{self.ref}', path: {self.path}, "
             f"interval: {self.interval}, jitter: {self.jitter}{self.source_extra}}}\n"
             f"state_dir: {self.workdir / 'state'}\n"

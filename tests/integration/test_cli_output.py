@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from tests.integration.agent_harness import Device
 
 STACK = """\
@@ -20,10 +22,17 @@ services:
 
 
 def rows(text: str, header: str) -> list[list[str]]:
-    """The table under the line starting with ``header``, split on runs of spaces."""
+    """The table whose header row starts with the words of ``header``, split on runs of spaces,
+    down to the next empty line."""
     lines = text.splitlines()
-    [start] = [i for i, line in enumerate(lines) if line.startswith(header)]
-    return [line.split() for line in lines[start:] if line.strip()]
+    want = header.split()
+    [start] = [i for i, line in enumerate(lines) if line.split()[: len(want)] == want]
+    out = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        out.append(line.split())
+    return out
 
 
 def test_status_plan_history_tables(device: Device, stack_name: str, test_images: dict[str, str]) -> None:
@@ -39,7 +48,11 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
     assert "Traceback" not in st.stderr
     assert "device test-device" in st.stdout
     assert "last sync: applied " + rev[:12] in st.stdout
-    table = rows(st.stdout, "STACK")
+    table = rows(st.stdout, "STACK READY")
+    assert table[0] == ["STACK", "READY", "REASON", "REVISION", "MESSAGE"]
+    [mine] = [r for r in table[1:] if r[0] == s]
+    assert mine[:4] == [s, "True", "Ready", rev[:12]], st.stdout
+    table = rows(st.stdout, "STACK SERVICE")
     assert table[0] == ["STACK", "SERVICE", "STATUS", "HEALTH", "REVISION"]
     mine = sorted(r for r in table[1:] if r[0] == s)
     assert mine == [[s, "web", "running", "healthy", rev[:12]],
@@ -60,6 +73,7 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
     i = lines.index(f"{s}:")
     # neither service holds a fixed port, device or volume: both may start beside the old one
     assert lines[i + 1].startswith("  recreate web (start-first): image changed: ")
+    assert f"-> {test_images['v2']}@sha256:" in lines[i + 1], lines[i + 1]  # the tag beside the digest
     assert lines[i + 2].startswith("  recreate worker (start-first): image changed: ")
     assert {c.labels["io.gitops-edge.revision"] for c in device.containers(s).values()} == {rev}
 
@@ -67,8 +81,9 @@ def test_status_plan_history_tables(device: Device, stack_name: str, test_images
     assert hist.returncode == 0, hist.stderr
     table = rows(hist.stdout, "WHEN")
     assert table[0] == ["WHEN", "REVISION", "OUTCOME", "DURATION", "REASON"]
-    # WHEN is a date and a time: two columns once split
-    [row] = [r for r in table[1:] if r[2] == rev[:12]]
-    assert row[3] == "applied"
-    assert row[4].endswith("s") and float(row[4][:-1]) > 0
-    assert any(s in cell for cell in row[5:]) or len(row) == 5
+    # WHEN is one RFC 3339 time with its zone (e.g. 2026-11-28T08:03:51+00:00)
+    [row] = [r for r in table[1:] if r[1] == rev[:12]]
+    assert datetime.fromisoformat(row[0]).tzinfo is not None
+    assert row[2] == "applied"
+    assert row[3].endswith("s") and float(row[3][:-1]) > 0
+    assert any(s in cell for cell in row[4:]) or len(row) == 4

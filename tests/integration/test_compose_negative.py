@@ -28,6 +28,7 @@ class Bad:
     key: str | None
     oracle_rejects: bool  # does `docker compose config` refuse it too?
     extra: tuple[tuple[str, str], ...] = ()  # other files, relative to the stack dir
+    file: str = "compose.yaml"  # the file the error names, relative to the stack dir
 
 
 CASES = [
@@ -74,7 +75,7 @@ CASES = [
         "env file 'stacks/case/app.env' not found", 4, "services.web.env_file[0]", True),
     Bad("build-unsupported",
         "services:\n  web:\n    build: .\n",
-        "'build' is not supported", 3, "services.web.build", False),
+        "gitops-edge does not build images", 3, "services.web.build", False),
     Bad("name-mismatch", "name: other\nservices:\n  web:\n    image: nginx\n",
         "differs from the stack directory name", 1, "name", False),
     Bad("bad-duration",
@@ -96,6 +97,49 @@ CASES = [
     Bad("bad-dotenv", "services:\n  web:\n    image: \"nginx:${TAG}\"\n",
         "unterminated quoted value", 2, None, True,
         extra=((".env", "OK=1\nTAG=\"oops\n"),)),
+    Bad("dotenv-compose-file", "services:\n  web:\n    image: nginx\n",
+        "COMPOSE_FILE=other.yaml names other compose files", 2, None, True,
+        extra=((".env", "A=1\nCOMPOSE_FILE=other.yaml\n"),)),
+    Bad("dotenv-project-name", "services:\n  web:\n    image: nginx\n",
+        "COMPOSE_PROJECT_NAME=other differs", 1, None, False,
+        extra=((".env", "COMPOSE_PROJECT_NAME=other\n"),)),
+    Bad("distinct-memory",
+        "services:\n  web:\n    image: nginx\n    mem_limit: 1g\n    deploy:\n      resources:\n"
+        "        limits:\n          memory: 2g\n",
+        "can't set distinct values", 8, "services.web.deploy.resources.limits.memory", True),
+    Bad("bad-ipc-service", "services:\n  web:\n    image: nginx\n    ipc: service:ghost\n",
+        "undefined service 'ghost'", 4, "services.web.ipc", True),
+    Bad("include-escape", "include:\n  - ../../../outside.yaml\nservices: {}\n",
+        "leaves the repository", 2, "include[0]", True),
+    Bad("include-missing", "include:\n  - sub/none.yaml\nservices: {}\n",
+        "included file 'stacks/case/sub/none.yaml' not found", 2, "include[0]", True),
+    Bad("include-cycle", "include:\n  - sub/a.yaml\nservices:\n  web:\n    image: nginx\n",
+        "include cycle", 1, "include[0]", True, extra=(("sub/a.yaml", "include: [../compose.yaml]\n"),),
+        file="sub/a.yaml"),
+    Bad("include-duplicate", "include:\n  - sub/a.yaml\nservices:\n  web:\n    image: nginx\n",
+        "services.web is also defined in stacks/case/compose.yaml", 2, "services.web", True,
+        extra=(("sub/a.yaml", "services:\n  web:\n    image: httpd\n"),), file="sub/a.yaml"),
+    Bad("extends-cycle",
+        "services:\n  a:\n    image: x\n    extends: b\n  b:\n    image: x\n    extends: a\n",
+        "extends cycle", 7, "services.b.extends", True),
+    Bad("extends-undefined", "services:\n  a:\n    image: x\n    extends: ghost\n",
+        "extends undefined service 'ghost'", 4, "services.a.extends", True),
+    Bad("extends-missing",
+        "services:\n  a:\n    extends:\n      service: b\n      file: base.yaml\n",
+        "stacks/case/base.yaml: cannot read file", 5, "services.a.extends.file", True),
+    Bad("extends-escape",
+        "services:\n  a:\n    extends:\n      service: b\n      file: ../../../../etc/base.yaml\n",
+        "leaves the repository", 5, "services.a.extends.file", True),
+    Bad("scale", "services:\n  web:\n    image: nginx\n    scale: 2\n",
+        "one container per service", 4, "services.web.scale", False),
+    Bad("label-file-escape", "services:\n  web:\n    image: nginx\n    label_file: ../../../../etc/x.labels\n",
+        "leaves the repository", 4, "services.web.label_file", True),
+    Bad("include-depends-cycle", "include: [sub/a.yaml]\nservices:\n  web:\n    image: nginx\n",
+        "dependency cycle: a -> b -> a", 4, "services.a.depends_on", True,
+        extra=(("sub/a.yaml", "services:\n  a:\n    image: x\n    depends_on: [b]\n"
+                              "  b:\n    image: x\n    depends_on: [a]\n"),), file="sub/a.yaml"),
+    Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
+        "one container per service", 5, "services.web.deploy.replicas", False),
 ]
 
 
@@ -104,6 +148,7 @@ def write_case(root: Path, case: Bad) -> Path:
     stack.mkdir(parents=True)
     (stack / "compose.yaml").write_text(case.compose)
     for rel, text in case.extra:
+        (stack / rel).parent.mkdir(parents=True, exist_ok=True)
         (stack / rel).write_text(text)
     return stack
 
@@ -132,7 +177,7 @@ def test_bad_input_is_located(case: Bad, tmp_path: Path, compose_bin: str) -> No
     stack = write_case(tmp_path, case)
     err = load_error(tmp_path)
     assert case.expect in err.message, str(err)
-    file = "stacks/case/.env" if case.id == "bad-dotenv" else "stacks/case/compose.yaml"
+    file = "stacks/case/" + (".env" if case.id.startswith(("bad-dotenv", "dotenv-")) else case.file)
     assert_located(err, file, case.line, case.key)
     if case.oracle_rejects:
         out = subprocess.run([compose_bin, "-p", "case", "config", "--format", "json"],
@@ -237,3 +282,23 @@ def test_good_tree_validates_clean(tmp_path: Path) -> None:
     (stack / "compose.yaml").write_text("services:\n  web:\n    image: nginx\n")
     (tmp_path / "stacks" / "not-a-stack").mkdir()
     assert validate_tree(tmp_path, "stacks") == []
+
+
+def test_a_secret_missing_on_the_device_is_located_before_anything_changes(tmp_path: Path) -> None:
+    from gitops_edge.model.config import DeviceConfig
+
+    write_case(tmp_path, Bad("secret", "services:\n  web:\n    image: nginx\n    secrets: [db_pw]\n"
+                                       "secrets:\n  db_pw:\n    file: ./db_pw.txt\n", "", None, None, False,
+                             extra=(("db_pw.txt", "in git, never read\n"),)))
+    secrets = tmp_path / "device-secrets"
+    secrets.mkdir()
+    device = DeviceConfig("d1", secrets_dir=str(secrets))
+    with pytest.raises(DesiredStateError) as info:
+        load_desired_state(tmp_path, "stacks", revision="r1", device=device)
+    assert "secret 'db_pw' is not on this device" in info.value.message
+    assert_located(info.value, "stacks/case/compose.yaml", 4, "services.web.secrets[0]")
+    (secrets / "db_pw").write_text("s3cret\n")
+    web = load_desired_state(tmp_path, "stacks", revision="r1", device=device).stacks[0].service("web")
+    assert [(m.source, m.target) for m in web.mounts] == [(str(secrets / "db_pw"), "/run/secrets/db_pw")]
+    with pytest.raises(DesiredStateError, match="no secrets directory"):
+        load_desired_state(tmp_path, "stacks", revision="r1", device=DeviceConfig("d1"))

@@ -8,9 +8,11 @@ differ (project name, container ids).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -20,8 +22,9 @@ import docker
 import pytest
 
 from gitops_edge.adapters.docker.runtime import DockerRuntime
-from gitops_edge.adapters.files.stack_files import load_stack
+from gitops_edge.adapters.files.stack_files import load_stack, secret_lookup
 from gitops_edge.errors import EngineError, EngineNotFoundError, ImageNotFoundError, RegistryError
+from gitops_edge.model.config import DeviceConfig
 from gitops_edge.model.spec import NetworkSpec, StackSpec, VolumeSpec
 from tests.support.images import build_image, push
 
@@ -53,7 +56,10 @@ services:
     networks:
       front:
         aliases: [webby, www]
-      back: {{}}
+        link_local_ips: [169.254.8.8]
+      back:
+        priority: 5
+        driver_opts: {{com.example.opt: "1"}}
     healthcheck:
       test: ["CMD", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
       interval: 2s
@@ -86,6 +92,7 @@ services:
     read_only: true
     hostname: webhost
     depends_on: [side]
+    links: [web2, "web2:db"]
   side:
     image: {v2}
     entrypoint: ["/bin/sh", "-c"]
@@ -102,7 +109,7 @@ services:
     privileged: true
     security_opt: ["no-new-privileges:true"]
 networks:
-  front: {{}}
+  front: {{attachable: true}}
   back: {{}}
 volumes:
   data: {{}}
@@ -130,6 +137,165 @@ services:
     depends_on:
       web:
         condition: service_healthy
+"""
+
+
+# Keys added for real-world files (issue 12): each must reach the container as Compose sends it.
+SHARING = """
+services:
+  app:
+    image: {v1}
+    expose: ["80", 443, "8000-8001/udp"]
+    shm_size: 1.5m
+    tmpfs: ["/t1:mode=1770,size=1m", /t2]
+    platform: linux/amd64
+    runtime: runc
+    ipc: service:holder
+    pid: service:holder
+    volumes_from: [holder, "container:{outside}"]
+    external_links: ["{outside}", "{outside}:ext"]
+    volumes:
+      - ./bindsrc:/x/y/:z
+      - ./bindsrc:/x/w:ro,Z
+      - type: bind
+        source: ./bindsrc
+        target: /long//p/./q/
+        bind: {{selinux: z}}
+      - type: tmpfs
+        target: /t3
+        tmpfs: {{size: 1m, mode: 01777}}
+      - ./bindsrc:/prop1:rslave
+      - type: bind
+        source: ./bindsrc
+        target: /prop2
+        bind: {{propagation: rprivate, create_host_path: true}}
+    deploy:
+      resources:
+        limits: {{memory: 1.5G, cpus: "0.25", pids: 100}}
+        reservations: {{memory: 10m}}
+      restart_policy: {{condition: on-failure, max_attempts: 3}}
+    networks:
+      pool: {{}}
+      pool6: {{ipv6_address: "fd00:213:{octet:x}::10"}}
+  holder:
+    image: {v2}
+    ipc: shareable
+    restart: always
+    pids_limit: 50
+    mem_reservation: 8m
+    volumes:
+      - devdata:/devdata
+      - /tmp/:/hosttmp/
+      - "scratch:/scratch:nocopy"
+      - type: volume
+        target: /anon
+        volume: {{nocopy: true}}
+volumes:
+  scratch: {{}}
+  devdata:
+    driver: local
+    driver_opts: {{device: ./bindsrc, o: bind, type: none}}
+networks:
+  pool:
+    ipam:
+      config:
+        - subnet: 10.213.{octet}.0/24
+          ip_range: 10.213.{octet}.128/25
+          gateway: 10.213.{octet}.1
+          aux_addresses: {{spare: 10.213.{octet}.2}}
+  pool6:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: "fd00:213:{octet:x}::/64"
+"""
+
+
+# Kernel and resource settings (created, never started: some need hardware this host lacks).
+TUNING = """
+services:
+  tuned:
+    image: {v1}
+    uts: host
+    userns_mode: host
+    cgroup: private
+    cgroup_parent: gitops-edge-test
+    device_cgroup_rules: ["c 1:3 mr", "a 7:* rmw"]
+    dns: 10.0.0.53
+    dns_search: [example.com]
+    dns_opt: [use-vc]
+    domainname: foo.example
+    mac_address: 02:42:ac:11:00:99
+    group_add: [mail, 42]
+    oom_score_adj: -500
+    oom_kill_disable: true
+    memswap_limit: -1
+    mem_swappiness: 10
+    cpu_shares: 512
+    cpu_quota: 50000
+    cpu_period: 100000
+    cpuset: "0"
+    cpu_rt_runtime: 400
+    cpu_rt_period: 1400
+    blkio_config:
+      weight: 300
+      device_read_bps: [{{path: /dev/null, rate: 12mb}}]
+      device_write_iops: [{{path: /dev/null, rate: 30}}]
+    annotations: {{com.example.a: b}}
+    gpus:
+      - driver: nvidia
+        capabilities: [utility]
+        device_ids: ["3"]
+      - count: 2
+    pull_policy: daily
+    deploy:
+      resources:
+        reservations:
+          devices:
+            - capabilities: [gpu]
+              count: all
+  plain:
+    image: {v2}
+    memswap_limit: 1g
+    mem_limit: 512m
+    gpus: all
+"""
+_TUNING_KEYS = (
+    "UTSMode", "UsernsMode", "CgroupnsMode", "CgroupParent", "DeviceCgroupRules", "Dns", "DnsSearch",
+    "DnsOptions", "GroupAdd", "OomScoreAdj", "OomKillDisable", "MemorySwap", "MemorySwappiness", "CpuShares",
+    "CpuQuota", "CpuPeriod", "CpusetCpus", "CpuRealtimeRuntime", "CpuRealtimePeriod", "BlkioWeight",
+    "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps", "Annotations", "StorageOpt", "DeviceRequests",
+)
+
+
+FILES = """
+services:
+  app:
+    image: {v1}
+    configs:
+      - plain
+      - source: inline
+        target: /etc/inline.conf
+        mode: 0440
+        uid: "1000"
+      - source: fromenv
+        target: relative.conf
+    secrets:
+      - pw
+      - source: pw
+        target: other
+configs:
+  plain:
+    file: ./bindsrc/plain.txt
+  inline:
+    content: |
+      key=${{TAG}}
+  fromenv:
+    environment: TAG
+secrets:
+  pw:
+    file: ./bindsrc/pw.txt
 """
 
 
@@ -186,15 +352,19 @@ def project_of(tmp_path: Path, name: str, text: str) -> Path:
 
 
 _SHORT_ID = re.compile(r"^[0-9a-f]{12}$")
+_ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")  # an anonymous volume's random name
 
 
 def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str, str]) -> dict[str, Any]:
     """The parts of ``docker inspect`` that Compose derives from the file."""
     cfg, host = c["Config"], c["HostConfig"]
     labels = cfg.get("Labels") or {}
-    mode = host["NetworkMode"]
-    if mode.startswith("container:"):
-        mode = "container:" + service_of.get(mode.removeprefix("container:"), "?")
+    def by_service(mode: str) -> str:
+        if mode.startswith("container:"):
+            return "container:" + service_of.get(mode.removeprefix("container:"), "?")
+        return mode
+
+    mode = by_service(host["NetworkMode"])
     hostname = cfg["Hostname"]
     out = {
         "Image": c["Image"],
@@ -204,7 +374,8 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ExposedPorts": sorted(cfg.get("ExposedPorts") or {}),
         "PortBindings": host["PortBindings"] or {},
         "Mounts": sorted(
-            (m["Type"], m.get("Name") or m["Source"], m["Destination"], m["RW"]) for m in c["Mounts"]
+            (m["Type"], _ANONYMOUS.sub("<anonymous>", m.get("Name") or m["Source"]), m["Destination"], m["RW"])
+            for m in c["Mounts"]
         ),
         "Binds": sorted(host["Binds"] or []),
         "HostMounts": sorted(json.dumps(m, sort_keys=True) for m in host.get("Mounts") or []),
@@ -212,7 +383,8 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "RestartPolicy": {**host["RestartPolicy"], "Name": host["RestartPolicy"]["Name"] or "no"},
         "NetworkMode": mode,
         "Networks": {
-            net: sorted(a for a in (ep.get("Aliases") or []) if not _SHORT_ID.match(a))
+            net: (sorted(a for a in (ep.get("Aliases") or []) if not _SHORT_ID.match(a)),
+                  ep.get("IPAMConfig") or None, ep.get("DriverOpts") or None, ep.get("Links"))
             for net, ep in c["NetworkSettings"]["Networks"].items()
         },
         "UserLabels": {k: v for k, v in labels.items() if not k.startswith(("com.docker.compose.", "io.gitops-edge."))},
@@ -237,7 +409,14 @@ def normalize(c: dict[str, Any], projects: tuple[str, str], service_of: dict[str
         "ReadonlyRootfs", "Privileged", "SecurityOpt", "Devices",
     ):
         out[key] = host.get(key)
+    for key in ("ShmSize", "Runtime", "PidsLimit", "MemoryReservation", "Tmpfs", *_TUNING_KEYS):
+        out[key] = host.get(key)
+    out["Domainname"], out["MacAddress"] = cfg.get("Domainname"), cfg.get("MacAddress")
+    out["IpcMode"], out["PidMode"] = by_service(host.get("IpcMode") or ""), by_service(host.get("PidMode") or "")
+    out["VolumesFrom"] = [service_of.get(v, v) for v in host.get("VolumesFrom") or []]
     out["ExtraHosts"] = sorted(host.get("ExtraHosts") or [])  # Compose's own order varies run to run
+    deps = out["ComposeLabels"]["com.docker.compose.depends_on"]  # so does this one's (a Go map)
+    out["ComposeLabels"]["com.docker.compose.depends_on"] = ",".join(sorted((deps or "").split(",")))
     out["Ulimits"] = sorted(json.dumps(u, sort_keys=True) for u in host.get("Ulimits") or [])
     # Project names are the one thing that must differ (the bind source lives
     # in a directory named after B for both): replace them everywhere.
@@ -284,6 +463,103 @@ def test_created_containers_equal_compose(
     for svc in oracle:
         for key in oracle[svc]:
             assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+    assert oracle["web"]["NetworkMode"] == "<P>_back"  # priority picks the primary network
+    assert docker_client.api.inspect_network(f"{b}_front")["Attachable"] is True
+
+
+def test_shared_namespaces_resources_and_ipam_equal_compose(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    """One project at a time: both would claim the same IPAM subnet."""
+    a, b = projects
+    outside = docker_client.api.create_container(test_images["v1"], name=f"{b}-outside", command=["true"])["Id"]
+    try:
+        text = SHARING.format(**test_images, outside=f"{b}-outside", octet=int(b[-2:], 16))
+        root = project_of(tmp_path, b, text)
+        compose_file = root / b / "compose.yaml"
+        compose(compose_bin, "-p", a, "-f", str(compose_file), "up", "-d", "--no-start", cwd=tmp_path)
+        oracle = inspect_project(docker_client, a, projects)
+        oracle_net = docker_client.api.inspect_network(f"{a}_pool")["IPAM"]
+        oracle_v6 = docker_client.api.inspect_network(f"{a}_pool6")["EnableIPv6"]
+        oracle_vol = docker_client.api.inspect_volume(f"{a}_devdata")["Options"]
+        compose(compose_bin, "-p", a, "-f", str(compose_file), "down", "-v", cwd=tmp_path)
+
+        stack = load_stack(root, root / b)
+        apply(rt, stack, start=False)
+        ours = inspect_project(docker_client, b, projects)
+        assert sorted(ours) == sorted(oracle) == ["app", "holder"]
+        for svc in oracle:
+            for key in oracle[svc]:
+                assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+        assert oracle["app"]["ShmSize"] == 1572864 and oracle["app"]["IpcMode"] == "container:holder"
+        assert docker_client.api.inspect_network(f"{b}_pool")["IPAM"] == oracle_net
+        assert docker_client.api.inspect_network(f"{b}_pool6")["EnableIPv6"] is oracle_v6 is True
+        assert docker_client.api.inspect_volume(f"{b}_devdata")["Options"] == oracle_vol
+    finally:
+        docker_client.api.remove_container(outside, force=True)
+
+
+def test_kernel_and_resource_settings_equal_compose(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    a, b = projects
+    root = project_of(tmp_path, b, TUNING.format(**test_images))
+    compose(compose_bin, "-p", a, "-f", str(root / b / "compose.yaml"), "up", "-d", "--no-start", cwd=tmp_path)
+    stack = load_stack(root, root / b)
+    apply(rt, stack, start=False)
+    oracle, ours = inspect_project(docker_client, a, projects), inspect_project(docker_client, b, projects)
+    assert sorted(ours) == sorted(oracle) == ["plain", "tuned"]
+    for svc in oracle:
+        for key in oracle[svc]:
+            assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
+    tuned = oracle["tuned"]
+    assert (tuned["UTSMode"], tuned["OomKillDisable"], tuned["MacAddress"]) == ("host", True, "02:42:ac:11:00:99")
+    assert len(tuned["DeviceRequests"]) == 3
+
+
+def _file_in(client: docker.DockerClient, container: str, path: str) -> tuple[str, int, int, str]:
+    stream, _ = client.api.get_archive(container, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        member = tar.getmembers()[0]
+        extracted = tar.extractfile(member)
+        assert extracted is not None
+        return member.name, member.mode, member.uid, extracted.read().decode()
+
+
+def test_configs_and_device_secrets_as_compose_mounts_them(
+    tmp_path: Path, compose_bin: str, test_images: dict[str, str], docker_client: docker.DockerClient,
+    rt: DockerRuntime, projects: tuple[str, str],
+) -> None:
+    """Compose reads the secret from the repository; the agent from the device's secrets_dir."""
+    a, b = projects
+    root = project_of(tmp_path, b, FILES.format(**test_images))
+    (root / b / ".env").write_text("TAG=t1\n")
+    (root / b / "bindsrc" / "plain.txt").write_text("plain\n")
+    (root / b / "bindsrc" / "pw.txt").write_text("from-git\n")
+    secrets = tmp_path / "device-secrets"
+    secrets.mkdir()
+    (secrets / "pw").write_text("from-device\n")
+    compose(compose_bin, "-p", a, "-f", str(root / b / "compose.yaml"), "up", "-d", cwd=tmp_path)
+    stack = load_stack(root, root / b, secrets=secret_lookup(DeviceConfig("d1", secrets_dir=str(secrets))))
+    ids = apply(rt, stack, start=True)
+
+    def mounts(project: str) -> list[tuple[str, str, bool, str]]:
+        info = docker_client.api.inspect_container(f"{project}-app-1")
+        return sorted((m["Target"], "bindopts" if "BindOptions" in m else "-", m.get("ReadOnly", False),
+                       m["Source"].replace(b, "<P>")) for m in info["HostConfig"]["Mounts"])
+
+    theirs, ours = mounts(a), mounts(b)
+    git_pw, device_pw = str(root / "<P>" / "bindsrc" / "pw.txt"), str(secrets / "pw")
+    assert [m[:3] for m in ours] == [m[:3] for m in theirs]
+    assert [m[3] for m in theirs if m[0].startswith("/run/secrets/")] == [git_pw, git_pw]
+    assert [m[3] for m in ours if m[0].startswith("/run/secrets/")] == [device_pw, device_pw]
+    assert [m for m in ours if not m[0].startswith("/run/secrets/")] == [
+        m for m in theirs if not m[0].startswith("/run/secrets/")]
+    for path in ("/etc/inline.conf", "/relative.conf"):
+        assert _file_in(docker_client, ids["app"], path) == _file_in(docker_client, f"{a}-app-1", path)
+    assert _file_in(docker_client, ids["app"], "/etc/inline.conf") == ("inline.conf", 0o100440, 1000, "key=t1\n")
 
 
 def test_running_stack_is_a_compose_project(

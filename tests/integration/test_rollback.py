@@ -6,6 +6,7 @@ import json
 import time
 
 from gitops_edge.demo import tinyimage
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from tests.integration.agent_harness import Device, assert_clean_failure
 from tests.support.net import free_port
 
@@ -36,9 +37,11 @@ services:
 
 
 def snapshot(dev: Device, s: str) -> dict[str, tuple[str, str, str]]:
-    """name -> (id, status, restart policy)"""
+    """name -> (id, status, restart policy), without a container a failed gate set aside for its logs"""
     out = {}
     for name, c in dev.containers(s).items():
+        if name.endswith(FAILED_SUFFIX):
+            continue
         c.reload()
         out[name] = (c.id, c.status, c.attrs["HostConfig"]["RestartPolicy"]["Name"])
     return out
@@ -74,8 +77,11 @@ def test_crash_loop_rolls_back_fast_and_is_quarantined(device: Device, stack_nam
     assert out.returncode == 0, out.stderr
     assert "quarantined" in out.stdout
     assert snapshot(device, s) == good
+    failed = device.containers(s)[f"{s}-web-1{FAILED_SUFFIX}"]
+    assert failed.status == "exited" and failed.attrs["HostConfig"]["RestartPolicy"]["Name"] == "no"
+    assert "exit" in failed.logs().decode() or failed.attrs["State"]["ExitCode"] == 3
 
-    # a newer good commit deploys normally
+    # a newer good commit deploys normally, and the failed container of the last one goes
     device.commit({f"{s}/compose.yaml": stack(test_images["v2"])}, "fixed")
     out = device.cli("sync")
     assert out.returncode == 0, out.stderr + out.stdout
@@ -84,8 +90,15 @@ def test_crash_loop_rolls_back_fast_and_is_quarantined(device: Device, stack_nam
     assert now[f"{s}-web-1"][0] != good[f"{s}-web-1"][0]
     assert now[f"{s}-db-1"][0] != good[f"{s}-db-1"][0]  # image changed for both
 
+    assert not [n for n in device.containers(s) if n.endswith(FAILED_SUFFIX)]
+
     hist = json.loads(device.cli("history", "--json").stdout)
     assert [h["outcome"] for h in hist[:4]] == ["applied", "skipped", "rolled_back", "applied"]  # newest first
+    rolled = hist[2]
+    assert rolled["actions"] and all(a.endswith("(rolled back)") for a in rolled["actions"]), rolled
+    [ev] = rolled["evidence"]
+    # restarted by its policy, the container may already run again: then its exit code is not known
+    assert ev["service"] == "web" and ev["exit_code"] in (3, None), ev
 
 
 def test_unhealthy_release_rolls_back_with_reason(device: Device, stack_name: str,
@@ -172,4 +185,7 @@ def test_start_first_old_container_never_stops_for_a_bad_release_stop_first_does
     # a fixed host port forbids two at once: stop-first, so the old one was restarted by the rollback
     assert started_at(device, f"{pinned}-web-1") != before[pinned]
     for s in (free, pinned):
-        assert [c.status for c in device.containers(s).values()] == ["running"]
+        cs = device.containers(s)
+        assert [c.status for n, c in cs.items() if not n.endswith(FAILED_SUFFIX)] == ["running"]
+        # the failed one stays stopped for `docker logs`, until the next update of the stack
+        assert [c.status for n, c in cs.items() if n.endswith(FAILED_SUFFIX)] == ["exited"]

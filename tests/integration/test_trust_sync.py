@@ -105,7 +105,7 @@ def test_default_security_policy_refuses_takeover(
     ):
         device.commit({f"{s}/compose.yaml": compose(test_images["v1"], extra)}, needle)
         out = device.cli("sync")
-        assert_clean_failure(out, 3, f"devices/d1/{s}/compose.yaml: ", needle)
+        assert_clean_failure(out, 3, f"devices/d1/{s}/compose.yaml:", needle, "allow with security.")
         assert web(device, s).id == before
 
 

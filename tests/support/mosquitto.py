@@ -27,18 +27,16 @@ class Mosquitto:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    def base_conf(self) -> str:
+        return f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+
     def start(self) -> None:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise RuntimeError("mosquitto is not installed (scripts/bootstrap installs it)")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
-            "log_dest stderr\n"
-            f"user {getpass.getuser()}\n" + self.extra_conf
-        )
+        self.conf.write_text(self.base_conf() + "persistence false\nlog_dest stderr\n"
+                             f"user {getpass.getuser()}\n" + self.extra_conf)  # fmt: skip
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=out, stderr=out)
         deadline = time.monotonic() + 10
@@ -60,3 +58,35 @@ class Mosquitto:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self.proc = None
+
+
+class SecureMosquitto(Mosquitto):
+    """TLS only (``mqtts://``): a client certificate from ``ca`` is required, and a username and
+    password from ``passwords`` (user -> password); ``acl`` is the text of Mosquitto's acl_file."""
+
+    def __init__(
+        self, workdir: Path, *, ca: Path, cert: Path, key: Path, passwords: dict[str, str], acl: str
+    ) -> None:
+        super().__init__(workdir)
+        self.ca, self.cert, self.key, self.passwords, self.acl = ca, cert, key, passwords, acl
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.port}"
+
+    def base_conf(self) -> str:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        pw = self.workdir / f"passwd-{self.port}"
+        pw.write_text("")
+        for user, password in self.passwords.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True, capture_output=True,
+                           timeout=30)  # fmt: skip
+        acl = self.workdir / f"acl-{self.port}"
+        acl.write_text(self.acl)
+        return (
+            f"listener {self.port} 127.0.0.1\n"
+            f"cafile {self.ca}\ncertfile {self.cert}\nkeyfile {self.key}\n"
+            "require_certificate true\n"
+            "allow_anonymous false\n"
+            f"password_file {pw}\nacl_file {acl}\n"
+        )

@@ -150,12 +150,12 @@ def test_build_stack_normalizes() -> None:
         "services": {
             "web": {"image": "nginx:${TAG}", "x-meta": {}, "command": "sh -c 'a b'",
                     "environment": ["A=1", "B"], "env_file": "web.env",
-                    "volumes": ["./d:/d:ro", "v:/v"], "labels": {"b": 2, "a": None},
+                    "volumes": ["./d:/d:ro", "vol:/v"], "labels": {"b": 2, "a": None},
                     "depends_on": ["db"], "stop_grace_period": "1m"},
             "db": {"image": "pg", "networks": {"back": {"aliases": ["d"]}}},
             "dbg": {"image": "x", "profiles": ["debug"]},
         },
-        "volumes": {"v": None},
+        "volumes": {"vol": None},
         "networks": {"back": {}, "unused": {}},
     }, env={"TAG": "1", "B": "b"}, files={"stacks/st/web.env": "A=0\nC=3\n"})
     assert [s.name for s in spec.services] == ["db", "web"]
@@ -164,13 +164,13 @@ def test_build_stack_normalizes() -> None:
     assert web.command == ("sh", "-c", "a b")
     assert web.environment == (("A", "1"), ("B", "b"), ("C", "3"))
     assert web.mounts[0].source == "/co/stacks/st/d" and web.mounts[0].read_only
-    assert web.mounts[1].source == "v"
+    assert web.mounts[1].source == "vol"
     assert web.labels == (("a", ""), ("b", "2"))
     assert web.stop_grace_period_ns == 60 * 10**9
     assert [n.network for n in web.networks] == ["default"]
     assert [(n.key, n.name) for n in spec.networks] == [("back", "st_back"),
                                                         ("default", "st_default")]
-    assert [(v.key, v.name) for v in spec.volumes] == [("v", "st_v")]
+    assert [(v.key, v.name) for v in spec.volumes] == [("vol", "st_vol")]
 
 
 def test_build_stack_collects_all_errors() -> None:
@@ -191,3 +191,193 @@ def test_inactive_dependency_is_an_error() -> None:
                                      "depends_on": {"b": {"required": False}}},
                                "b": {"image": "x", "profiles": ["p"]}}})
     assert [s.name for s in spec.services] == ["a"]
+
+
+def test_deploy_folds_into_limits_and_restart() -> None:
+    web = build({"services": {"web": {"image": "x", "restart": "always", "mem_limit": "1g", "deploy": {
+        "resources": {"limits": {"memory": "1g", "cpus": "0.5", "pids": 9},
+                      "reservations": {"memory": "10m", "cpus": 0.1}},
+        "restart_policy": {"condition": "on-failure", "max_attempts": 2, "delay": "5s"},
+        "replicas": 1, "placement": {}, "labels": {"a": "b"}}}}}).service("web")
+    assert (web.mem_limit, web.cpus, web.pids_limit, web.mem_reservation) == (1 << 30, 0.5, 9, 10 << 20)
+    assert web.restart == "on-failure:2"
+    assert build({"services": {"w": {"image": "x", "restart": "always", "deploy": {
+        "restart_policy": {}}}}}).service("w").restart == "no"
+
+
+@pytest.mark.parametrize(("extra", "deploy", "where"), [
+    ({}, {"replicas": 2}, "deploy.replicas"),
+    ({}, {"mode": "global"}, "deploy.mode"),
+    ({}, {"restart_policy": {"condition": "any", "max_attempts": 3}}, "deploy.restart_policy.max_attempts"),
+    ({"mem_limit": "1g"}, {"resources": {"limits": {"memory": "2g"}}}, "deploy.resources.limits.memory"),
+    ({"mem_limit": "1g"}, {"resources": {"limits": {"cpus": 1}}}, "mem_limit"),  # absent counts as 0
+    ({"pids_limit": 5}, {"resources": {"limits": {"pids": 3}}}, "deploy.resources.limits.pids"),
+    ({}, {"resources": {"reservations": {"generic_resources": []}}}, "deploy.resources.reservations.generic_resources"),
+])
+def test_deploy_refusals(extra: dict[str, Any], deploy: dict[str, Any], where: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", **extra, "deploy": deploy}}})
+    assert exc.value.location.key == f"services.web.{where}"
+
+
+def test_implied_dependencies_and_sharing_references() -> None:
+    spec = build({"services": {
+        "a": {"image": "x", "network_mode": "service:n", "ipc": "service:i", "pid": "service:p",
+              "volumes_from": ["v:ro", "container:c"], "depends_on": {"i": {"condition": "service_healthy"}}},
+        "n": {"image": "x"}, "i": {"image": "x"}, "p": {"image": "x"}, "v": {"image": "x"},
+    }})
+    deps = {d.service: (d.condition, d.restart) for d in spec.service("a").depends_on}
+    assert deps == {"i": ("service_healthy", False), "n": ("service_started", True),
+                    "p": ("service_started", True), "v": ("service_started", False)}
+    for bad, where in (({"ipc": "service:ghost"}, "ipc"), ({"pid": "private"}, "pid"),
+                       ({"volumes_from": ["ghost"]}, "volumes_from[0]"), ({"expose": ["80/xyz"]}, "expose[0]")):
+        with pytest.raises(StackErrors) as exc:
+            build({"services": {"a": {"image": "x", **bad}}})
+        assert exc.value.location.key == f"services.a.{where}"
+
+
+def test_mount_paths_as_compose_cleans_them() -> None:
+    web = build({"services": {"web": {"image": "x", "volumes": [
+        "/etc/pihole/:/etc/pihole/", "./d:/x//y/./:z", "C:\\data:/win:ro",
+        {"type": "bind", "source": "./d", "target": "/l/", "bind": {"selinux": "Z"}}]}}}).service("web")
+    assert [(m.source, m.target, m.bind_selinux, m.read_only) for m in web.mounts] == [
+        ("/etc/pihole/", "/etc/pihole", None, False), ("/co/stacks/st/d", "/x/y", "z", False),
+        ("C:\\data", "/win", None, True), ("/co/stacks/st/d", "/l", "Z", False)]
+    with pytest.raises(StackErrors, match="applies to bind mounts only"):
+        build({"services": {"web": {"image": "x", "volumes": ["vol:/v:z"]}}, "volumes": {"vol": {}}})
+
+
+def test_bind_volume_device_resolves_in_the_stack_like_compose() -> None:
+    # (one-letter volume names would read as Windows drives, as in Compose)
+    doc = {"services": {"web": {"image": "x", "volumes": ["a1:/a", "b1:/b", "c1:/c", "d1:/d"]}}, "volumes": {
+        "a1": {"driver": "local", "driver_opts": {"device": "./data", "o": "bind"}},
+        "b1": {"driver_opts": {"device": "./data", "o": "bind"}},  # no explicit driver: as written
+        "c1": {"driver": "local", "driver_opts": {"device": "./data", "o": "bind,ro"}},
+        "d1": {"driver": "local", "driver_opts": {"device": "", "o": "bind"}},
+    }}
+    devices = {v.key: dict(v.driver_opts)["device"] for v in build(doc).volumes}
+    assert devices == {"a1": "/co/stacks/st/data", "b1": "./data", "c1": "./data", "d1": "/co/stacks/st"}
+    doc["volumes"]["a1"]["driver_opts"]["device"] = "../../../etc"
+    with pytest.raises(StackErrors) as exc:
+        build(doc)
+    assert exc.value.location.key == "volumes.a1.driver_opts.device"
+
+
+def test_compose_profiles_enable_services() -> None:
+    doc = {"services": {"web": {"image": "x"}, "dbg": {"image": "x", "profiles": ["debug"]},
+                        "ops": {"image": "x", "profiles": ["ops", "tools"]}}}
+    names = lambda env: [s.name for s in build(doc, env=env).services]  # noqa: E731
+    assert names({}) == ["web"]
+    assert names({"COMPOSE_PROFILES": "tools, debug"}) == ["dbg", "ops", "web"]
+    assert names({"COMPOSE_PROFILES": "*"}) == ["dbg", "ops", "web"]
+
+
+def test_build_beside_image_is_ignored_and_build_alone_refused() -> None:
+    assert build({"services": {"w": {"image": "x", "build": {"context": "."}}}}).service("w").image == "x"
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"w": {"build": "."}}})
+    assert exc.value.location.key == "services.w.build"
+
+
+def test_network_ipam() -> None:
+    net = build({"services": {"w": {"image": "x", "networks": ["n"]}}, "networks": {"n": {"ipam": {
+        "driver": "default", "options": {"o": "1"},
+        "config": [{"subnet": "10.0.0.0/24", "gateway": "10.0.0.1", "aux_addresses": {"h": "10.0.0.5"}}],
+    }}}}).networks[0]
+    assert net.ipam is not None and net.ipam.driver == "default"
+    assert [(c.subnet, c.ip_range, c.gateway, c.aux_addresses) for c in net.ipam.config] == [
+        ("10.0.0.0/24", None, "10.0.0.1", (("h", "10.0.0.5"),))]
+
+
+def test_kernel_and_resource_settings() -> None:
+    web = build({"services": {"web": {
+        "image": "x", "dns": "10.0.0.53", "group_add": ["mail", 42], "cpuset": 0, "memswap_limit": "-1",
+        "gpus": "all", "attach": False, "pull_policy": "every_12h",
+        "blkio_config": {"device_read_bps": [{"path": "/dev/sda", "rate": "1mb"}]},
+        "deploy": {"resources": {"reservations": {"devices": [{"capabilities": ["tpu"], "count": "all"}]}}},
+    }}}).service("web")
+    assert (web.dns, web.group_add, web.cpuset, web.memswap_limit, web.pull_policy) == (
+        ("10.0.0.53",), ("mail", "42"), "0", -1, "every_12h")
+    assert web.blkio is not None and web.blkio.device_read_bps == (("/dev/sda", 1 << 20),)
+    assert [(r.count, r.capabilities) for r in web.device_requests] == [(-1, ("tpu",)), (-1, ("gpu",))]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("uts", "private"), ("cgroup", "shared"), ("oom_score_adj", 2000), ("mem_swappiness", 101),
+    ("pull_policy", "build"), ("pull_policy", "every_fortnight"), ("gpus", "some"),
+])
+def test_kernel_setting_refusals(key: str, value: object) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", key: value}}})
+    assert exc.value.location.key == f"services.web.{key}"
+
+
+def build_with_secrets(doc: dict[str, Any], secrets: dict[str, str] | None) -> Any:
+    lookup = None if secrets is None else secrets.get
+    return build_stack(doc, {(): 1}, name="st", stack_dir="stacks/st", compose_file="stacks/st/compose.yaml",
+                       root="/co", env={"V": "from-env"}, read_text=lambda rel: None, secret_file=lookup)
+
+
+FILES_DOC: dict[str, Any] = {
+    "services": {"web": {"image": "x", "configs": ["plain", {"source": "inline", "target": "etc/i.conf",
+                                                              "mode": "0440", "uid": 1000}, "env"],
+                         "secrets": ["pw", {"source": "pw", "target": "/etc/pw"}]}},
+    "configs": {"plain": {"file": "./plain.txt"}, "inline": {"content": "k=1\n"}, "env": {"environment": "V"}},
+    "secrets": {"pw": {"file": "./in-git-but-never-read.txt"}},
+}
+
+
+def test_configs_mount_or_inject_and_secrets_come_from_the_device() -> None:
+    web = build_with_secrets(FILES_DOC, {"pw": "/etc/edge/secrets/pw"}).service("web")
+    assert [(m.target, m.source, m.read_only, m.origin) for m in web.mounts] == [
+        ("/plain", "/co/stacks/st/plain.txt", True, "config"),
+        ("/run/secrets/pw", "/etc/edge/secrets/pw", True, "secret"),
+        ("/etc/pw", "/etc/edge/secrets/pw", True, "secret")]
+    assert [(f.target, f.content, f.uid, f.mode) for f in web.files] == [
+        ("/etc/i.conf", "k=1\n", "1000", 0o440), ("/env", "from-env", "0", 0o444)]
+
+
+@pytest.mark.parametrize(("secrets", "phrase"), [
+    ({}, "secret 'pw' is not on this device"),
+    (None, "this device has no secrets directory"),
+])
+def test_a_secret_missing_on_the_device_is_located(secrets: dict[str, str] | None, phrase: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build_with_secrets(FILES_DOC, secrets)
+    assert phrase in exc.value.message and exc.value.location.key == "services.web.secrets[0]"
+
+
+@pytest.mark.parametrize(("doc", "where"), [
+    ({"services": {"w": {"image": "x", "configs": ["ghost"]}}}, "services.w.configs[0]"),
+    ({"services": {"w": {"image": "x"}}, "configs": {"c": {"external": True}}}, "configs.c"),
+    ({"services": {"w": {"image": "x"}}, "configs": {"c": {"file": "../../../etc/passwd"}}}, "configs.c.file"),
+    ({"services": {"w": {"image": "x"}}, "secrets": {"../x": {"file": "f"}}}, "secrets.../x"),
+])
+def test_config_and_secret_refusals(doc: dict[str, Any], where: str) -> None:
+    with pytest.raises(StackErrors) as exc:
+        build_with_secrets(doc, {})
+    assert exc.value.location.key.startswith(where)
+
+
+def test_links_imply_a_restarting_dependency() -> None:
+    spec = build({"services": {"web": {"image": "x", "links": ["db:database"]}, "db": {"image": "x"}}})
+    assert [(d.service, d.restart) for d in spec.service("web").depends_on] == [("db", True)]
+    with pytest.raises(StackErrors) as exc:
+        build({"services": {"web": {"image": "x", "links": ["ghost"]}}})
+    assert exc.value.location.key == "services.web.links[0]"
+
+
+def test_bind_propagation_short_and_long() -> None:
+    web = build({"services": {"web": {"image": "x", "volumes": [
+        "./d:/a:rslave,ro", {"type": "bind", "source": "./d", "target": "/b", "bind": {"propagation": "shared"}}]}}}
+                ).service("web")
+    assert [(m.bind_propagation, m.read_only) for m in web.mounts] == [("rslave", True), ("shared", False)]
+    with pytest.raises(StackErrors, match="invalid propagation"):
+        build({"services": {"web": {"image": "x", "volumes": [
+            {"type": "bind", "source": "./d", "target": "/b", "bind": {"propagation": "sideways"}}]}}})
+
+
+def test_one_letter_volume_names_read_as_windows_drives_are_refused_clearly() -> None:
+    for spec in ("d:/data", "e:/data:ro"):
+        with pytest.raises(StackErrors, match="Windows drive"):
+            build({"services": {"w": {"image": "x", "volumes": [spec]}}, "volumes": {"d": {}, "e": {}}})

@@ -221,3 +221,39 @@ def test_labels_are_text_and_id_is_reserved() -> None:
 def test_device_section_cannot_use_identity() -> None:
     cfg = load("device: {id: 'a-${label:ring}', labels: {ring: c}}\n" + MINIMAL)
     assert cfg.device.id == "a-${label:ring}"  # left as written: the identity is not known yet
+
+
+def test_security_policy_keys_parse_and_default_to_nothing() -> None:
+    from gitops_edge.core.config_trust import SECURITY_BOOLS, SECURITY_LISTS
+    from gitops_edge.model.trust import SecurityPolicy
+
+    assert load("source: {url: /r}\n").security == SecurityPolicy()
+    flags = "".join(f"  {k}: true\n" for k in SECURITY_BOOLS)
+    lists = "".join(f"  {k}: [{'/x' if k == 'allowed_bind_paths' else 'x'}]\n" for k in SECURITY_LISTS)
+    policy = load(f"source: {{url: /r}}\nsecurity:\n{flags}{lists}").security
+    assert all(getattr(policy, k) is True for k in SECURITY_BOOLS)
+    assert all(len(getattr(policy, k)) == 1 for k in SECURITY_LISTS)
+    assert policy.adopt_projects == ("x",)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("security: {allow_everything: true}", "security.allow_everything: unknown key"),
+    ("security: {adopt_projects: [Bad Name]}", "security.adopt_projects: 'Bad Name' is not a Compose project name"),
+    ("security: {allowed_external_networks: host}", None),
+    ("security: {allow_gpus: yes}", "security.allow_gpus: must be true or false"),
+])  # fmt: skip
+def test_security_section_errors_name_the_key(text: str, needle: str | None) -> None:
+    if needle is None:
+        assert load(f"source: {{url: /r}}\n{text}\n").security.allowed_external_networks == ("host",)
+        return
+    with pytest.raises(ConfigError) as info:
+        load(f"source: {{url: /r}}\n{text}\n")
+    assert needle in str(info.value)
+
+
+def test_device_platform_is_normalized_and_defaults_to_the_engines() -> None:
+    assert load(MINIMAL).device.platform is None
+    assert load(MINIMAL + "device:\n  platform: linux/arm64/v8\n").device.platform == "linux/arm64"
+    assert load(MINIMAL + "device:\n  platform: armhf\n").device.platform == "linux/arm/v7"
+    e = error(MINIMAL + "device:\n  id: pi\n  platform: linux/z80\n")
+    assert str(e).startswith(f"{FILE}:5: device.platform: 'linux/z80': unknown architecture 'z80'")

@@ -286,3 +286,84 @@ def test_network_and_volume_create_carry_compose_labels() -> None:
     assert vol["name"] == "demo_data" and vol["driver"] == "local"
     assert vol["labels"]["com.docker.compose.volume"] == "data"
     assert vol["labels"]["com.docker.compose.project"] == "demo"
+
+
+def test_sharing_modes_resolve_to_container_ids_and_keep_volumes_from_modes() -> None:
+    spec = ServiceSpec(name="app", image="x", ipc="service:holder", pid="host", network_mode="service:net",
+                       volumes_from=("holder:ro", "container:other:rw", "net"))
+    assert t.referenced_services(spec) == ("holder", "net")
+    req = create(spec, service_containers={"holder": "h1d", "net": "n1d"})
+    host = req.body["HostConfig"]
+    assert (host["IpcMode"], host["PidMode"], host["NetworkMode"]) == ("container:h1d", "host", "container:n1d")
+    assert host["VolumesFrom"] == ["h1d:ro", "other:rw", "n1d"]
+    with pytest.raises(ValueError, match="'holder' needs the id"):
+        create(spec, service_containers={"net": "n1d"})
+
+
+def test_resources_expose_selinux_and_platform() -> None:
+    spec = ServiceSpec(
+        name="app", image="x", expose=("80", "9000-9001/udp"), ports=(PortMapping(8080, "18080"),),
+        shm_size=1 << 20, runtime="runc", pids_limit=7, mem_reservation=1 << 23, platform="linux/arm64",
+        mounts=(Mount("bind", "/a", "/src", bind_selinux="z"),
+                Mount("bind", "/b", "/src", read_only=True, bind_create_host_path=False, bind_selinux="Z")),
+    )
+    req = create(spec)
+    host = req.body["HostConfig"]
+    assert sorted(req.body["ExposedPorts"]) == ["80", "8080/tcp", "9000-9001/udp"]
+    assert (host["ShmSize"], host["Runtime"], host["PidsLimit"], host["MemoryReservation"]) == (
+        1 << 20, "runc", 7, 1 << 23)
+    assert host["Binds"] == ["/src:/a:rw,z"]
+    assert host["Mounts"] == [{"Type": "bind", "Source": "/src", "Target": "/b", "ReadOnly": True, "BindOptions": {}}]
+    assert req.platform == "linux/arm64"
+    assert "IpcMode" not in create(ServiceSpec(name="w", image="x")).body["HostConfig"]
+
+
+def test_network_ipam_body() -> None:
+    from gitops_edge.model.spec import Ipam, IpamPool
+
+    net = NetworkSpec("pool", "demo_pool", ipam=Ipam(None, (IpamPool("10.1.0.0/24", None, "10.1.0.1",
+                                                                     (("spare", "10.1.0.2"),)),)))
+    assert t.network_create_args("demo", net)["ipam"] == {
+        "Driver": "default", "Options": None,
+        "Config": [{"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.1", "AuxiliaryAddresses": {"spare": "10.1.0.2"}}],
+    }
+    assert "ipam" not in t.network_create_args("demo", NetworkSpec("n", "demo_n"))
+
+
+def test_kernel_settings_and_device_requests() -> None:
+    from gitops_edge.model.spec import Blkio, DeviceRequest
+
+    spec = ServiceSpec(name="w", image="x", uts="host", dns=("10.0.0.53",), memswap_limit=-1, oom_kill_disable=True,
+                       domainname="lan", blkio=Blkio(300, (("/dev/sda", 400),)),
+                       device_requests=(DeviceRequest("nvidia", 0, ("3",), ("utility", "gpu")),))
+    req = create(spec)
+    host = req.body["HostConfig"]
+    assert (host["UTSMode"], host["Dns"], host["MemorySwap"], host["OomKillDisable"]) == (
+        "host", ["10.0.0.53"], -1, True)
+    assert (host["BlkioWeight"], host["BlkioWeightDevice"]) == (300, [{"Path": "/dev/sda", "Weight": 400}])
+    assert host["DeviceRequests"] == [{"Driver": "nvidia", "Count": 0, "DeviceIDs": ["3"],
+                                       "Capabilities": [["utility", "gpu"]], "Options": None}]
+    assert req.body["Domainname"] == "lan"
+    plain = create(ServiceSpec(name="p", image="x")).body["HostConfig"]
+    assert plain["OomKillDisable"] is False and "UTSMode" not in plain and "DeviceRequests" not in plain
+
+
+def test_service_tmpfs_goes_to_hostconfig_tmpfs_as_written() -> None:
+    spec = ServiceSpec(name="w", image="x", mounts=(
+        Mount("tmpfs", "/run", tmpfs_options=""),
+        Mount("tmpfs", "/t", tmpfs_size=1 << 20, tmpfs_options="size=1m,mode=1770"),
+        Mount("tmpfs", "/long", tmpfs_size=1 << 20, tmpfs_mode=0o1777)))
+    host = create(spec).body["HostConfig"]
+    assert host["Tmpfs"] == {"/run": "", "/t": "size=1m,mode=1770"}
+    assert host["Mounts"] == [{"Type": "tmpfs", "Target": "/long", "ReadOnly": False,
+                               "TmpfsOptions": {"SizeBytes": 1 << 20, "Mode": 0o1777}}]
+
+
+def test_links_become_endpoint_links_on_every_network_in_compose_order() -> None:
+    stack = StackSpec(name="demo", path="s", compose_file="s/compose.yaml",
+                      services=(ServiceSpec(name="db", image="x", container_name="the-db"),),
+                      networks=(NetworkSpec("default", "demo_default"),))
+    spec = ServiceSpec(name="web", image="x", links=("db", "db:database"), networks=(NetworkAttachment("default"),))
+    req = t.container_create_args(stack, spec, image="x", image_id="i", config_hash="h", revision="r")
+    assert req.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Links"] == [
+        "the-db:db", "the-db:db-1", "the-db:the-db", "the-db:database", "the-db:db-1", "the-db:the-db"]

@@ -32,6 +32,8 @@ def test_full_example_config_loads_every_section() -> None:
     assert cfg.trust is not None and [r.match for r in cfg.trust.rules] == ["registry.example.com/acme/*",
                                                                             "ghcr.io/acme/*"]
     assert cfg.trust.rules[1].keyless[0].subject_regex
+    assert cfg.trust.rules[0].tlog == "required" and cfg.trust.rules[0].signed_identity.mode == "repository"
     assert cfg.security.allowed_capabilities == ("NET_ADMIN",)
     assert len(cfg.update_windows) == 2 and cfg.notify.webhook
-    assert cfg.mqtt is not None
+    assert cfg.mqtt is not None and cfg.mqtt.cert_file is not None and cfg.mqtt.username == "sensor-001"
+    assert cfg.metrics.pushgateway and cfg.source.hint_min_gap_s == 10

@@ -28,9 +28,11 @@ STATUS = {
     "last_sync": {"revision": "a" * 40, "outcome": "rolled_back", "reason": "web died", "at": 1000.0, "age_s": 5},
     "stacks": [
         {"stack": "app", "revision": "a" * 40, "applied_at": 1.0, "quarantined": {"revision": "b" * 40, "reason": "x"},
+         "ready": "False", "reason": "RolledBack", "message": "commit bbbbbbbbbbbb quarantined: x",
          "services": [{"service": "web", "health": "healthy"}, {"service": "db", "health": "running"}],
          "automation_stopped": None, "suspended": None},
         {"stack": "mon", "revision": "c" * 40, "applied_at": 1.0, "quarantined": None,
+         "ready": "Unknown", "reason": "Suspended", "message": "suspended: hand",
          "services": [{"service": "agent", "health": "unhealthy"}], "automation_stopped": None, "suspended": "hand"},
     ],
 }
@@ -74,6 +76,8 @@ def test_status_payload_shape() -> None:
     assert json.loads(json.dumps(p)) == p
     assert p["device"] == "d1" and p["labels"] == {"site": "farm"} and p["agent_version"] == "0.1.0"
     assert p["stacks"]["app"] == {"revision": "a" * 40, "health": {"web": "healthy", "db": "running"},
+                                  "ready": "False", "reason": "RolledBack",
+                                  "message": "commit bbbbbbbbbbbb quarantined: x",
                                   "suspended": None, "automation_stopped": None}  # fmt: skip
     assert p["quarantined"] == [{"stack": "app", "revision": "b" * 40, "reason": "x"}]
     assert p["last_sync"] == {"outcome": "rolled_back", "revision": "a" * 40, "reason": "web died", "at": 1000.0}
@@ -104,7 +108,12 @@ def test_collect_and_rows() -> None:
     assert entries[2]["status"] is None
     rows = fleet_rows(entries, now=1090.0)
     assert rows[0] == ("DEVICE", "ONLINE", "REVISION", "HEALTH", "LAST SYNC")
-    assert rows[1] == ("d1", "yes", f"app@{'a' * 7} mon@{'c' * 7}", "1 unhealthy", "90s ago rolled_back")
+    # app's services are all fine, but its last update rolled back: the device is not "all healthy"
+    assert rows[1] == ("d1", "yes", f"app@{'a' * 7} mon@{'c' * 7}", "app: RolledBack, mon: Suspended",
+                       "90s ago rolled_back")
     assert rows[2] == ("d2", "no", "-", "-", "-")
-    assert health_summary({"stacks": {"a": {"health": {"w": "healthy"}}}}) == "all healthy"
+    assert health_summary({"stacks": {"a": {"health": {"w": "healthy"}}}}) == "all healthy"  # an older agent
+    assert health_summary({"stacks": {"a": {"ready": "True", "health": {"w": "healthy"}}}}) == "all healthy"
+    quarantined = {"stacks": {"a": {"ready": "False", "reason": "Quarantined", "health": {"w": "healthy"}}}}
+    assert health_summary(quarantined) == "a: Quarantined"
     assert health_summary({"stacks": {}}) == "no services"

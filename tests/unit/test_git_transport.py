@@ -11,6 +11,7 @@ import pytest
 
 from gitops_edge.adapters.git.transport import (
     display_url,
+    local_env,
     normalise_url,
     ssh_command,
     transport_for,
@@ -96,3 +97,28 @@ def test_normalise_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert normalise_url("git@h:x.git") == "git@h:x.git"
     assert normalise_url("repos/x.git") == str(tmp_path / "repos/x.git")
     assert normalise_url("/srv/x.git") == "/srv/x.git"
+
+
+@pytest.mark.parametrize(("url", "scheme"), [
+    ("https://h/x.git", "https"), ("http://h/x.git", "http"), ("ssh://git@h/x.git", "ssh"),
+    ("git@h:fleet.git", "ssh"), ("git://h/x.git", "git"), ("file:///srv/x.git", "file"),
+    ("/srv/x.git", "file"),
+])  # fmt: skip
+def test_only_the_configured_transport_is_allowed(url: str, scheme: str) -> None:
+    pairs = _config_pairs(transport_for(SourceConfig(url=url), url).env)
+    assert pairs["protocol.allow"] == "never"
+    assert pairs[f"protocol.{scheme}.allow"] == "always"
+    upgrade = ["protocol.https.allow"] if scheme == "http" else []  # a redirect to https is fine
+    assert [k for k, v in pairs.items() if k.startswith("protocol.") and v == "always"] == [
+        f"protocol.{scheme}.allow", *upgrade]
+
+
+def test_no_setting_can_start_a_program() -> None:
+    env = local_env(SourceConfig(url="/srv/x.git"), "/srv/x.git")
+    pairs = _config_pairs(env)
+    assert pairs["core.hooksPath"] == os.devnull
+    assert pairs["core.fsmonitor"] == "false"
+    assert pairs["submodule.recurse"] == "false"
+    assert pairs["core.attributesFile"] == os.devnull
+    assert env["GIT_ATTR_NOSYSTEM"] == "1" and env["GIT_CONFIG_NOSYSTEM"] == "1"
+    assert env["GIT_PAGER"] == "cat" and env["GIT_EDITOR"] == "true"

@@ -71,3 +71,26 @@ def test_no_webhook_configured_sends_nothing(tmp_path: Path) -> None:
     store = StateStore(tmp_path)
     Notifier(NotifyConfig(), store, "dev", rx).after_sync(Outcome.ROLLED_BACK, "a", "x")
     assert rx.got == [] and outbox_size(store) == 0
+
+
+def test_a_rollback_carries_the_evidence_scrubbed(tmp_path: Path) -> None:
+    """The webhook and the MQTT event say why the gate failed, without leaking a secret from a log line."""
+    from gitops_edge.core.config import parse_config
+    from gitops_edge.model.evidence import Evidence
+    from gitops_edge.model.result import SyncResult
+    from gitops_edge.report.mqtt_status import QUEUE, record_sync
+
+    ev = Evidence("web", "s-web-1", 3, "", ("connecting to https://user:hunter2@db.lan/", "exit"))
+    rx = Receiver()
+    n, store = make(tmp_path, rx)
+    n.after_sync(Outcome.ROLLED_BACK, "abc", "web exited", [ev])
+    [msg] = rx.got
+    assert msg["evidence"] == [{"service": "web", "container": "s-web-1", "exit_code": 3, "health_log": "",
+                                "logs": ["connecting to https://***@db.lan/", "exit"]}]
+
+    cfg = parse_config({"source": {"url": "/r"}, "mqtt": {"broker": "mqtt://b"}}, file="a.yaml")
+    record_sync(cfg, store, SyncResult(Outcome.ROLLED_BACK, "abc", "web exited", evidence=[ev]))
+    [(_, payload)] = store.queue_items(QUEUE)
+    event = json.loads(payload)
+    assert event["event"] == "rollback" and event["evidence"][0]["exit_code"] == 3
+    assert "hunter2" not in payload

@@ -11,6 +11,7 @@ from gitops_edge.model.plan import ActionKind, Plan, StackPlan
 from gitops_edge.model.spec import (
     Dependency,
     DesiredState,
+    DeviceRequest,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -108,7 +109,8 @@ def test_image_changed_names_old_and_new_digest() -> None:
     sp = plan_stack(st, REV, [running(st, "web", image=IMG)], pins(st, IMG2), previous=st)
     [a] = sp.actions
     assert a.kind is ActionKind.RECREATE
-    assert a.reason == f"image changed: reg/app@sha256:{'a' * 12} -> reg/app@sha256:{'b' * 12}"
+    # the tag as written beside the digest that runs
+    assert a.reason == f"image changed: reg/app:v1@sha256:{'a' * 12} -> reg/app:v1@sha256:{'b' * 12}"
     assert a.container_ids == ("web-1-id",)
     assert a.image == IMG2
 
@@ -319,7 +321,7 @@ def test_format_plan_lists_actions_and_kept_services() -> None:
     plan = make_plan(DesiredState(REV, (st,)), ObservedState((running(st, "db"),)),
                      {("s", "web"): IMG, ("s", "db"): IMG}, {"s": st})
     assert plan.stacks == (sp,)
-    assert format_plan(plan) == ["s:", "  create web: container missing", "  keep db"]
+    assert format_plan(plan) == ["s:", f"  create web: container missing [reg/app:v1@sha256:{'a' * 12}]", "  keep db"]
 
 
 def test_start_first_only_where_two_containers_can_coexist() -> None:
@@ -332,6 +334,11 @@ def test_start_first_only_where_two_containers_can_coexist() -> None:
     assert not can_start_first(svc("web", network_mode="host", networks=()))
     assert not can_start_first(svc("db", mounts=(Mount("volume", "/var/lib/db", "data"),)))
     assert not can_start_first(svc("db", mounts=(Mount("bind", "/data", "/srv/data"),)))
+    assert not can_start_first(svc("web", mac_address="02:42:ac:11:00:99"))
+    assert not can_start_first(svc("web", networks=(NetworkAttachment("default", ipv4_address="10.0.0.5"),)))
+    assert not can_start_first(svc("ml", device_requests=(DeviceRequest(count=-1, capabilities=("gpu",)),)))
+    secret = Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")
+    assert can_start_first(svc("web", mounts=(secret,)))
 
 
 def test_recreate_is_marked_start_first_and_says_so() -> None:

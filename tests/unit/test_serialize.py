@@ -10,8 +10,13 @@ import pytest
 from gitops_edge.core.hashing import NOT_HASHED, changed_fields, config_hash
 from gitops_edge.core.serialize import canonical_json, from_data, stack_from_json, stack_to_json, to_data
 from gitops_edge.model.spec import (
+    Blkio,
     Dependency,
+    DeviceRequest,
     Healthcheck,
+    InjectedFile,
+    Ipam,
+    IpamPool,
     Logging,
     Mount,
     NetworkAttachment,
@@ -33,9 +38,14 @@ def full_service() -> ServiceSpec:
         entrypoint=("/bin/sh", "-c"),
         environment=(("A", "1"), ("UNSET", None)),
         ports=(PortMapping(8080, "18080", "127.0.0.1", "udp"), PortMapping(9000)),
-        mounts=(Mount("volume", "/data", "data", read_only=True), Mount("tmpfs", "/tmp", tmpfs_size=1 << 20),
-                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False)),
-        networks=(NetworkAttachment("front", ("www", "web.local"), "10.0.0.5"), NetworkAttachment("default")),
+        mounts=(Mount("volume", "/data", "data", read_only=True, volume_nocopy=True),
+                Mount("tmpfs", "/tmp", tmpfs_size=1 << 20, tmpfs_mode=0o1777, tmpfs_options="size=1m"),
+                Mount("bind", "/etc/x", "/srv/x", bind_create_host_path=False, bind_selinux="z",
+                      bind_propagation="rslave"),
+                Mount("bind", "/run/secrets/pw", "/etc/edge/secrets/pw", read_only=True, origin="secret")),
+        networks=(NetworkAttachment("front", ("www", "web.local"), "10.0.0.5", "fd00::5", priority=5,
+                                    link_local_ips=("169.254.1.1",), driver_opts=(("o", "1"),)),
+                  NetworkAttachment("default")),
         depends_on=(Dependency("db", "service_healthy", restart=True, required=False),),
         healthcheck=Healthcheck(("CMD", "true"), 1_000_000_000, 2_000_000_000, 3, 0, disable=False),
         restart="unless-stopped",
@@ -63,6 +73,45 @@ def full_service() -> ServiceSpec:
         pull_policy="always",
         tty=True,
         stdin_open=True,
+        expose=("80", "8000-8001/udp"),
+        shm_size=64 << 20,
+        platform="linux/arm64",
+        runtime="runc",
+        volumes_from=("db:ro", "container:other"),
+        ipc="shareable",
+        pid="host",
+        pids_limit=100,
+        mem_reservation=32 << 20,
+        uts="host",
+        userns_mode="host",
+        cgroup="private",
+        cgroup_parent="edge.slice",
+        device_cgroup_rules=("c 1:3 mr",),
+        dns=("10.0.0.53",),
+        dns_search=("example.com",),
+        dns_opt=("use-vc",),
+        domainname="example.com",
+        mac_address="02:42:ac:11:00:99",
+        group_add=("mail",),
+        oom_score_adj=-5,
+        oom_kill_disable=True,
+        memswap_limit=-1,
+        mem_swappiness=10,
+        cpu_shares=512,
+        cpu_quota=50000,
+        cpu_period=100000,
+        cpu_rt_runtime=400,
+        cpu_rt_period=1400,
+        cpuset="0-1",
+        cpu_count=2,
+        cpu_percent=50,
+        blkio=Blkio(300, (("/dev/sda", 400),), (("/dev/sda", 1 << 20),), (), (), (("/dev/sda", 30),)),
+        annotations=(("a", "b"),),
+        device_requests=(DeviceRequest("nvidia", -1, ("0",), ("gpu",), (("o", "1"),)),),
+        storage_opt=(("size", "1G"),),
+        files=(InjectedFile("/etc/app.conf", "k=1\n", "1000", "0", 0o440),),
+        links=("db:database",),
+        external_links=("redis:cache",),
     )
 
 
@@ -74,7 +123,10 @@ def full_stack() -> StackSpec:
         services=(full_service(), ServiceSpec("db", "reg/db:1", network_mode="service:web")),
         networks=(NetworkSpec("default", "s_default"),
                   NetworkSpec("front", "shared-front", external=True, driver="bridge",
-                              driver_opts=(("mtu", "1400"),), internal=True, labels=(("x", "y"),))),
+                              driver_opts=(("mtu", "1400"),), internal=True, labels=(("x", "y"),), attachable=True,
+                              enable_ipv6=True,
+                              ipam=Ipam("default", (IpamPool("10.5.0.0/16", "10.5.1.0/24", "10.5.1.1",
+                                                             (("h", "10.5.0.9"),)),)))),
         volumes=(VolumeSpec("data", "s_data", driver="local", driver_opts=(("type", "tmpfs"),),
                             labels=(("k", "v"),)),),
     )
@@ -169,3 +221,32 @@ def test_changed_fields_in_declaration_order() -> None:
     new = replace(old, user="0", environment=(), tty=False, depends_on=())
     assert changed_fields(old, new) == ["environment", "user", "tty"]
     assert changed_fields(old, old) == []
+
+
+ISSUE_12_FIELDS = [
+    f.name for f in fields(ServiceSpec)
+    if f.name not in NOT_HASHED and f.name not in {
+        "name", "command", "entrypoint", "environment", "ports", "mounts", "networks", "network_mode",
+        "healthcheck", "restart", "labels", "user", "working_dir", "read_only", "cap_add", "cap_drop", "devices",
+        "privileged", "security_opt", "logging", "mem_limit", "cpus", "stop_grace_period_ns", "stop_signal",
+        "container_name", "hostname", "extra_hosts", "ulimits", "sysctls", "init", "tty", "stdin_open"}
+]
+
+
+@pytest.mark.parametrize("field", ISSUE_12_FIELDS)
+def test_every_new_compose_field_is_hashed(field: str) -> None:
+    """A change to any of them recreates the service."""
+    st = full_stack()
+    web = st.service("web")
+    changed = replace(web, **{field: getattr(ServiceSpec("web", "reg/app:v1"), field)})
+    assert config_hash(st, changed) != config_hash(st, web)
+    assert changed_fields(web, changed) == [field]
+
+
+def test_new_network_and_mount_settings_are_hashed() -> None:
+    st = full_stack()
+    web = st.service("web")
+    for changed in (replace(web, networks=(replace(web.networks[0], priority=0), *web.networks[1:])),
+                    replace(web, mounts=(*web.mounts[:2], replace(web.mounts[2], bind_propagation=None),
+                                         *web.mounts[3:]))):
+        assert config_hash(st, changed) != config_hash(st, web)

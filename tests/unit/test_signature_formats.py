@@ -20,6 +20,7 @@ from gitops_edge.adapters.registry.signature_formats import (
     parse_envelope,
     referrers_tag,
 )
+from gitops_edge.model.trust import SignedIdentity
 
 DIGEST = "sha256:" + "ab" * 32
 OTHER = "sha256:" + "cd" * 32
@@ -63,7 +64,8 @@ def test_payload_accepts_cosigns_spelling_of_hub_names(repository: str, referenc
 @pytest.mark.parametrize("critical, reason", [
     ({"image": {"docker-manifest-digest": OTHER}}, "signed for another digest"),
     ({"identity": {"docker-reference": "127.0.0.1:5055/other"}}, "signed for another repository"),
-    ({"identity": {"docker-reference": "127.0.0.1:5055/edge/app:v1"}}, "signed for another repository"),
+    ({"identity": {"docker-reference": "127.0.0.1:5055/other:v1"}}, "signed for another repository"),
+    ({"identity": {"docker-reference": f"127.0.0.1:5055/edge/app@{OTHER}"}}, "names another digest"),
     ({"type": "something else"}, "not a cosign image signature"),
     ({"image": "sha256"}, "no docker-manifest-digest"),
     ({"identity": None}, "no docker-reference"),
@@ -71,6 +73,46 @@ def test_payload_accepts_cosigns_spelling_of_hub_names(repository: str, referenc
 def test_payload_mismatches_are_rejected(critical: dict[str, object], reason: str) -> None:
     with pytest.raises(Rejected, match=reason):
         check_simple_signing(payload(**critical), "127.0.0.1:5055/edge/app", DIGEST)
+
+
+def test_a_tag_in_the_signed_reference_is_not_part_of_the_repository() -> None:
+    """skopeo and podman sign ``repo:tag``: under the default (repository) identity any tag matches."""
+    check_simple_signing(payload(identity={"docker-reference": "127.0.0.1:5055/edge/app:v1"}),
+                         "127.0.0.1:5055/edge/app", DIGEST)
+    check_simple_signing(payload(identity={"docker-reference": "nginx:1.27"}), "docker.io/library/nginx", DIGEST)
+
+
+@pytest.mark.parametrize("reference, tag, ok", [
+    ("127.0.0.1:5055/edge/app:v1", "v1", True),
+    ("127.0.0.1:5055/edge/app:v1", "v2", False),
+    ("127.0.0.1:5055/edge/app", "v1", False),  # cosign's untagged reference is not exact
+    (f"127.0.0.1:5055/edge/app@{DIGEST}", None, True),
+    ("127.0.0.1:5055/edge/app:v1", None, False),
+])
+def test_exact_identity_compares_tag_or_digest(reference: str, tag: str | None, ok: bool) -> None:
+    doc = payload(identity={"docker-reference": reference})
+    exact = SignedIdentity(mode="exact")
+    if ok:
+        check_simple_signing(doc, "127.0.0.1:5055/edge/app", DIGEST, exact, tag)
+    else:
+        with pytest.raises(Rejected, match="not exactly"):
+            check_simple_signing(doc, "127.0.0.1:5055/edge/app", DIGEST, exact, tag)
+
+
+@pytest.mark.parametrize("repository, ok", [
+    ("127.0.0.1:5055/mirror/team/app", True),
+    ("127.0.0.1:5055/mirror/team/other", False),
+    ("127.0.0.1:5055/mirrored/team/app", False),  # a prefix ends at a path boundary
+    ("registry.example/team/app", True),  # the signed name itself still matches
+])
+def test_remap_identity_maps_the_mirror_prefix(repository: str, ok: bool) -> None:
+    doc = payload(identity={"docker-reference": "registry.example/team/app:v3"})
+    remap = SignedIdentity(mode="remap", prefix="127.0.0.1:5055/mirror", signed_prefix="registry.example")
+    if ok:
+        check_simple_signing(doc, repository, DIGEST, remap)
+    else:
+        with pytest.raises(Rejected, match="another repository"):
+            check_simple_signing(doc, repository, DIGEST, remap)
 
 
 @pytest.mark.parametrize("raw, reason", [

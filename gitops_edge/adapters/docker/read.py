@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gitops_edge.adapters.docker import translate as t
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer
 
 _HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -83,7 +84,9 @@ def observed_container(summary: dict[str, Any], restart_count: int = 0) -> Obser
         config_hash=labels.get(t.EDGE_CONFIG_HASH),
         revision=labels.get(t.EDGE_REVISION),
         managed=any(k.startswith(t.EDGE_PREFIX) for k in labels),
-        kept=_name(summary.get("Names"), cid[:12]).endswith(KEPT_SUFFIX),
+        kept=_name(summary.get("Names"), cid[:12]).endswith((KEPT_SUFFIX, FAILED_SUFFIX)),
+        binds=tuple(str(m["Source"]) for m in summary.get("Mounts") or ()
+                    if m.get("Type") == "bind" and m.get("Source")),
     )
 
 

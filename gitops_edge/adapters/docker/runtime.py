@@ -16,7 +16,9 @@ Every call carries the client's timeout, so a stuck daemon becomes an error.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
 from gitops_edge.adapters.docker.engine_http import EngineHTTP, EngineHTTPError
+from gitops_edge.adapters.docker.pull_progress import PullProgress
 from gitops_edge.core import image_ref
+from gitops_edge.core.platform import (
+    Platform,
+    choose,
+    describe,
+    from_descriptor,
+    from_machine,
+    normalize,
+    parse_platform,
+)
 from gitops_edge.errors import (
     DesiredStateError,
     EdgeError,
@@ -35,13 +47,17 @@ from gitops_edge.errors import (
     EngineNotFoundError,
     EngineUnavailableError,
     ImageNotFoundError,
+    ImagePlatformError,
     RegistryError,
 )
+from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 if TYPE_CHECKING:
     import docker
+
+log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -126,6 +142,7 @@ class DockerRuntime:
         self._timeout = timeout
         # reads over the Unix socket without the SDK, unless a client was handed in
         self._http = EngineHTTP.for_host(base_url, timeout) if client is None else None
+        self._platform: str | None = None
 
     @property
     def client(self) -> docker.DockerClient:
@@ -181,6 +198,7 @@ class DockerRuntime:
         return ObservedState(
             containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
             networks=tuple(sorted(n["Name"] for n in networks)),
+            network_projects=tuple(sorted((n["Name"], (n.get("Labels") or {}).get(t.PROJECT, "")) for n in networks)),
             volumes=tuple(sorted(v["Name"] for v in volumes)),
         )
 
@@ -193,9 +211,24 @@ class DockerRuntime:
             [s for s in summaries if (s.get("Labels") or {}).get(t.PROJECT) in wanted]
         )
 
+    def container_project(self, name: str) -> str | None:
+        """Who holds ``name`` (a ``container_name`` the repo asks for), labelled by compose or not."""
+        with _engine(f"looking up container {name}"):
+            found = self._reads.containers(all=True, filters={"name": [f"^/{re.escape(name)}$"]})
+        exact = [c for c in found if f"/{name}" in (c.get("Names") or [])]
+        if not exact:
+            return None
+        return str((exact[0].get("Labels") or {}).get(t.PROJECT, ""))
+
     def inspect_state(self, container_id: str) -> ContainerState:
         with _engine(f"inspecting container {container_id[:12]}"):
             return docker_read.container_state(self._reads.inspect_container(container_id))
+
+    def logs(self, container_id: str, tail: int) -> list[str]:
+        with _engine(f"reading the log of container {container_id[:12]}"):
+            raw = self._api.logs(container_id, stdout=True, stderr=True, tail=tail, timestamps=False)
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return text.splitlines()[-tail:]
 
     # -- images ------------------------------------------------------------
 
@@ -206,12 +239,34 @@ class DockerRuntime:
         except EngineNotFoundError:
             return None
 
-    def _registry_digest(self, ref: str) -> str:
+    def platform(self) -> str:
+        """The engine's own platform (``linux/amd64``): what ``docker pull`` chooses by default."""
+        if self._platform is None:
+            with _engine("reading the engine's platform"):
+                info = self._reads.info()
+            self._platform = str(from_machine(str(info.get("OSType") or "linux"), str(info.get("Architecture") or "")))
+        return self._platform
+
+    def _registry_data(self, ref: str, wanted: Platform | None) -> str:
+        """The registry's digest for ``ref`` (an index's, for a multi-arch image), refusing an
+        image that has no variant for ``wanted``: nothing is pulled or stopped for it."""
         with _registry(ref):
             data = self.client.images.get_registry_data(ref)
+        if wanted is not None:
+            offered = [from_descriptor(p) for p in data.attrs.get("Platforms") or [] if isinstance(p, dict)]
+            if offered and choose(wanted, offered) is None:
+                raise ImagePlatformError(f"image {ref} has no {wanted} variant (it offers {describe(offered)})")
         return str(data.id)
 
-    def resolve_image(self, ref: str, pull_policy: str) -> str:
+    @staticmethod
+    def _local_platform(local: Mapping[str, Any]) -> Platform:
+        return normalize(str(local.get("Os") or ""), str(local.get("Architecture") or ""),
+                         str(local.get("Variant") or ""))
+
+    def _fits(self, local: Mapping[str, Any] | None, wanted: Platform | None) -> bool:
+        return local is not None and (wanted is None or choose(wanted, [self._local_platform(local)]) is not None)
+
+    def resolve_image(self, ref: str, pull_policy: str, platform: str | None = None) -> str:
         """Pin ``ref`` to exact content, as Compose's pull policies would choose it.
 
         ``always``: the registry's manifest digest (``repo@sha256:..``).
@@ -219,33 +274,56 @@ class DockerRuntime:
         for this repository if known, else its image id), else the registry.
         ``never``: the local image or ``ImageNotFoundError``. Other policies
         (``if_not_present``, ``build``, ``daily``...) behave like ``missing``.
-        """
-        if image_ref.is_pinned(ref):
-            return ref
-        parsed = image_ref.parse(ref)
-        if pull_policy == "always":
-            return parsed.pinned(self._registry_digest(ref))
-        local = self._local_image(ref)
-        if local is not None:
-            pinned = image_ref.repo_digest_for(parsed.repository, local.get("RepoDigests") or [])
-            return pinned or str(local["Id"])
-        if pull_policy == "never":
-            raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
-        return parsed.pinned(self._registry_digest(ref))
 
-    def pull_image(self, pinned: str) -> bool:
-        """Pull ``pinned`` by digest unless it is already present; True when pulled now."""
-        if self._local_image(pinned) is not None:
+        With ``platform`` (``linux/arm64``), a local image counts only when it
+        is of that platform, and a registry image must offer it (a multi-arch
+        index is pinned by its own digest, the one cosign signs; the engine
+        picks the platform's manifest from it when pulling). An image without
+        the platform is an ``ImagePlatformError`` before anything changes.
+        """
+        wanted = parse_platform(platform) if platform else None
+        parsed = image_ref.parse(ref)
+        pinned = image_ref.is_pinned(ref)
+        if pinned and wanted is None:
+            return ref
+        local = None if pull_policy == "always" and not pinned else self._local_image(ref)
+        if self._fits(local, wanted):
+            assert local is not None
+            if pinned:
+                return ref
+            pinned_ref = image_ref.repo_digest_for(parsed.repository, local.get("RepoDigests") or [])
+            return pinned_ref or str(local["Id"])
+        if pull_policy == "never":
+            if local is not None:
+                raise ImagePlatformError(f"image {ref} is {self._local_platform(local)} locally, not {wanted}, "
+                                         "and pull_policy is never")
+            raise ImageNotFoundError(f"image {ref} is not present locally and pull_policy is never")
+        digest = self._registry_data(ref, wanted)
+        return ref if pinned else parsed.pinned(digest)
+
+    def pull_image(self, pinned: str, platform: str | None = None) -> bool:
+        """Pull ``pinned`` by digest (for ``platform``, from a multi-arch index) unless it is present;
+        True when pulled now."""
+        wanted = parse_platform(platform) if platform else None
+        if self._fits(self._local_image(pinned), wanted):
             return False
         parsed = image_ref.parse(pinned)
         if parsed.digest is None:
             raise ImageNotFoundError(f"image {pinned} is not present locally and is not pullable by digest")
+        progress = PullProgress(pinned)
         with _registry(pinned):
-            for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True):
+            for line in self._api.pull(parsed.repository, tag=parsed.digest, stream=True, decode=True,
+                                       platform=str(wanted) if wanted else None):
                 if isinstance(line, dict) and line.get("error"):
                     raise RegistryError(f"pulling {pinned}: {line['error']}")
-        if self._local_image(pinned) is None:
+                if isinstance(line, dict):
+                    progress.feed(line)
+        log.info("pulled %s: %s", pinned, progress.summary())
+        local = self._local_image(pinned)
+        if local is None:
             raise RegistryError(f"pulling {pinned} finished but the image is not present")
+        if not self._fits(local, wanted):
+            raise ImagePlatformError(f"pulling {pinned} for {wanted} gave a {self._local_platform(local)} image")
         return True
 
     def image_info(self, ref: str) -> tuple[str, int] | None:
@@ -325,15 +403,16 @@ class DockerRuntime:
     # -- containers --------------------------------------------------------
 
     def _service_container(self, stack: str, service: str) -> str:
-        """The id of a service's current container (for ``network_mode: service:x``)."""
+        """The id of a service's current container (``service:x`` modes, ``volumes_from``)."""
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
-        live = [c for c in found if not any(n.endswith(KEPT_SUFFIX) for n in c.get("Names") or [])]
+        live = [c for c in found if not any(n.endswith((KEPT_SUFFIX, FAILED_SUFFIX)) for n in c.get("Names") or [])]
         live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
         if not live:
             raise EngineNotFoundError(
-                f"network_mode service:{service} of stack {stack}: the service has no container"
+                f"service {service} of stack {stack} has no container (another service shares its "
+                "namespaces or volumes)"
             )
         return str(live[0]["Id"])
 
@@ -351,9 +430,7 @@ class DockerRuntime:
         local = self._local_image(image)
         if local is None:
             raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
-        netc = None
-        if spec.network_mode and spec.network_mode.startswith("service:"):
-            netc = self._service_container(stack.name, spec.network_mode.removeprefix("service:"))
+        refs = {svc: self._service_container(stack.name, svc) for svc in t.referenced_services(spec)}
         try:
             req = t.container_create_args(
                 stack,
@@ -363,18 +440,22 @@ class DockerRuntime:
                 config_hash=config_hash,
                 revision=revision,
                 name=name,
-                network_mode_container=netc,
+                service_containers=refs,
             )
         except ValueError as exc:
             raise DesiredStateError(f"service {spec.name}: {exc}") from exc
         with _engine(f"creating container {req.name}"):
-            cid = str(self._api.create_container_from_config(req.body, req.name)["Id"])
+            cid = str(self._api.create_container_from_config(req.body, req.name, platform=req.platform)["Id"])
         try:
+            if req.files:
+                with _engine(f"copying configs into {req.name}"):
+                    self._api.put_archive(cid, "/", t.files_archive(req.files))
             for ep in req.connect:
                 with _engine(f"connecting {req.name} to network {ep.network}"):
-                    self._api.connect_container_to_network(
-                        cid, ep.network, aliases=list(ep.aliases), ipv4_address=ep.ipv4_address
-                    )
+                    # The endpoint body as create sends it: docker-py's helper would sort the links.
+                    url = self._api._url("/networks/{0}/connect", ep.network)
+                    res = self._api._post_json(url, data={"Container": cid, "EndpointConfig": ep.settings()})
+                    self._api._raise_for_status(res)
         except EdgeError:
             self.remove_container(cid)  # never leave a half-wired container behind
             raise

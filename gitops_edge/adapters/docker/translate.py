@@ -18,11 +18,16 @@ Compose details mirrored on purpose (checked against the oracle):
 
 from __future__ import annotations
 
+import io
+import tarfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from gitops_edge.model.spec import (
     Healthcheck,
+    InjectedFile,
+    Ipam,
     Mount,
     NetworkAttachment,
     NetworkSpec,
@@ -62,11 +67,21 @@ class Endpoint:
     network: str
     aliases: tuple[str, ...]
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
+    link_local_ips: tuple[str, ...] = ()
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    links: tuple[str, ...] = ()  # "container:alias"
 
     def settings(self) -> JsonDict:
         out: JsonDict = {"Aliases": list(self.aliases)}
-        if self.ipv4_address:
-            out["IPAMConfig"] = {"IPv4Address": self.ipv4_address}
+        if self.links:
+            out["Links"] = list(self.links)
+        ipam = {k: v for k, v in (("IPv4Address", self.ipv4_address), ("IPv6Address", self.ipv6_address),
+                                  ("LinkLocalIPs", list(self.link_local_ips))) if v}
+        if ipam:
+            out["IPAMConfig"] = ipam
+        if self.driver_opts:
+            out["DriverOpts"] = dict(self.driver_opts)
         return out
 
 
@@ -77,6 +92,102 @@ class ContainerCreate:
     name: str
     body: JsonDict  # POST /containers/create body (Config + HostConfig + NetworkingConfig)
     connect: tuple[Endpoint, ...] = ()  # further networks, joined after create and before start
+    platform: str | None = None  # the create call's ``platform`` query parameter
+    files: tuple[InjectedFile, ...] = ()  # inline configs, copied in after create, before start
+
+
+def files_archive(files: tuple[InjectedFile, ...]) -> bytes:
+    """A tar of the inline configs, extracted at ``/`` (what Compose copies in before start)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in files:
+            data = f.content.encode()
+            info = tarfile.TarInfo(f.target.lstrip("/"))
+            info.size, info.mode = len(data), f.mode
+            info.uid = int(f.uid) if f.uid.isdigit() else 0
+            info.gid = int(f.gid) if f.gid.isdigit() else 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def referenced_services(spec: ServiceSpec) -> tuple[str, ...]:
+    """Services whose container id the create request needs (``service:x`` modes, volumes_from)."""
+    out = [mode[8:] for mode in (spec.network_mode, spec.ipc, spec.pid)
+           if mode is not None and mode.startswith("service:")]
+    out += [item.split(":")[0] for item in spec.volumes_from if not item.startswith("container:")]
+    return tuple(sorted(set(out)))
+
+
+def _service_mode(mode: str | None, containers: Mapping[str, str], what: str) -> str | None:
+    """``service:x`` -> ``container:<id of x>``, as Compose resolves it at create time."""
+    if mode is None or not mode.startswith("service:"):
+        return mode
+    if mode[8:] not in containers:
+        raise ValueError(f"{what} {mode!r} needs the id of that service's container")
+    return f"container:{containers[mode[8:]]}"
+
+
+def _tuning(spec: ServiceSpec) -> dict[str, Any]:
+    """HostConfig fields of the kernel and resource settings; ``None`` leaves Docker's default."""
+    blkio = spec.blkio
+
+    def rates(entries: tuple[tuple[str, int], ...], field: str = "Rate") -> list[JsonDict] | None:
+        return [{"Path": path, field: amount} for path, amount in entries] or None
+
+    return {
+        "UTSMode": spec.uts,
+        "UsernsMode": spec.userns_mode,
+        "CgroupnsMode": spec.cgroup,
+        "CgroupParent": spec.cgroup_parent,
+        "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
+        "Dns": list(spec.dns) or None,
+        "DnsSearch": list(spec.dns_search) or None,
+        "DnsOptions": list(spec.dns_opt) or None,
+        "GroupAdd": list(spec.group_add) or None,
+        "OomScoreAdj": spec.oom_score_adj,
+        "MemorySwap": spec.memswap_limit,
+        "MemorySwappiness": spec.mem_swappiness,
+        "CpuShares": spec.cpu_shares,
+        "CpuQuota": spec.cpu_quota,
+        "CpuPeriod": spec.cpu_period,
+        "CpuRealtimeRuntime": spec.cpu_rt_runtime,
+        "CpuRealtimePeriod": spec.cpu_rt_period,
+        "CpusetCpus": spec.cpuset,
+        "CpuCount": spec.cpu_count,
+        "CpuPercent": spec.cpu_percent,
+        "BlkioWeight": None if blkio is None else blkio.weight,
+        "BlkioWeightDevice": None if blkio is None else rates(blkio.weight_device, "Weight"),
+        "BlkioDeviceReadBps": None if blkio is None else rates(blkio.device_read_bps),
+        "BlkioDeviceWriteBps": None if blkio is None else rates(blkio.device_write_bps),
+        "BlkioDeviceReadIOps": None if blkio is None else rates(blkio.device_read_iops),
+        "BlkioDeviceWriteIOps": None if blkio is None else rates(blkio.device_write_iops),
+        "Annotations": dict(spec.annotations) or None,
+        "StorageOpt": dict(spec.storage_opt) or None,
+        "DeviceRequests": [
+            {"Driver": r.driver or "", "Count": r.count, "DeviceIDs": list(r.device_ids) or None,
+             "Capabilities": [list(r.capabilities)], "Options": dict(r.options) or None}
+            for r in spec.device_requests
+        ] or None,
+    }
+
+
+def _volumes_from(spec: ServiceSpec, containers: Mapping[str, str]) -> list[str]:
+    """A service becomes its container's id; ``container:x`` becomes ``x``.
+
+    Compose drops a service entry's ``:ro``/``:rw`` (its container then gets
+    the source's modes); gitops-edge keeps it, since dropping ``:ro`` would
+    grant writes the file did not ask for.
+    """
+    out = []
+    for item in spec.volumes_from:
+        if item.startswith("container:"):
+            out.append(item.removeprefix("container:"))
+            continue
+        service, _, mode = item.partition(":")
+        if service not in containers:
+            raise ValueError(f"volumes_from {service!r} needs the id of that service's container")
+        out.append(f"{containers[service]}:{mode}" if mode else containers[service])
+    return out
 
 
 def container_name(stack: StackSpec | str, spec: ServiceSpec) -> str:
@@ -158,20 +269,33 @@ def _mounts(stack: StackSpec, mounts: tuple[Mount, ...]) -> tuple[list[str], lis
     api_mounts: list[JsonDict] = []
     for m in mounts:
         mode = "ro" if m.read_only else "rw"
-        if m.type == "volume" and m.source:
+        if m.bind_selinux and m.type == "bind":
+            mode += f",{m.bind_selinux}"  # only the Binds form can relabel; Compose drops it in Mounts
+        if m.type == "volume" and m.source and not m.volume_nocopy:
             binds.append(f"{volume_name(stack, m.source)}:{m.target}:{mode}")
-        elif m.type == "volume":  # anonymous
-            api_mounts.append({"Type": "volume", "Target": m.target, "ReadOnly": m.read_only})
-        elif m.type == "bind" and m.bind_create_host_path:
+        elif m.type == "volume":  # anonymous, or nocopy: Compose's Mounts form
+            volume: JsonDict = {"Type": "volume", "Target": m.target, "ReadOnly": m.read_only}
+            if m.source:
+                volume["Source"] = volume_name(stack, m.source)
+            if m.volume_nocopy:
+                volume["VolumeOptions"] = {"NoCopy": True}
+            api_mounts.append(volume)
+        elif m.type == "bind" and m.bind_create_host_path and not m.bind_propagation:
             binds.append(f"{m.source}:{m.target}:{mode}")
-        elif m.type == "bind":
-            api_mounts.append(
-                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
-            )
+        elif m.type == "bind":  # Compose's Mounts form: no host path creation, or a propagation
+            bind: JsonDict = {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+            if m.bind_propagation:
+                bind["BindOptions"] = {"Propagation": m.bind_propagation}
+            elif m.bind_selinux or m.origin == "secret":
+                bind["BindOptions"] = {}  # as Compose sends it (the Mounts API cannot relabel)
+            api_mounts.append(bind)
+        elif m.type == "tmpfs" and m.tmpfs_options is not None:
+            pass  # the service-level `tmpfs:` key: HostConfig.Tmpfs, see _tmpfs
         elif m.type == "tmpfs":
             tmpfs: JsonDict = {"Type": "tmpfs", "Target": m.target, "ReadOnly": m.read_only}
-            if m.tmpfs_size is not None:
-                tmpfs["TmpfsOptions"] = {"SizeBytes": m.tmpfs_size}
+            options = {k: v for k, v in (("SizeBytes", m.tmpfs_size), ("Mode", m.tmpfs_mode)) if v is not None}
+            if options:
+                tmpfs["TmpfsOptions"] = options
             api_mounts.append(tmpfs)
         else:
             raise ValueError(f"unsupported mount type {m.type!r} at {m.target}")
@@ -193,7 +317,8 @@ def _device(text: str) -> JsonDict:
 
 
 def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
-    exposed: JsonDict = {}
+    """``expose`` entries go in as written (Docker reads ``80`` as ``80/tcp``), then ``ports``."""
+    exposed: JsonDict = {item: {} for item in spec.expose}
     bindings: dict[str, list[JsonDict]] = {}
     for p in spec.ports:
         key = f"{p.target}/{p.protocol}"
@@ -202,10 +327,26 @@ def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
     return exposed, bindings
 
 
+def endpoint_links(stack: StackSpec, spec: ServiceSpec) -> tuple[str, ...]:
+    """``links`` as Compose writes them on every network: alias, ``<service>-1`` and the name;
+    then ``external_links`` as ``container:alias``."""
+    out: list[str] = []
+    for link in spec.links:
+        service, _, alias = link.partition(":")
+        target = next((s for s in stack.services if s.name == service), None)
+        name = container_name(stack, target) if target is not None else f"{stack.name}-{service}-1"
+        out += [f"{name}:{alias or service}", f"{name}:{service}-1", f"{name}:{name}"]
+    for link in spec.external_links:
+        name, _, alias = link.partition(":")
+        out.append(f"{name}:{alias or name}")
+    return tuple(out)
+
+
 def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint, ...]:
-    """The service's networks, primary first (Compose: sorted by key when no priority)."""
-    attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: a.network)
+    """The service's networks, primary first (Compose: highest priority, then by key)."""
+    attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: (-a.priority, a.network))
     has_default = any(n.key == "default" for n in stack.networks)
+    links = endpoint_links(stack, spec)
     if not attachments and spec.network_mode is None and has_default:
         attachments = [NetworkAttachment("default")]
     return tuple(
@@ -213,6 +354,10 @@ def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint,
             network=network_name(stack, a.network),
             aliases=(name, spec.name, *a.aliases),
             ipv4_address=a.ipv4_address,
+            ipv6_address=a.ipv6_address,
+            link_local_ips=a.link_local_ips,
+            driver_opts=a.driver_opts,
+            links=links,
         )
         for a in attachments
     )
@@ -228,13 +373,19 @@ def container_create_args(
     revision: str,
     name: str | None = None,
     network_mode_container: str | None = None,
+    service_containers: Mapping[str, str] | None = None,
 ) -> ContainerCreate:
     """The create request for ``spec``'s container.
 
     ``image`` is the pinned reference the container runs; ``image_id`` its
-    local id (for Compose's image label). ``network_mode_container`` is the
-    id of the container a ``network_mode: service:x`` refers to.
+    local id (for Compose's image label). ``service_containers`` maps each
+    of ``referenced_services(spec)`` to its container's id;
+    ``network_mode_container`` is the older spelling for the one a
+    ``network_mode: service:x`` refers to.
     """
+    containers = dict(service_containers or {})
+    if network_mode_container and spec.network_mode and spec.network_mode.startswith("service:"):
+        containers.setdefault(spec.network_mode[8:], network_mode_container)
     name = name or container_name(stack, spec)
     nets = endpoints(stack, spec, name)
     exposed, bindings = _ports(spec)
@@ -256,7 +407,22 @@ def container_create_args(
         "Sysctls": dict(spec.sysctls) or None,
         "Memory": spec.mem_limit or 0,
         "NanoCpus": round(spec.cpus * 1e9) if spec.cpus else 0,
+        "VolumesFrom": _volumes_from(spec, containers) or None,
+        "Tmpfs": {m.target: m.tmpfs_options for m in spec.mounts
+                  if m.type == "tmpfs" and m.tmpfs_options is not None} or None,
     }
+    for key, value in (
+        ("ShmSize", spec.shm_size),
+        ("Runtime", spec.runtime),
+        ("IpcMode", _service_mode(spec.ipc, containers, "ipc")),
+        ("PidMode", _service_mode(spec.pid, containers, "pid")),
+        ("PidsLimit", spec.pids_limit),
+        ("MemoryReservation", spec.mem_reservation),
+        *_tuning(spec).items(),
+    ):
+        if value is not None:
+            host[key] = value
+    host["OomKillDisable"] = spec.oom_kill_disable  # Compose always sends it
     if spec.init is not None:
         host["Init"] = spec.init
     if spec.logging is not None:
@@ -265,9 +431,7 @@ def container_create_args(
     networking: JsonDict | None = None
     mode = spec.network_mode
     if mode is not None and mode.startswith("service:"):
-        if not network_mode_container:
-            raise ValueError(f"network_mode {mode!r} needs the id of that service's container")
-        host["NetworkMode"] = f"container:{network_mode_container}"
+        host["NetworkMode"] = _service_mode(mode, containers, "network_mode")
     elif mode is not None:
         host["NetworkMode"] = mode
     elif nets:
@@ -292,6 +456,8 @@ def container_create_args(
     }
     for key, value in (
         ("Hostname", spec.hostname),
+        ("Domainname", spec.domainname),
+        ("MacAddress", spec.mac_address),
         ("User", spec.user),
         ("WorkingDir", spec.working_dir),
         ("StopSignal", spec.stop_signal),
@@ -305,14 +471,14 @@ def container_create_args(
     if networking is not None:
         body["NetworkingConfig"] = networking
     connect = nets[1:] if networking is not None else ()
-    return ContainerCreate(name=name, body=body, connect=connect)
+    return ContainerCreate(name=name, body=body, connect=connect, platform=spec.platform, files=spec.files)
 
 
 def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
     """Keyword arguments for ``APIClient.create_network``, with Compose's labels."""
     labels = dict(net.labels)
     labels.update({PROJECT: stack, NETWORK: net.key, VERSION: COMPOSE_VERSION})
-    return {
+    out: JsonDict = {
         "name": net.name,
         "driver": net.driver or "bridge",
         "options": dict(net.driver_opts) or None,
@@ -320,6 +486,27 @@ def network_create_args(stack: str, net: NetworkSpec) -> JsonDict:
         "labels": labels,
         "check_duplicate": True,
     }
+    if net.attachable:
+        out["attachable"] = True
+    if net.enable_ipv6 is not None:
+        out["enable_ipv6"] = net.enable_ipv6
+    if net.ipam is not None:
+        out["ipam"] = ipam_config(net.ipam)
+    return out
+
+
+def ipam_config(ipam: Ipam) -> JsonDict:
+    """The ``IPAM`` object of a network create body (what docker-py's ``IPAMConfig`` builds)."""
+    pools = []
+    for pool in ipam.config:
+        entry: JsonDict = {}
+        for key, value in (("Subnet", pool.subnet), ("IPRange", pool.ip_range), ("Gateway", pool.gateway)):
+            if value:
+                entry[key] = value
+        if pool.aux_addresses:
+            entry["AuxiliaryAddresses"] = dict(pool.aux_addresses)
+        pools.append(entry)
+    return {"Driver": ipam.driver or "default", "Config": pools, "Options": None}
 
 
 def volume_create_args(stack: str, vol: VolumeSpec) -> JsonDict:

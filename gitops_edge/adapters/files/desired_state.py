@@ -11,10 +11,10 @@ not pick up whatever happens to be set on a device.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from gitops_edge.adapters.files import fleet_state
-from gitops_edge.adapters.files.stack_files import find_stack_dirs, load_stack
+from gitops_edge.adapters.files.stack_files import VALIDATION_SECRETS, find_stack_dirs, load_stack, secret_lookup
 from gitops_edge.core.compose import StackErrors
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.config import DeviceConfig
@@ -30,13 +30,32 @@ def load_desired_state(
 ) -> DesiredState:
     """Every stack under ``checkout_root/subpath`` (with fleet.yaml: the stacks ``device`` gets).
 
-    Raises the first DesiredStateError; a ``StackErrors`` carrying all
-    problems found when more than one stack or line is wrong.
+    Raises a ``StackErrors`` carrying every problem found. When each problem
+    lies inside one stack's directory it also carries the valid stacks
+    (``partial``) and the problems by stack, so one broken stack holds no other back.
     """
     stacks, errors = _load_all(checkout_root, subpath, environ, device)
     if errors:
-        raise StackErrors(errors)
+        by_stack = _by_stack(errors)
+        if by_stack is None:
+            raise StackErrors(errors)
+        valid = tuple(st for st in stacks if st.name not in by_stack)
+        raise StackErrors(errors, partial=DesiredState(revision=revision, stacks=valid), by_stack=by_stack)
     return DesiredState(revision=revision, stacks=tuple(stacks))
+
+
+def _by_stack(errors: list[DesiredStateError]) -> dict[str, list[DesiredStateError]] | None:
+    """Each problem by the stack directory its file lies in; None if one is not in a stack's directory."""
+    out: dict[str, list[DesiredStateError]] = {}
+    for err in errors:
+        if err.location is None:
+            return None
+        file = PurePosixPath(err.location.file)
+        if file.parent.name in ("", ".") or file.name == "fleet.yaml":
+            return None
+        parent = file.parent
+        out.setdefault(parent.name, []).append(err)
+    return out
 
 
 def validate_tree(
@@ -63,13 +82,14 @@ def _load_all(
         return found, problems + _container_name_clashes(found)
     stacks: list[StackSpec] = []
     errors: list[DesiredStateError] = []
+    secrets = secret_lookup(device) if device is not None else VALIDATION_SECRETS
     try:
         dirs = find_stack_dirs(checkout_root, subpath)
     except DesiredStateError as exc:
         return [], [exc]
     for directory in dirs:
         try:
-            stacks.append(load_stack(checkout_root, directory, environ))
+            stacks.append(load_stack(checkout_root, directory, environ, secrets=secrets))
         except StackErrors as exc:
             errors.extend(exc.errors)
         except DesiredStateError as exc:

@@ -16,15 +16,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from gitops_edge.adapters.files.stack_files import (
+    VALIDATION_SECRETS,
     find_stack_dirs,
     inside,
     load_stack,
     read_text,
     repo_root,
     safe_subpath,
+    secret_lookup,
 )
 from gitops_edge.adapters.files.yaml_reader import read_yaml_file
 from gitops_edge.core.compose import StackErrors
+from gitops_edge.core.compose.configs import SecretFile
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
 from gitops_edge.core.fleet import (
     DEVICES_DIR,
@@ -111,7 +114,7 @@ def load_for_device(checkout_root: Path, subpath: str, device: DeviceConfig,
     resolved, errors = resolve(checkout_root, fleet, device, environ)
     stacks = []
     for r in resolved:
-        spec = _build(checkout_root, r.compose_dir, r.values, errors)
+        spec = _build(checkout_root, r.compose_dir, r.values, errors, secret_lookup(device))
         if spec is not None:
             stacks.append(spec)
     return stacks, errors
@@ -226,9 +229,10 @@ def _override_dirs(root: Path, fleet: Fleet, errors: list[DesiredStateError]) ->
     return out
 
 
-def _build(root: Path, compose_dir: str, values: Values, errors: list[DesiredStateError]) -> StackSpec | None:
+def _build(root: Path, compose_dir: str, values: Values, errors: list[DesiredStateError],
+           secrets: SecretFile | None = VALIDATION_SECRETS) -> StackSpec | None:
     env = {name: value for name, (value, _) in values.items()}
-    return _safe(lambda: load_stack(root, Path(compose_dir), env=env), errors)
+    return _safe(lambda: load_stack(root, Path(compose_dir), env=env, secrets=secrets), errors)
 
 
 def _safe(fn: Callable[[], T], errors: list[DesiredStateError]) -> T | None:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from gitops_edge.adapters.files.includes import read_includes
 from gitops_edge.adapters.files.yaml_reader import MAX_FILE_BYTES, read_yaml_file
 from gitops_edge.core.compose import build_stack
+from gitops_edge.core.compose.configs import SecretFile
 from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.extends import ComposeDoc
 from gitops_edge.errors import DesiredStateError, Location
+from gitops_edge.model.config import DeviceConfig
 from gitops_edge.model.spec import StackSpec
 
 COMPOSE_FILE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -36,14 +41,37 @@ def find_stack_dirs(checkout_root: Path, subpath: str) -> list[Path]:
     return out
 
 
+def secret_lookup(device: DeviceConfig) -> SecretFile | None:
+    """Where the device keeps secrets: ``device.secrets_dir/<name>``; ``None`` when it keeps none."""
+    if device.secrets_dir is None:
+        return None
+    base = device.secrets_dir
+
+    def find(name: str) -> str | None:
+        path = os.path.join(base, name)
+        return path if os.path.isfile(path) else None
+
+    return find
+
+
+def _validation_secret(name: str) -> str:
+    """Validating without a device: every secret counts as present (the device checks for real)."""
+    return posixpath.join("/device-secrets", name)
+
+
+VALIDATION_SECRETS: SecretFile = _validation_secret
+
+
 def load_stack(
     checkout_root: Path, stack_dir: Path, environ: Mapping[str, str] | None = None,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None, secrets: SecretFile | None = VALIDATION_SECRETS,
 ) -> StackSpec:
     """One stack directory (absolute, or relative to ``checkout_root``) to StackSpec.
 
     ``env``, when given, is the complete interpolation environment (fleet
     targeting layered it already); otherwise the stack's ``.env`` under ``environ``.
+    ``secrets`` finds a secret on the device (``secret_lookup``); ``None`` means
+    the device has none, the default validates without a device.
     """
     root = repo_root(checkout_root)
     directory = stack_dir if stack_dir.is_absolute() else root / stack_dir
@@ -51,7 +79,7 @@ def load_stack(
     inside(root, rel_dir, "stack directory")
     compose_rel = _compose_file(root, rel_dir)
     if env is None:
-        env = _interpolation_env(root, rel_dir, environ or {})
+        env = _interpolation_env(root, rel_dir, environ or {}, posixpath.basename(compose_rel))
     doc = read_yaml_file(inside(root, compose_rel, "compose file"), compose_rel)
     spec = build_stack(
         doc.data,
@@ -62,9 +90,22 @@ def load_stack(
         root=str(root),
         env=env,
         read_text=lambda rel: read_text(root, rel),
+        includes=read_includes(
+            rel_dir, compose_rel, doc.data, doc.lines, env,
+            read_text=lambda rel: read_text(root, rel),
+            read_yaml=lambda rel: read_yaml_file(inside(root, rel, "included file"), rel),
+        ),
+        read_compose=lambda rel: _compose_doc(root, rel),
+        secret_file=secrets,
     )
     _check_bind_symlinks(root, spec)
     return spec
+
+
+def _compose_doc(root: Path, rel: str) -> ComposeDoc:
+    """Another compose file of the repository (``extends: {file: ...}``)."""
+    doc = read_yaml_file(inside(root, rel, "extended file"), rel)
+    return ComposeDoc(doc.data, doc.lines)
 
 
 def repo_root(checkout_root: Path) -> Path:
@@ -111,7 +152,9 @@ def _compose_file(root: Path, rel_dir: str) -> str:
     return posixpath.join(rel_dir, found[0]) if rel_dir != "." else found[0]
 
 
-def _interpolation_env(root: Path, rel_dir: str, environ: Mapping[str, str]) -> dict[str, str]:
+def _interpolation_env(
+    root: Path, rel_dir: str, environ: Mapping[str, str], compose_name: str
+) -> dict[str, str]:
     """The stack's ``.env`` under any explicitly given variables (which win, as in Compose)."""
     rel = posixpath.normpath(posixpath.join(rel_dir, ".env"))
     text = read_text(root, rel)
@@ -121,15 +164,56 @@ def _interpolation_env(root: Path, rel_dir: str, environ: Mapping[str, str]) -> 
         values = parse_dotenv(text, environ)
     except DotenvError as exc:
         raise DesiredStateError(str(exc), Location(rel, exc.line)) from None
+    _check_compose_variables(values, text, rel, posixpath.basename(rel_dir), compose_name)
     return {**values, **environ}
 
 
+def _check_compose_variables(
+    values: Mapping[str, str], text: str, rel: str, stack: str, compose_name: str
+) -> None:
+    """``.env`` may steer Compose itself: refuse what would make it load another project.
+
+    ``COMPOSE_FILE`` naming other files, or ``COMPOSE_PROJECT_NAME`` other
+    than the directory, would make ``docker compose`` run by hand in the
+    stack directory manage something else than the agent does.
+    ``COMPOSE_PROFILES`` is honoured by the loader; the others only steer
+    the Compose CLI and change nothing here.
+    """
+    files = values.get("COMPOSE_FILE")
+    separator = values.get("COMPOSE_PATH_SEPARATOR") or ":"
+    if files is not None and [posixpath.normpath(f) for f in files.split(separator)] != [compose_name]:
+        raise DesiredStateError(
+            f"COMPOSE_FILE={files} names other compose files; gitops-edge loads exactly the "
+            f"stack's {compose_name}: remove it", Location(rel, _line_of(text, "COMPOSE_FILE")))
+    project = values.get("COMPOSE_PROJECT_NAME")
+    if project is not None and project != stack:
+        raise DesiredStateError(
+            f"COMPOSE_PROJECT_NAME={project} differs from the stack directory name {stack!r}; "
+            "remove it or make them equal", Location(rel, _line_of(text, "COMPOSE_PROJECT_NAME")))
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The last line of a dotenv text that sets ``key`` (the one that wins)."""
+    found = None
+    pattern = re.compile(rf"^\s*(export\s+)?{key}\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if pattern.match(line):
+            found = number
+    return found
+
+
 def read_text(root: Path, rel: str) -> str | None:
-    """A repo-relative text file, ``None`` if absent; symlinks may not leave the repo."""
+    """A repo-relative text file, ``None`` if absent; symlinks may not leave the repo or enter ``.git``."""
+    if ".git" in posixpath.normpath(rel).split("/"):
+        raise DesiredStateError("reads the repository's .git directory, which is never desired state", Location(rel))
     path = root / rel
     if not path.exists() and not path.is_symlink():
         return None
     path = inside(root, rel, "file")
+    real_git = os.path.join(os.path.realpath(root), ".git")
+    real = os.path.realpath(path)
+    if real == real_git or real.startswith(real_git + os.sep):
+        raise DesiredStateError("file is a symlink into the repository's .git directory", Location(rel))
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise DesiredStateError(f"file is larger than the {MAX_FILE_BYTES}-byte limit",

@@ -27,9 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_edge.adapters.git.hardening import guard_git_dir
 from gitops_edge.adapters.git.transport import (
     Transport,
     is_http,
+    local_env,
     normalise_url,
     retry_after_from_trace,
     throttle_status,
@@ -290,10 +292,10 @@ class GitRepoSource:
         if not self._git_dir.is_dir():
             self._wipe()
             self._mkdir(self._repo_dir)
-            self._local(["init", "-q"])
-            # No reflog: old revisions become unreachable and gc can drop them.
-            self._local(["config", "core.logAllRefUpdates", "false"])
-            self._local(["config", "gc.autoDetach", "false"])
+            # No sample hooks; then the known config (no reflog: old revisions become
+            # unreachable and gc can drop them) is written by the guard before each command.
+            self._local(["init", "-q", "--template="])
+            guard_git_dir(self._git_dir)
             return None
         symbolic = self._run_local(["symbolic-ref", "-q", "HEAD"])
         if symbolic.rc == 0:
@@ -451,11 +453,12 @@ class GitRepoSource:
         timeout: float,
         in_repo: bool,
     ) -> _Result:
-        env = dict(transport.env) if transport is not None else {}
+        env = dict(transport.env) if transport is not None else local_env(self._config, self._url)
         # Never pick up a repository above the cache (e.g. the agent's own checkout).
         env["GIT_CEILING_DIRECTORIES"] = str(self._cache_dir.resolve().parent)
         env["GIT_OPTIONAL_LOCKS"] = "0"  # `git status` writes no refreshed index back (flash wear)
         if in_repo:
+            self._guard()
             env["GIT_DIR"] = str(self._git_dir)
             env["GIT_WORK_TREE"] = str(self._repo_dir)
         trace = self._trace_file() if transport is not None and is_http(self._url) else None
@@ -471,6 +474,18 @@ class GitRepoSource:
         timed_out = time.monotonic() - started >= timeout and rc != 0
         return _Result(rc=rc, out=str(out), err=str(err), timed_out=timed_out,
                        retry_after_s=retry_after if rc != 0 else None)  # fmt: skip
+
+    def _guard(self) -> None:
+        """The clone's ``.git`` must be a plain directory with the known config (``hardening``)."""
+        if self._git_dir.is_symlink() or (self._git_dir.exists() and not self._git_dir.is_dir()):
+            raise _CorruptClone(".git is not a directory")
+        if not self._git_dir.is_dir():
+            return  # `git init` is about to make it
+        try:
+            if guard_git_dir(self._git_dir):
+                log.warning("git cache clone %s: its config or layout was changed; restored", self._repo_dir)
+        except OSError as exc:
+            raise SourceError(f"cannot restore {self._git_dir}/config: {exc.strerror}") from None
 
     def _trace_file(self) -> Path | None:
         """A private (0600) file for curl's header trace; None if it cannot be made (then no Retry-After)."""

@@ -8,7 +8,6 @@ or into argv, and never reports a secret in an error message.
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shlex
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+from gitops_edge.adapters.git.hardening import config_env, safe_env, safe_settings
 from gitops_edge.errors import SourceError
 from gitops_edge.model.config import SourceConfig
 
@@ -114,16 +114,14 @@ def transport_for(config: SourceConfig, url: str) -> Transport:
     Configuration goes through ``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` rather than
     ``-c`` so the token never shows in argv (``ps``, GitPython's debug log) and
     never lands in ``.git/config``. System and global git config are ignored so
-    a device behaves the same whatever ``~/.gitconfig`` holds.
+    a device behaves the same whatever ``~/.gitconfig`` holds, and nothing the
+    repository holds can make git start a program (``hardening``). Local commands
+    use the same environment: only the transport's own settings differ.
     """
-    settings: list[tuple[str, str]] = [
-        ("credential.helper", ""),  # empty resets the list: no stored credentials
-        ("protocol.ext.allow", "never"),  # ext:: runs arbitrary commands
-        ("core.askPass", ""),
-        # v2 lets ls-remote --heads/--tags ask the server for only those refs (ref-prefix);
-        # servers that do not speak it answer in v0 and git falls back.
-        ("protocol.version", "2"),
-    ]
+    settings = safe_settings(url)
+    # v2 lets ls-remote --heads/--tags ask the server for only those refs (ref-prefix);
+    # servers that do not speak it answer in v0 and git falls back.
+    settings.append(("protocol.version", "2"))
     secrets: list[str] = []
     token = read_token(config) if is_http(url) else None
     if token is not None:
@@ -131,21 +129,21 @@ def transport_for(config: SourceConfig, url: str) -> Transport:
         settings.append(("http.extraHeader", f"Authorization: Basic {basic}"))
         secrets += [token, basic]
     env = {
-        "GIT_TERMINAL_PROMPT": "0",
+        **safe_env(),
         "GIT_ASKPASS": "",  # set but empty: git skips askpass helpers entirely
         "SSH_ASKPASS": "",
         "GCM_INTERACTIVE": "never",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_SSH_COMMAND": ssh_command(config),
         "GIT_HTTP_LOW_SPEED_LIMIT": str(_LOW_SPEED_BYTES),
         "GIT_HTTP_LOW_SPEED_TIME": str(max(1, round(config.timeout_s))),
-        "GIT_CONFIG_COUNT": str(len(settings)),
+        **config_env(settings),
     }
-    for i, (key, value) in enumerate(settings):
-        env[f"GIT_CONFIG_KEY_{i}"] = key
-        env[f"GIT_CONFIG_VALUE_{i}"] = value
     return Transport(env=env, secrets=tuple(secrets))
+
+
+def local_env(config: SourceConfig, url: str) -> dict[str, str]:
+    """The environment of a git command that talks to no remote: as hardened, no secrets."""
+    return {**safe_env(), "GIT_SSH_COMMAND": ssh_command(config), **config_env(safe_settings(url))}
 
 
 # -- servers that ask us to slow down -------------------------------------------------

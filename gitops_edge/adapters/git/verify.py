@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_edge.adapters.git.hardening import SAFE_SETTINGS, config_env, safe_env
 from gitops_edge.errors import SourceError, TrustError
 from gitops_edge.model.trust import CommitVerification
 
@@ -139,7 +140,7 @@ class CommitVerifier:
     def _git(
         self, git_dir: Path, args: list[str], *, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        full_env = dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, LC_ALL="C")
+        full_env = dict(os.environ, **safe_env(), **config_env(list(SAFE_SETTINGS)), LC_ALL="C")
         full_env.update(env or {})
         result = _run(["git", f"--git-dir={git_dir}", *args], self._timeout, full_env)
         if check and result.returncode != 0:

@@ -78,8 +78,13 @@ class MqttLink:
             client.will_set(self._will[0], self._will[1], qos=1, retain=True)
         try:
             if self.config.tls:
-                client.tls_set(ca_certs=str(self.config.ca_file) if self.config.ca_file else None)
-        except (OSError, ValueError) as exc:
+                c = self.config
+                client.tls_set(
+                    ca_certs=str(c.ca_file) if c.ca_file else None,
+                    certfile=str(c.cert_file) if c.cert_file else None,
+                    keyfile=str(c.key_file) if c.key_file else None,
+                )
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad cert, key or CA file
             raise MqttError(f"mqtt TLS setup failed: {exc}") from None
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -117,6 +122,12 @@ class MqttLink:
         """Run ``callback`` on paho's thread after every (re)connection; it must not block."""
         self._on_connect = callback
 
+    def on_message(self, callback: Callable[[str, bytes], None], subscribe: tuple[str, ...]) -> None:
+        """Subscribe to ``subscribe`` on every connection and hand each message to ``callback``
+        (on paho's thread: it must not block). Call before ``start``."""
+        self._on_message = callback
+        self._subscribe = subscribe
+
     def _handle_connect_fail(self, _c: Client, _ud: Any) -> None:
         if not self.last_error:
             log.info("mqtt broker %s not reachable; retrying in the background", self.where)
@@ -131,7 +142,10 @@ class MqttLink:
 
     def _handle_message(self, _c: Client, _ud: Any, msg: MQTTMessage) -> None:
         if self._on_message is not None:
-            self._on_message(msg.topic, bytes(msg.payload))
+            try:
+                self._on_message(msg.topic, bytes(msg.payload))
+            except Exception:  # a handler bug must not kill paho's thread
+                log.exception("mqtt message handler failed")
 
     @property
     def connected(self) -> bool:
@@ -197,3 +211,18 @@ def read_retained(config: MqttConfig, topics: tuple[str, ...], wait_s: float, cl
         link.stop()
     with lock:
         return dict(got)
+
+
+def publish_retained(config: MqttConfig, topic: str, payload: bytes, client_id: str, timeout_s: float = 10) -> None:
+    """Connect, publish one retained QoS 1 message, wait for the broker's ack, disconnect; MqttError if not."""
+    link = MqttLink(config, client_id)
+    link.start()
+    try:
+        if not link.wait_connected(timeout_s):
+            raise MqttError(f"no answer from the broker at {link.where} within {timeout_s:g}s"
+                            + (f" ({link.last_error})" if link.last_error else ""))
+        if not link.publish(topic, payload, qos=1, retain=True, timeout_s=timeout_s):
+            raise MqttError(f"the broker at {link.where} did not acknowledge {topic}"
+                            + (f" ({link.last_error})" if link.last_error else ""))
+    finally:
+        link.stop()

@@ -28,7 +28,14 @@ from gitops_edge.adapters.registry.auth import (
 )
 from gitops_edge.adapters.registry.names import RepoName, scheme_for, split_repository
 from gitops_edge.core.image_ref import parse
-from gitops_edge.errors import ImageNotFoundError, RegistryAuthError, RegistryError, RegistryProtocolError
+from gitops_edge.core.platform import Platform, choose, describe, from_descriptor, parse_platform
+from gitops_edge.errors import (
+    ImageNotFoundError,
+    ImagePlatformError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryProtocolError,
+)
 from gitops_edge.model.trust import RegistriesConfig
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -106,6 +113,49 @@ class RegistryClient:
             raise RegistryProtocolError(f"{what}: registry says {sent} but the content hashes to {digest}")
         media_type = resp.headers.get("Content-Type", "").split(";")[0].strip()
         return Manifest(digest=digest, media_type=media_type, body=body)
+
+    def platforms(self, repository: str, reference: str) -> dict[Platform, str]:
+        """Every platform behind ``reference`` and the digest of its single-platform manifest.
+
+        An index (OCI index, Docker manifest list) lists them; a single manifest
+        is one platform, read from its config blob. Index entries without a
+        platform (attestations, signatures) are not images and are skipped.
+        """
+        m = self.manifest(repository, reference)
+        data = m.json()
+        media_type = m.media_type or str(data.get("mediaType") or "")
+        if media_type in (OCI_INDEX, DOCKER_LIST) or "manifests" in data:
+            out: dict[Platform, str] = {}
+            entries = data.get("manifests")
+            if not isinstance(entries, list):
+                raise RegistryProtocolError(f"index {repository}@{m.digest}: no manifests list")
+            for entry in entries:
+                if not isinstance(entry, dict) or not isinstance(entry.get("platform"), dict):
+                    continue
+                plat = from_descriptor(entry["platform"])
+                digest = entry.get("digest")
+                if plat.architecture in ("", "unknown") or not isinstance(digest, str):
+                    continue  # buildkit's attestation manifests say unknown/unknown
+                out.setdefault(plat, digest)  # the first entry wins, as in containerd
+            return out
+        config = data.get("config")
+        if not isinstance(config, dict) or not isinstance(config.get("digest"), str):
+            raise RegistryProtocolError(f"manifest {repository}@{m.digest}: no config descriptor")
+        cfg = _json_object(self.blob(repository, config["digest"]), f"config of {repository}@{m.digest}")
+        return {from_descriptor(cfg): m.digest}
+
+    def platform_manifest(self, repository: str, reference: str, platform: Platform | str) -> str:
+        """The manifest digest ``platform`` runs from ``reference``; ``ImagePlatformError`` when none."""
+        wanted = parse_platform(platform) if isinstance(platform, str) else platform
+        offered = self.platforms(repository, reference)
+        if len(offered) == 1 and not next(iter(offered)).architecture:
+            return next(iter(offered.values()))  # a config that names no platform: nothing to choose
+        chosen = choose(wanted, offered)
+        if chosen is None:
+            sep = "@" if reference.startswith("sha256:") else ":"
+            raise ImagePlatformError(f"image {repository}{sep}{reference} has no {wanted} variant "
+                                     f"(it offers {describe(offered)})")
+        return offered[chosen]
 
     def blob(self, repository: str, digest: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
         name = split_repository(repository)

@@ -4,9 +4,12 @@ The cryptography (Fulcio chain, SCT, Rekor inclusion, signature) is the
 ``sigstore`` package's; what it leaves to callers is done here, fail closed:
 
 - binding the bundle to the image: a DSSE bundle's in-toto statement must
-  name the digest as a subject (sigstore does not look); a message-signature
-  bundle must have signed the manifest itself, so its message digest *is* the
-  image digest;
+  name the digest as a subject (sigstore does not look) and carry cosign's
+  signature predicate (the same rule as for key bundles: an attestation is
+  not a signature); a message-signature bundle must have signed the manifest
+  itself, so its message digest *is* the image digest;
+- the trusted root's validity windows at the times sigstore verified (a TSA's
+  and/or the log's; Rekor v2 entries have only the TSA's);
 - ``subject_regex`` identities (sigstore's policies are exact-match only).
 
 ``sigstore`` is imported lazily: it costs ~26 MiB and 0.4 s, and devices
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from gitops_edge.adapters.registry.keyless_windows import check_windows
+from gitops_edge.adapters.registry.keyless_windows import check_windows, entry_log_id
+from gitops_edge.adapters.registry.trust_root import load_trusted_root, one_line
 from gitops_edge.errors import TrustError
 from gitops_edge.model.trust import Evidence, KeylessIdentity, TrustRule
 
@@ -53,27 +58,32 @@ def verify_keyless_bundle(bundle: bytes, digest: str, rule: TrustRule) -> Eviden
         from sigstore.errors import Error as SigstoreError
         from sigstore.hashes import Hashed
         from sigstore.models import Bundle
+        from sigstore.verify import Verifier
         from sigstore.verify.policy import AnyOf
         from sigstore_models.common.v1 import HashAlgorithm  # sigstore 4's own model package
     except ImportError as exc:  # a broken install must refuse, not crash the sync
         raise TrustError(f"keyless bundle: the sigstore package is unavailable ({exc})") from None
 
-    verifier, root_doc = _verifier(rule)
     try:
+        root, root_doc = load_trusted_root(rule)
+    except TrustError as exc:
+        raise TrustError(f"keyless bundle: {exc.message}") from None
+    try:
+        verifier = Verifier(trusted_root=root)
         parsed = Bundle.from_json(bundle)
         cert = parsed.signing_certificate
     except Exception as exc:  # InvalidBundle, but also pydantic/ValueError/KeyError on odd input
-        raise TrustError(f"keyless bundle: malformed: {_one_line(exc)}") from None
-    issuer, sans = _cert_identity(cert)
+        raise TrustError(f"keyless bundle: malformed: {one_line(exc)}") from None
+    issuer, sans = cert_identity(cert)
     signer = f"{issuer}: {', '.join(sans) or '(no SAN)'}"
     try:
-        matching = [ident for ident in rule.keyless if _identity_matches(ident, issuer, sans)]
+        matching = [ident for ident in rule.keyless if identity_matches(ident, issuer, sans)]
     except re.error as exc:
         raise TrustError(f"keyless bundle: bad subject_regex in rule {rule.match!r}: {exc}") from None
     if not matching:
         raise TrustError(f"keyless bundle: certificate is for {signer}, no trusted identity of {rule.match!r}")
 
-    policy = AnyOf([_sigstore_policy(ident) for ident in matching])
+    policy = AnyOf([sigstore_policy(ident) for ident in matching])
     try:
         if is_dsse:
             payload_type, payload = verifier.verify_dsse(parsed, policy)
@@ -82,23 +92,39 @@ def verify_keyless_bundle(bundle: bytes, digest: str, rule: TrustRule) -> Eviden
             hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest.removeprefix("sha256:")))
             verifier.verify_artifact(hashed, parsed, policy)
             detail = "message signature over the image manifest"
-        check_windows(root_doc, parsed.signing_certificate, doc["verificationMaterial"]["tlogEntries"][0])
-    except TrustError:
-        raise
+        times = verified_times(verifier, parsed)
+        check_windows(root_doc, parsed.signing_certificate, [t for _, t in times],
+                      entry_log_id(doc["verificationMaterial"]["tlogEntries"][0]))
+    except TrustError as exc:
+        raise TrustError(f"keyless bundle from {signer}: {exc.message}") from None
     except SigstoreError as exc:
-        raise TrustError(f"keyless bundle from {signer}: {_one_line(exc)}") from None
+        raise TrustError(f"keyless bundle from {signer}: {one_line(exc)}") from None
     except Exception as exc:  # malformed material surfaces as ValueError, KeyError, cryptography errors...
-        raise TrustError(f"keyless bundle from {signer}: unverifiable: {_one_line(exc)}") from None
-    entry = doc["verificationMaterial"]["tlogEntries"][0]
-    return Evidence(format="bundle-keyless", signer=signer,
-                    detail=f"{detail}; rekor log index {entry.get('logIndex', '?')}")
+        raise TrustError(f"keyless bundle from {signer}: unverifiable: {one_line(exc)}") from None
+    return Evidence(format="bundle-keyless", signer=signer, detail=detail,
+                    log=describe_entry(doc["verificationMaterial"]["tlogEntries"][0]),
+                    time_source=describe_times(times))
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    """``rekor v1 (hashedrekord 0.0.1) index 123, inclusion proof + SET``, for the evidence."""
+    kind = entry.get("kindVersion") or {}
+    version = "v2" if kind.get("version") == "0.0.2" else "v1"
+    proofs = [name for key, name in (("inclusionProof", "inclusion proof"), ("inclusionPromise", "SET"))
+              if entry.get(key)]
+    return (f"rekor {version} ({kind.get('kind', '?')} {kind.get('version', '?')}) index "
+            f"{entry.get('logIndex', '?')}, {' + '.join(proofs) or 'no proof'}")
+
+
+def describe_times(times: list[tuple[str, datetime]]) -> str:
+    return "; ".join(f"{source} {at:%Y-%m-%dT%H:%M:%SZ}" for source, at in times)
 
 
 def _parse_json(bundle: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(bundle)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise TrustError(f"keyless bundle: not JSON ({_one_line(exc)})") from None
+        raise TrustError(f"keyless bundle: not JSON ({one_line(exc)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("verificationMaterial"), dict):
         raise TrustError("keyless bundle: not a sigstore bundle (no verificationMaterial)")
     if not isinstance(doc["verificationMaterial"].get("tlogEntries", []), list):
@@ -106,28 +132,7 @@ def _parse_json(bundle: bytes) -> dict[str, Any]:
     return doc
 
 
-def _verifier(rule: TrustRule) -> tuple[Any, dict[str, Any]]:
-    """A verifier for the rule's trusted root (and that root as JSON, for the validity windows).
-
-    Without a file: the sigstore package's cached production root, offline (no TUF refresh on a device).
-    """
-    from sigstore.models import ClientTrustConfig, TrustedRoot
-    from sigstore.verify import Verifier
-
-    try:
-        if rule.trusted_root is None:
-            root = ClientTrustConfig.production(offline=True).trusted_root
-            doc = root._inner.to_dict()  # the package's own parsed copy of the same JSON
-        else:
-            root = TrustedRoot.from_file(str(rule.trusted_root))
-            doc = json.loads(rule.trusted_root.read_bytes())
-        return Verifier(trusted_root=root), doc
-    except Exception as exc:  # missing file, bad JSON, no TUF cache...
-        where = rule.trusted_root or "sigstore production (offline cache)"
-        raise TrustError(f"keyless bundle: cannot load trusted root {where}: {_one_line(exc)}") from None
-
-
-def _cert_identity(cert: Certificate) -> tuple[str, list[str]]:
+def cert_identity(cert: Certificate) -> tuple[str, list[str]]:
     """The OIDC issuer and the SANs (email, URI, sigstore username) that sigstore's ``Identity`` compares."""
     from cryptography import x509
 
@@ -148,7 +153,7 @@ def _cert_identity(cert: Certificate) -> tuple[str, list[str]]:
     return issuer, sans
 
 
-def _identity_matches(ident: KeylessIdentity, issuer: str, sans: list[str]) -> bool:
+def identity_matches(ident: KeylessIdentity, issuer: str, sans: list[str]) -> bool:
     """Cheap pre-check on the (not yet verified) certificate; sigstore's policy re-checks after verification."""
     if ident.subject is not None:
         return issuer == ident.issuer and ident.subject in sans
@@ -157,7 +162,7 @@ def _identity_matches(ident: KeylessIdentity, issuer: str, sans: list[str]) -> b
     return False  # an identity must name a subject; config parsing enforces it
 
 
-def _sigstore_policy(ident: KeylessIdentity) -> Any:
+def sigstore_policy(ident: KeylessIdentity) -> Any:
     """Exact subjects are sigstore's ``Identity``; for regexes sigstore checks the issuer, we the SAN."""
     from sigstore.verify.policy import Identity, OIDCIssuer
 
@@ -177,13 +182,19 @@ class _RegexIdentity:
         from sigstore.errors import VerificationError
 
         self._issuer_policy.verify(cert)
-        _, sans = _cert_identity(cert)
+        _, sans = cert_identity(cert)
         if not any(re.fullmatch(self._pattern, s) for s in sans):
             raise VerificationError(f"no certificate SAN fully matches {self._pattern!r}: {sans}")
 
 
 def _check_statement(payload_type: str, payload: bytes, digest: str) -> str:
-    """The in-toto statement must name ``digest`` as a subject: the bundle is about *this* image."""
+    """The in-toto statement must name ``digest`` as a subject and be cosign's signature predicate.
+
+    The same rule as for key bundles (``verify_one.check_predicate``): an
+    attestation about the image (provenance, SBOM) is not a signature of it.
+    """
+    from gitops_edge.adapters.registry.signature_formats import COSIGN_SIGN_PREDICATE
+
     if payload_type != INTOTO_PAYLOAD_TYPE:
         raise TrustError(f"keyless bundle: DSSE payload type {payload_type!r}, expected {INTOTO_PAYLOAD_TYPE}")
     try:
@@ -194,12 +205,27 @@ def _check_statement(payload_type: str, payload: bytes, digest: str) -> str:
         raise TrustError("keyless bundle: DSSE payload is not an in-toto statement with subjects") from None
     if digest.removeprefix("sha256:") not in hexes:
         raise TrustError(f"keyless bundle: the statement's subjects do not include {digest}")
-    return f"in-toto statement, predicate {statement.get('predicateType', '?')}"
+    predicate = statement.get("predicateType")
+    if predicate != COSIGN_SIGN_PREDICATE:
+        raise TrustError(f"keyless bundle: a {predicate or 'untyped'} attestation, not a signature")
+    return f"in-toto statement, predicate {predicate}"
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+def verified_times(verifier: Any, bundle: Any) -> list[tuple[str, datetime]]:
+    """The signing times sigstore verified for ``bundle``: its TSA timestamps and its log's integrated time.
+
+    These are the times the sigstore client spec lets a verifier rely on (a
+    Rekor v2 entry has none of its own: a TSA's is then the only one). sigstore
+    does not return them from ``verify_*``; its ``_establish_time`` recomputes
+    them (a private method: if a later sigstore drops it, this refuses).
+    """
+    results = verifier._establish_time(bundle)
+    return [(_source_name(r.source), r.time) for r in results]
+
+
+def _source_name(source: Any) -> str:
+    name = str(getattr(source, "name", source)).upper()
+    return "timestamp authority" if "TIMESTAMP" in name else "transparency log"
 
 
 __all__ = ["verify_keyless_bundle"]

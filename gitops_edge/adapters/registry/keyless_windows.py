@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,24 +22,26 @@ if TYPE_CHECKING:
     from cryptography.x509 import Certificate
 
 
-def check_windows(root: dict[str, Any], cert: Certificate, tlog_entry: dict[str, Any]) -> None:
-    """Refuse unless the issuing CA, the Rekor key and the CT log keys were valid when used."""
-    signed_at = _integrated_time(tlog_entry)
-    _check_ca(root.get("certificateAuthorities") or [], cert, signed_at)
-    log_id = (tlog_entry.get("logId") or {}).get("keyId", "")
-    _check_log(root.get("tlogs") or [], _b64(log_id), signed_at, "Rekor")
+def check_windows(root: dict[str, Any], cert: Certificate, times: Sequence[datetime], log_key_id: bytes) -> None:
+    """Refuse unless the issuing CA and the log key were valid at every verified signing time,
+    and each CT log key at its SCT's time.
+
+    ``times`` are the verified ones (a Rekor v1 integrated time bound by its
+    SET, or RFC 3161 timestamps from a trusted TSA); a Rekor v2 entry carries
+    no time of its own and is bounded by the TSA's.
+    """
+    if not times:
+        raise TrustError("no verified signing time (neither a log integrated time nor a trusted timestamp)")
+    for signed_at in times:
+        _check_ca(root.get("certificateAuthorities") or [], cert, signed_at)
+        _check_log(root.get("tlogs") or [], log_key_id, signed_at, "Rekor")
     for sct_log_id, sct_time in _scts(cert):
         _check_log(root.get("ctlogs") or [], sct_log_id, sct_time, "CT log")
 
 
-def _integrated_time(entry: dict[str, Any]) -> datetime:
-    try:
-        seconds = int(entry["integratedTime"])
-    except (KeyError, TypeError, ValueError):
-        seconds = 0
-    if seconds <= 0:  # Rekor v2 entries carry no time; a TSA's would then be the one to check
-        raise TrustError("keyless bundle: the transparency log entry has no integrated time")
-    return datetime.fromtimestamp(seconds, UTC)
+def entry_log_id(tlog_entry: dict[str, Any]) -> bytes:
+    """A bundle's log entry's key id (base64 in protobuf JSON)."""
+    return _b64((tlog_entry.get("logId") or {}).get("keyId", ""))
 
 
 def _check_ca(cas: list[dict[str, Any]], leaf: Certificate, at: datetime) -> None:
@@ -56,17 +59,17 @@ def _check_ca(cas: list[dict[str, Any]], leaf: Certificate, at: datetime) -> Non
             return
         issuers.append(ca.get("uri", "?"))
     if issuers:
-        raise TrustError(f"keyless bundle: signed at {at:%Y-%m-%dT%H:%M:%SZ}, outside the validity of "
+        raise TrustError(f"signed at {at:%Y-%m-%dT%H:%M:%SZ}, outside the validity of "
                          f"the issuing CA {issuers[0]} in the trusted root")
-    raise TrustError("keyless bundle: no CA in the trusted root issued the signing certificate")
+    raise TrustError("no CA in the trusted root issued the signing certificate")
 
 
 def _check_log(logs: list[dict[str, Any]], log_id: bytes, at: datetime, what: str) -> None:
     known = [log for log in logs if _b64((log.get("logId") or {}).get("keyId", "")) == log_id]
     if not known:
-        raise TrustError(f"keyless bundle: the {what} key is not in the trusted root")
+        raise TrustError(f"the {what} key is not in the trusted root")
     if not any(_inside((log.get("publicKey") or {}).get("validFor"), at) for log in known):
-        raise TrustError(f"keyless bundle: {what} key {known[0].get('baseUrl', '?')} was not valid "
+        raise TrustError(f"{what} key {known[0].get('baseUrl', '?')} was not valid "
                          f"at {at:%Y-%m-%dT%H:%M:%SZ} per the trusted root")
 
 
@@ -84,16 +87,16 @@ def _inside(window: dict[str, Any] | None, at: datetime) -> bool:
     if not window:
         return True  # no window: always valid (the trusted-root spec's meaning)
     start, end = window.get("start"), window.get("end")
-    return (start is None or _time(start) <= at) and (end is None or at <= _time(end))
+    return (start is None or parse_time(start) <= at) and (end is None or at <= parse_time(end))
 
 
-def _time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
     """A protobuf-JSON timestamp: RFC 3339, 'Z' or an offset, up to nanoseconds."""
     try:
         text = re.sub(r"(\.\d{6})\d+", r"\1", text)
         when = datetime.fromisoformat(text)
     except (TypeError, ValueError):
-        raise TrustError(f"keyless bundle: bad validFor time {str(text)[:40]!r} in the trusted root") from None
+        raise TrustError(f"bad validFor time {str(text)[:40]!r} in the trusted root") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 

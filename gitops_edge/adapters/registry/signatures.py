@@ -1,37 +1,42 @@
-"""``ImageVerifier``: find an image's signatures in its registry and check them.
+"""``SignatureVerifier``: find an image's signatures in its registry and check them.
 
-Discovery looks in both places cosign and sigstore tools write: the legacy
-``sha256-<hex>.sig`` tag and OCI referrers (the API, or its
-``sha256-<hex>`` fallback tag). Key signatures are checked here, on
-``cryptography``; keyless bundles go to ``gitops_edge.adapters.registry.keyless``.
-Fail closed: every candidate that is malformed, unverifiable or about
-something else becomes a reason, and no acceptable candidate is a
-``TrustError`` listing those reasons.
+Discovery looks everywhere cosign and the sigstore tools write:
+
+- the legacy ``sha256-<hex>.sig`` tag (cosign's default, key or keyless);
+- OCI 1.1 referrers, from the referrers API and from its fallback tag
+  index ``sha256-<hex>`` (a copy of the image may carry either): sigstore
+  bundles (``cosign sign --new-bundle-format``, sigstore-js, ...) and
+  cosign's ``--registry-referrers-mode=oci-1-1`` signature manifests
+  (artifact type ``application/vnd.dev.cosign.artifact.sig.v1+json``,
+  layers as in a ``.sig`` manifest).
+
+Each candidate is checked in ``verify_one``. Fail closed: every candidate
+that is malformed, unverifiable or about something else becomes a reason,
+and no acceptable candidate is a ``TrustError`` listing those reasons.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from gitops_edge.adapters.registry.client import MAX_BLOB_BYTES, RegistryClient
-from gitops_edge.adapters.registry.signature_crypto import PublicKey, ecdsa_verifies, load_key
+from gitops_edge.adapters.registry.signature_crypto import PublicKey, load_key
 from gitops_edge.adapters.registry.signature_formats import (
-    CERT_ANNOTATION,
-    COSIGN_SIGN_PREDICATE,
+    COSIGN_SIG_ARTIFACT,
     SIG_ANNOTATION,
     SIMPLE_SIGNING_TYPE,
     Rejected,
     b64decode,
-    check_simple_signing,
-    check_statement,
     is_bundle_type,
     legacy_tag,
-    pae,
-    parse_bundle,
-    parse_envelope,
     referrers_tag,
 )
+from gitops_edge.adapters.registry.trust_root import check_clock, root_document
+from gitops_edge.adapters.registry.verify_one import verify_bundle, verify_legacy
 from gitops_edge.errors import ImageNotFoundError, RegistryProtocolError, TrustError
 from gitops_edge.model.trust import Evidence, RegistriesConfig, TrustRule
 
@@ -41,16 +46,31 @@ _LEGACY = "cosign signature"
 _BUNDLE = "sigstore bundle"
 
 
+@dataclass
+class _Context:
+    """One verification: the image, the rule, and what was found wrong so far."""
+
+    repository: str
+    digest: str
+    tag: str | None  # the tag the image was referenced by (for an exact signed identity)
+    rule: TrustRule
+    keys: tuple[PublicKey, ...]
+    clock_problem: TrustError | None
+    findings: list[tuple[str, str]] = field(default_factory=list)
+
+
 class SignatureVerifier:
     """Resolves references and verifies ``repository@digest`` against one trust rule."""
 
-    def __init__(self, registries: RegistriesConfig | None = None, *, client: RegistryClient | None = None) -> None:
+    def __init__(self, registries: RegistriesConfig | None = None, *, client: RegistryClient | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self._client = client or RegistryClient(registries)
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def resolve_digest(self, ref: str) -> str:
         return self._client.resolve(ref)
 
-    def verify(self, repository: str, digest: str, rule: TrustRule) -> tuple[Evidence, ...]:
+    def verify(self, repository: str, digest: str, rule: TrustRule, *, tag: str | None = None) -> tuple[Evidence, ...]:
         image = f"{repository}@{digest[:19]}…"
         if not _DIGEST.fullmatch(digest):
             raise TrustError(f"{repository}@{digest}: not a sha256 digest")
@@ -60,125 +80,123 @@ class SignatureVerifier:
             keys = tuple(load_key(path) for path in rule.keys)
         except TrustError as exc:
             raise TrustError(f"{image}: {exc.message}") from None
-        findings: list[tuple[str, str]] = []
-        evidence = self._legacy(repository, digest, keys, findings)
-        evidence += self._bundles(repository, digest, rule, keys, findings)
+        ctx = _Context(repository, digest, tag, rule, keys, self._clock_problem(rule))
+        evidence = self._legacy(ctx)
+        evidence += self._referrers(ctx)
         if evidence:
             return tuple(evidence)
-        raise TrustError(f"{image}: no signature verifies with {_signers(rule)} ({_summary(findings)})")
+        if ctx.clock_problem is not None:  # say so, retryably, rather than "expired" or "unknown CA"
+            raise TrustError(f"{image}: {ctx.clock_problem.message}", retry=ctx.clock_problem.retry)
+        raise TrustError(f"{image}: no signature verifies with {_signers(rule)} ({_summary(ctx.findings)})")
+
+    def _clock_problem(self, rule: TrustRule) -> TrustError | None:
+        """Why the device clock cannot be used for certificate and root validity, if it cannot."""
+        if not rule.keyless and rule.tlog != "required":
+            return None  # plain key signatures involve no time
+        try:
+            check_clock(self._clock(), root_document(rule))
+        except TrustError as exc:
+            return exc if exc.retryable else None  # an unreadable root is reported by the checks themselves
+        return None
 
     # -- cosign's sha256-<hex>.sig tag ----------------------------------
 
-    def _legacy(self, repository: str, digest: str, keys: tuple[PublicKey, ...],
-                findings: list[tuple[str, str]]) -> list[Evidence]:
-        tag = legacy_tag(digest)
+    def _legacy(self, ctx: _Context) -> list[Evidence]:
+        tag = legacy_tag(ctx.digest)
         try:
-            layers = self._client.manifest(repository, tag).json().get("layers")
+            manifest = self._client.manifest(ctx.repository, tag).json()
         except ImageNotFoundError:
             return []
         except RegistryProtocolError as exc:
-            findings.append((_LEGACY, f"unreadable {tag}: {exc.message}"))
+            ctx.findings.append((_LEGACY, f"unreadable {tag}: {exc.message}"))
             return []
+        return self._sig_layers(ctx, manifest, tag)
+
+    def _sig_layers(self, ctx: _Context, manifest: dict[str, object], where: str) -> list[Evidence]:
+        """Every simple-signing layer of a cosign signature manifest (``.sig`` tag or OCI 1.1 referrer)."""
+        layers = manifest.get("layers")
         if not isinstance(layers, list):
-            findings.append((_LEGACY, f"{tag} has no layer list"))
+            ctx.findings.append((_LEGACY, f"{where} has no layer list"))
             return []
         out = []
         for layer in layers[:MAX_CANDIDATES]:
             try:
-                out.append(self._legacy_layer(repository, digest, tag, layer, keys))
+                found = self._sig_layer(ctx, layer)
             except Rejected as exc:
-                findings.append((_LEGACY, str(exc)))
+                ctx.findings.append((_LEGACY, str(exc)))
+                continue
+            out.append(replace(found, detail=f"{where} layer {layer['digest']}"))
         return out
 
-    def _legacy_layer(self, repository: str, digest: str, tag: str, layer: object,
-                      keys: tuple[PublicKey, ...]) -> Evidence:
+    def _sig_layer(self, ctx: _Context, layer: object) -> Evidence:
         if not isinstance(layer, dict) or layer.get("mediaType") != SIMPLE_SIGNING_TYPE:
             raise Rejected("layer is not a simple-signing payload")
         annotations = layer.get("annotations")
         annotations = annotations if isinstance(annotations, dict) else {}
-        if not keys:
-            if CERT_ANNOTATION in annotations:
-                raise Rejected("keyless signature in the legacy format (only bundles are verified keyless)")
-            raise Rejected("key signature, but the rule names no keys")
         signature = b64decode(annotations.get(SIG_ANNOTATION), "signature annotation")
-        payload = self._blob(repository, layer.get("digest"))
-        for key in keys:
-            if ecdsa_verifies(key, signature, payload):
-                check_simple_signing(payload, repository, digest)
-                return Evidence(format="cosign-sig", signer=str(key.path), detail=f"{tag} layer {layer['digest']}")
-        raise Rejected("signature does not verify")
+        payload = self._blob(ctx.repository, layer.get("digest"))
+        return verify_legacy(annotations, payload, signature, ctx.repository, ctx.digest, ctx.rule, ctx.keys,
+                             ctx.clock_problem, tag=ctx.tag)
 
-    # -- sigstore bundles as OCI referrers ------------------------------
+    # -- OCI referrers: API and fallback tag ----------------------------
 
-    def _bundles(self, repository: str, digest: str, rule: TrustRule, keys: tuple[PublicKey, ...],
-                 findings: list[tuple[str, str]]) -> list[Evidence]:
-        index = self._client.referrers(repository, digest)
-        if index is None:  # no referrers API (distribution 2.x): the fallback tag
-            tag = referrers_tag(digest)
-            try:
-                index = self._client.manifest(repository, tag).json()
-            except ImageNotFoundError:
-                return []
-            except RegistryProtocolError as exc:
-                findings.append((_BUNDLE, f"unreadable {tag}: {exc.message}"))
-                return []
-        manifests = index.get("manifests")
-        if not isinstance(manifests, list):
-            findings.append((_BUNDLE, "referrers index has no manifest list"))
-            return []
-        out = []
-        for desc in manifests[:MAX_CANDIDATES]:
-            if not isinstance(desc, dict):
+    def _referrers(self, ctx: _Context) -> list[Evidence]:
+        descriptors: dict[str, dict[str, object]] = {}
+        api = self._client.referrers(ctx.repository, ctx.digest)
+        tag = referrers_tag(ctx.digest)
+        try:
+            fallback: dict[str, object] | None = self._client.manifest(ctx.repository, tag).json()
+        except ImageNotFoundError:
+            fallback = None
+        except RegistryProtocolError as exc:
+            ctx.findings.append((_BUNDLE, f"unreadable {tag}: {exc.message}"))
+            fallback = None
+        for index in (api, fallback):
+            if index is None:
                 continue
+            manifests = index.get("manifests")
+            if not isinstance(manifests, list):
+                ctx.findings.append((_BUNDLE, "referrers index has no manifest list"))
+                continue
+            for desc in manifests[:MAX_CANDIDATES]:
+                if isinstance(desc, dict) and isinstance(desc.get("digest"), str):
+                    descriptors.setdefault(str(desc["digest"]), desc)
+        out = []
+        for desc in list(descriptors.values())[:MAX_CANDIDATES]:
             artifact = desc.get("artifactType")
-            if artifact is not None and not is_bundle_type(artifact):
+            if artifact is not None and not is_bundle_type(artifact) and artifact != COSIGN_SIG_ARTIFACT:
                 continue  # SBOMs and other referrers are not signatures; untyped ones are looked at
             try:
-                found = self._referrer(repository, digest, desc.get("digest"), rule, keys)
+                out += self._referrer(ctx, desc.get("digest"))
             except Rejected as exc:
-                findings.append((_BUNDLE, str(exc)))
-                continue
-            if found is not None:
-                out.append(found)
+                ctx.findings.append((_BUNDLE, str(exc)))
         return out
 
-    def _referrer(self, repository: str, digest: str, ref_digest: object, rule: TrustRule,
-                  keys: tuple[PublicKey, ...]) -> Evidence | None:
+    def _referrer(self, ctx: _Context, ref_digest: object) -> list[Evidence]:
         if not isinstance(ref_digest, str) or not _DIGEST.fullmatch(ref_digest):
             raise Rejected("referrer descriptor has no sha256 digest")
         try:
-            doc = self._client.manifest(repository, ref_digest).json()
+            doc = self._client.manifest(ctx.repository, ref_digest).json()
         except (ImageNotFoundError, RegistryProtocolError) as exc:
             raise Rejected(f"referrer {ref_digest[:19]}… unreadable: {exc.message}") from None
         config = doc.get("config")
         artifact = doc.get("artifactType") or (config.get("mediaType") if isinstance(config, dict) else None)
-        if not is_bundle_type(artifact):
-            return None
+        if artifact != COSIGN_SIG_ARTIFACT and not is_bundle_type(artifact):
+            return []
         subject = doc.get("subject")
-        if not isinstance(subject, dict) or subject.get("digest") != digest:
+        if not isinstance(subject, dict) or subject.get("digest") != ctx.digest:
             raise Rejected("referrer is about another digest")
+        if artifact == COSIGN_SIG_ARTIFACT:
+            return self._sig_layers(ctx, doc, f"referrer {ref_digest[:19]}…")
         layers = doc.get("layers")
         layer = next((x for x in layers if isinstance(x, dict) and is_bundle_type(x.get("mediaType"))), None) \
             if isinstance(layers, list) else None
         if layer is None:
             raise Rejected("referrer has no bundle layer")
-        data = self._blob(repository, layer.get("digest"))
-        bundle = parse_bundle(data)
-        if bundle.keyless:
-            return _keyless(data, digest, rule)
-        if not keys:
-            raise Rejected("key-based bundle, but the rule names no keys")
-        if bundle.envelope is None:
-            raise Rejected("message-signature bundle (only DSSE bundles sign images)")
-        envelope = parse_envelope(bundle.envelope)
-        signed = pae(envelope.payload_type, envelope.payload)
-        for key in keys:
-            if any(ecdsa_verifies(key, sig, signed) for sig in envelope.signatures):
-                predicate = check_statement(envelope, digest)
-                if predicate != COSIGN_SIGN_PREDICATE:
-                    raise Rejected(f"a {predicate or 'untyped'} attestation, not a signature")
-                return Evidence(format="bundle-key", signer=str(key.path), detail=f"referrer {ref_digest}")
-        raise Rejected("signature does not verify")
+        data = self._blob(ctx.repository, layer.get("digest"))
+        evidence = verify_bundle(data, ctx.digest, ctx.rule, ctx.keys, ctx.clock_problem)
+        where = f"referrer {ref_digest}"
+        return [replace(evidence, detail=f"{where}: {evidence.detail}" if evidence.detail else where)]
 
     def _blob(self, repository: str, digest: object) -> bytes:
         if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
@@ -187,22 +205,6 @@ class SignatureVerifier:
             return self._client.blob(repository, digest, MAX_BLOB_BYTES)
         except (ImageNotFoundError, RegistryProtocolError) as exc:
             raise Rejected(f"blob {digest[:19]}… unreadable: {exc.message}") from None
-
-
-def _keyless(bundle: bytes, digest: str, rule: TrustRule) -> Evidence:
-    """Hand a certificate-bearing bundle to the keyless verifier (sigstore, imported lazily)."""
-    if not rule.keyless:
-        raise Rejected("keyless bundle, but the rule names no keyless identities")
-    try:
-        from gitops_edge.adapters.registry.keyless import verify_keyless_bundle
-    except ImportError:
-        raise Rejected("keyless bundle, but no keyless verifier is installed") from None
-    try:
-        return verify_keyless_bundle(bundle, digest, rule)
-    except TrustError as exc:
-        raise Rejected(exc.message) from None
-    except Exception as exc:  # the verifier must not turn a bug into an allow
-        raise Rejected(f"keyless verification failed ({type(exc).__name__})") from None
 
 
 def _signers(rule: TrustRule) -> str:

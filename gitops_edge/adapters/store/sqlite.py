@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gitops_edge.errors import StateStoreError
+from gitops_edge.model.condition import StackOutcome
+from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
 from gitops_edge.model.step import Step, step_or_none
 
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS syncs (
   actions TEXT NOT NULL DEFAULT '[]',
   step TEXT,
   repeats INTEGER NOT NULL DEFAULT 1,
-  last_at REAL
+  last_at REAL,
+  evidence TEXT
 );
 CREATE TABLE IF NOT EXISTS applied (
   stack TEXT PRIMARY KEY,
@@ -101,6 +104,9 @@ KEEP_REVISIONS = 5  # good revisions per stack (manual rollback; their images ar
 _FOLDED = ("error", "refused", "skipped")  # outcomes whose identical repeats share one row
 
 
+INTERRUPTED = "interrupted: the agent stopped before this sync finished"
+
+
 def _int(value: object) -> int:
     """A column SQLite typed INTEGER (its rows are untyped to Python's type checker)."""
     if isinstance(value, int | float | str):
@@ -141,7 +147,7 @@ class StateStore:
 
     def _migrate(self) -> None:
         """Bring a database written by an older agent up to ``SCHEMA`` (added columns are nullable)."""
-        added = {"step": "TEXT", "repeats": "INTEGER NOT NULL DEFAULT 1", "last_at": "REAL"}
+        added = {"step": "TEXT", "repeats": "INTEGER NOT NULL DEFAULT 1", "last_at": "REAL", "evidence": "TEXT"}
 
         def missing(db: sqlite3.Connection) -> list[str]:
             have = {str(row[1]) for row in db.execute("PRAGMA table_info(syncs)")}
@@ -149,7 +155,7 @@ class StateStore:
 
         if not missing(self._db):  # the usual case: no write lock taken
             return
-        with self._tx() as db:  # checked again under the write lock: two openers never add it twice
+        with self._tx() as db:  # checked again under the write lock: two openers never add one twice
             for col in missing(db):
                 db.execute(f"ALTER TABLE syncs ADD COLUMN {col} {added[col]}")
 
@@ -197,7 +203,12 @@ class StateStore:
 
     # -- syncs ---------------------------------------------------------------
     def start_sync(self, started_at: float | None = None) -> int:
+        """A new running sync; one still running now was cut short (one sync at a time per device)."""
         with self._tx() as db:
+            db.execute(
+                "UPDATE syncs SET finished_at=started_at, outcome=?, reason=? WHERE finished_at IS NULL",
+                (Outcome.ERROR.value, INTERRUPTED),
+            )
             cur = db.execute("INSERT INTO syncs (started_at) VALUES (?)", (started_at or time.time(),))
             return int(cur.lastrowid or 0)
 
@@ -210,12 +221,17 @@ class StateStore:
         reason: str,
         actions: list[str],
         step: Step | None = None,
+        evidence: list[Evidence] | None = None,
     ) -> None:
         now = time.time()
-        row = (revision, outcome.value, reason, json.dumps(actions), step.value if step is not None else None)
+        row = (
+            revision, outcome.value, reason, json.dumps(actions), step.value if step is not None else None,
+            json.dumps([e.to_data() for e in evidence]) if evidence else None,
+        )
         with self._tx() as db:
             prev = db.execute(
-                "SELECT id, revision, outcome, reason, actions, step FROM syncs WHERE id < ? ORDER BY id DESC LIMIT 1",
+                "SELECT id, revision, outcome, reason, actions, step, evidence FROM syncs WHERE id < ? "
+                "ORDER BY id DESC LIMIT 1",
                 (sync_id,),
             ).fetchone()
             if outcome.value in _FOLDED and not actions and prev is not None and tuple(prev[1:]) == row:
@@ -224,7 +240,8 @@ class StateStore:
                 db.execute("DELETE FROM syncs WHERE id=?", (sync_id,))
             else:
                 db.execute(
-                    "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=? WHERE id=?",
+                    "UPDATE syncs SET finished_at=?, revision=?, outcome=?, reason=?, actions=?, step=?, evidence=? "
+                    "WHERE id=?",
                     (now, *row, sync_id),
                 )
             self._prune(db, now)
@@ -239,12 +256,13 @@ class StateStore:
 
     def history(self, limit: int = 50) -> list[SyncRecord]:
         rows = self._query(
-            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step, repeats, last_at "
+            "SELECT id, started_at, finished_at, revision, outcome, reason, actions, step, repeats, last_at, evidence "
             "FROM syncs ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         out = []
-        for id_, start, end, rev, outcome, reason, actions, step, repeats, last in rows:
+        for id_, start, end, rev, outcome, reason, actions, step, repeats, last, evidence in rows:
+            found = (Evidence.from_data(e) for e in json.loads(str(evidence))) if evidence else ()
             out.append(
                 SyncRecord(
                     id=_int(id_),
@@ -258,6 +276,7 @@ class StateStore:
                     step=step_or_none(step),
                     repeats=_int(repeats) if repeats is not None else 1,
                     last_at=_float(last) if last is not None else None,
+                    evidence=tuple(e for e in found if e is not None),
                 )
             )
         return out
@@ -294,8 +313,21 @@ class StateStore:
             )
 
     def forget_stack(self, stack: str) -> None:
+        """A stack that left Git: no row of it remains (its good revisions stay for nothing to use)."""
         with self._tx() as db:
             db.execute("DELETE FROM applied WHERE stack=?", (stack,))
+            db.execute("DELETE FROM quarantine WHERE stack=?", (stack,))
+            db.execute("DELETE FROM stopped WHERE stack=?", (stack,))
+            db.execute("DELETE FROM kv WHERE key=?", (f"outcome:{stack}",))
+
+    # -- the last outcome per stack (core.conditions reads it) -------------------------
+    def record_stack_outcome(self, outcome: StackOutcome) -> None:
+        self.put(f"outcome:{outcome.stack}", json.dumps(outcome.to_data(), sort_keys=True))
+
+    def stack_outcomes(self) -> dict[str, StackOutcome]:
+        rows = self._query("SELECT value FROM kv WHERE key LIKE 'outcome:%'")
+        found = (StackOutcome.from_data(json.loads(str(v))) for (v,) in rows)
+        return {o.stack: o for o in found if o is not None}
 
     def good_revisions(self, stack: str) -> list[tuple[str, str, dict[str, str]]]:
         """(revision, specs_json, images) of the stack's last good revisions, newest first."""

@@ -103,3 +103,21 @@ def _quoted(raw: str, lines: list[str], nxt: int, lineno: int) -> tuple[str, int
         buf.append("\n")
         text = lines[nxt]
         nxt += 1
+
+
+def parse_raw_env(text: str) -> dict[str, str]:
+    """``env_file`` with ``format: raw``: ``KEY=VALUE`` taken literally (no quotes, no ``$``).
+
+    As compose-go reads it: leading blanks are dropped, blank and ``#``
+    lines skipped, a line without ``=`` ignored, a key holding blanks refused.
+    """
+    result: dict[str, str] = {}
+    for lineno, raw in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        line = raw.lstrip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        if not key or any(c.isspace() for c in key):
+            raise DotenvError(f"variable {key!r} contains whitespaces", lineno)
+        result[key] = value
+    return result

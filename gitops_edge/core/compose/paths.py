@@ -25,8 +25,12 @@ def repo_relative(stack_dir: str, raw: str) -> str:
 
 
 def host_path(root: str, stack_dir: str, raw: str) -> str:
-    """Absolute host path for a bind source; relative ones must stay in the repo."""
+    """Absolute host path for a bind source; relative ones must stay in the repo.
+
+    An absolute path is kept as written, as Compose keeps it (policy checks
+    normalize it themselves); a relative one is joined and cleaned.
+    """
     if posixpath.isabs(raw):
-        return posixpath.normpath(raw)
+        return raw
     rel = repo_relative(stack_dir, raw)
     return posixpath.normpath(posixpath.join(root, rel))

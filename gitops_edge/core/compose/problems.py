@@ -7,9 +7,10 @@ rather than raised one at a time, so ``gitops-edge validate`` can list them all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from gitops_edge.errors import DesiredStateError, Location
+from gitops_edge.model.spec import DesiredState
 
 KeyPath = tuple[str | int, ...]
 LineMap = Mapping[KeyPath, int]
@@ -38,8 +39,17 @@ def line_of(lines: LineMap, path: KeyPath) -> int | None:
 class StackErrors(DesiredStateError):
     """Every problem found in one stack; reads as the first of them."""
 
-    def __init__(self, errors: Iterable[DesiredStateError]) -> None:
+    def __init__(
+        self,
+        errors: Iterable[DesiredStateError],
+        *,
+        partial: DesiredState | None = None,
+        by_stack: Mapping[str, Sequence[DesiredStateError]] | None = None,
+    ) -> None:
         self.errors: tuple[DesiredStateError, ...] = tuple(errors)
+        # when every problem belongs to one stack: the valid stacks, and the problems by stack
+        self.partial = partial
+        self.by_stack: dict[str, tuple[DesiredStateError, ...]] = {k: tuple(v) for k, v in (by_stack or {}).items()}
         first = self.errors[0]
         super().__init__(first.message, first.location)
 

@@ -6,6 +6,8 @@ an external resource is used by its name as is and may carry no settings.
 
 from __future__ import annotations
 
+import dataclasses
+import posixpath
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +19,15 @@ from gitops_edge.core.compose.fields import (
     check_keys,
     scalar_text,
 )
+from gitops_edge.core.compose.paths import PathEscapeError, host_path
 from gitops_edge.core.compose.problems import KeyPath, Problems
-from gitops_edge.model.spec import NetworkSpec, Pairs, VolumeSpec
+from gitops_edge.model.spec import Ipam, IpamPool, NetworkSpec, Pairs, VolumeSpec
 
-_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels")
-_NET_UNSUPPORTED = ("attachable", "enable_ipv4", "enable_ipv6", "ipam")
+_NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam", "attachable",
+             "enable_ipv6")
+_NET_UNSUPPORTED = ("enable_ipv4",)  # needs Engine API 1.47
+_IPAM_KEYS = ("driver", "config", "options")
+_POOL_KEYS = ("subnet", "ip_range", "gateway", "aux_addresses")
 _VOL_KEYS = ("driver", "driver_opts", "external", "name", "labels")
 
 
@@ -41,19 +47,66 @@ def build_networks(
             continue
         name, external, driver, opts, labels = common
         internal = bool(as_bool(p, (*path, "internal"), cfg.get("internal", False)))
-        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels))
+        ipam = _ipam(p, (*path, "ipam"), cfg["ipam"]) if cfg.get("ipam") is not None else None
+        attachable = bool(as_bool(p, (*path, "attachable"), cfg.get("attachable", False)))
+        ipv6 = as_bool(p, (*path, "enable_ipv6"), cfg["enable_ipv6"]) if cfg.get("enable_ipv6") is not None else None
+        out.append(NetworkSpec(key, name, external, driver, opts, internal, labels, ipam, attachable, ipv6))
     return tuple(out)
 
 
-def build_volumes(p: Problems, stack: str, value: object) -> tuple[VolumeSpec, ...]:
+def _ipam(p: Problems, path: KeyPath, value: object) -> Ipam | None:
+    """Address management; ``options`` is accepted and, as by Compose, not passed on."""
+    cfg = as_mapping(p, path, value)
+    if cfg is None:
+        return None
+    check_keys(p, path, cfg, _IPAM_KEYS)
+    driver = as_str(p, (*path, "driver"), cfg["driver"]) if cfg.get("driver") is not None else None
+    pools = []
+    raw_pools = cfg.get("config") or []
+    if not isinstance(raw_pools, list):
+        p.add((*path, "config"), "must be a list")
+        raw_pools = []
+    for i, raw in enumerate(raw_pools):
+        where = (*path, "config", i)
+        pool = as_mapping(p, where, raw)
+        if pool is None:
+            continue
+        check_keys(p, where, pool, _POOL_KEYS)
+        text = {k: as_str(p, (*where, k), pool[k]) for k in _POOL_KEYS[:3] if pool.get(k) is not None}
+        aux = _pairs(p, (*where, "aux_addresses"), pool.get("aux_addresses"), as_mapping_only=True)
+        pools.append(IpamPool(text.get("subnet"), text.get("ip_range"), text.get("gateway"), aux))
+    return Ipam(driver, tuple(pools))
+
+
+def build_volumes(p: Problems, stack: str, value: object, stack_dir: str = ".",
+                  root: str = "/") -> tuple[VolumeSpec, ...]:
     out = []
     for key, cfg in sorted(_declared(p, ("volumes",), value).items()):
         path = ("volumes", key)
         check_keys(p, path, cfg, _VOL_KEYS)
         common = _common(p, path, stack, key, cfg)
         if common is not None:
-            out.append(VolumeSpec(key, *common))
+            vol = VolumeSpec(key, *common)
+            out.append(_bind_device(p, path, vol, stack_dir, root))
     return tuple(out)
+
+
+def _bind_device(p: Problems, path: KeyPath, vol: VolumeSpec, stack_dir: str, root: str) -> VolumeSpec:
+    """A local ``o: bind`` volume's relative ``device`` resolves against the stack, as in Compose.
+
+    Compose does this only for ``driver: local`` written out and ``o`` exactly
+    ``bind``; the resolved path may not leave the repository.
+    """
+    opts = dict(vol.driver_opts)
+    device = opts.get("device")
+    if vol.driver != "local" or opts.get("o") != "bind" or device is None or posixpath.isabs(device):
+        return vol
+    try:
+        opts["device"] = host_path(root, stack_dir, device or ".")
+    except PathEscapeError as exc:
+        p.add((*path, "driver_opts", "device"), f"device: {exc}")
+        return vol
+    return dataclasses.replace(vol, driver_opts=tuple(sorted(opts.items())))
 
 
 def declared_keys(value: object) -> set[str]:

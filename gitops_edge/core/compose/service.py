@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv
+from gitops_edge.core.compose.configs import Declared, service_files
+from gitops_edge.core.compose.deploy import apply_deploy
+from gitops_edge.core.compose.dotenv import DotenvError, parse_dotenv, parse_raw_env
 from gitops_edge.core.compose.fields import (
     as_bool,
     as_dict_or_list,
@@ -28,12 +30,13 @@ from gitops_edge.core.compose.mounts import MountContext, parse_tmpfs, parse_vol
 from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.ports import parse_ports
 from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.relations import depends_on, implied_dependencies, networking, shared_namespaces
+from gitops_edge.core.compose.tuning import TUNING_KEYS, apply_tuning
+from gitops_edge.core.compose.units import parse_duration
 from gitops_edge.errors import DesiredStateError, Location
 from gitops_edge.model.spec import (
-    Dependency,
     Healthcheck,
     Logging,
-    NetworkAttachment,
     ServiceSpec,
     Ulimit,
 )
@@ -47,25 +50,20 @@ SERVICE_KEYS = frozenset({
     "working_dir", "read_only", "cap_add", "cap_drop", "devices", "privileged", "security_opt",
     "logging", "mem_limit", "cpus", "stop_grace_period", "stop_signal", "container_name",
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
-    "stdin_open",
+    "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
+    "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", "label_file", "scale",
+    "external_links",
+    "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "build", "deploy", "develop", "secrets", "configs", "extends", "links", "external_links",
-    "expose", "dns", "dns_search", "dns_opt", "domainname", "ipc", "pid", "uts", "userns_mode",
-    "cgroup", "cgroup_parent", "group_add", "mac_address", "mem_reservation", "memswap_limit",
-    "mem_swappiness", "oom_kill_disable", "oom_score_adj", "pids_limit", "platform", "runtime",
-    "scale", "shm_size", "storage_opt", "volumes_from", "cpu_count", "cpu_percent", "cpu_shares",
-    "cpu_quota", "cpu_period", "cpu_rt_period", "cpu_rt_runtime", "cpuset", "blkio_config",
-    "device_cgroup_rules", "isolation", "annotations", "attach", "credential_spec", "gpus",
-    "label_file", "post_start", "pre_stop", "provider", "use_api_socket", "models",
+    "isolation", "credential_spec", "post_start", "pre_stop", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _PULL = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
-_CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _HEALTH_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-_NETWORK_MODE = re.compile(r"^(host|none|bridge|default|service:.+|container:.+)$")
+_EXPOSE = re.compile(r"^\d+(-\d+)?(/(tcp|udp|sctp))?$")
 
 
 @dataclass(frozen=True)
@@ -75,6 +73,7 @@ class ServiceContext:
     read_text: ReadText
     networks: Collection[str]  # declared top-level network keys (plus implicit default)
     services: Collection[str]  # every service name in the file
+    declared: Declared = field(default_factory=lambda: Declared({}, {}))  # top-level configs and secrets
 
 
 def build_service(
@@ -93,12 +92,17 @@ def build_service(
         return (*path, key)
 
     image = svc.get("image")
-    if image is None:
+    if image is None and "build" in svc:
+        p.add(at("build"), "the service only builds its image, and gitops-edge does not build "
+                           "images: add 'image:' naming the pushed image")
+    elif image is None:
         p.add(path, "'image' is required (gitops-edge does not build images)")
     elif (img := as_str(p, at("image"), image)) is not None:
         if not img or any(c.isspace() for c in img):
             p.add(at("image"), f"invalid image reference {img!r}")
         kw["image"] = img
+    if "build" in svc and not isinstance(svc["build"], str | dict):
+        p.add(at("build"), f"must be a string or a mapping, not a {type_name(svc['build'])}")
     for key in ("command", "entrypoint"):
         if key in svc:
             kw[key] = _command(p, at(key), svc[key])
@@ -111,10 +115,12 @@ def build_service(
         mounts += parse_volumes(p, at("volumes"), svc["volumes"], ctx.mounts)
     if "tmpfs" in svc:
         mounts += parse_tmpfs(p, at("tmpfs"), svc["tmpfs"])
-    kw["mounts"] = tuple(mounts)
-    kw.update(_networking(p, path, svc, ctx))
+    file_mounts, files = service_files(p, path, svc, ctx.declared)
+    kw["mounts"] = (*mounts, *file_mounts)
+    kw["files"] = tuple(files)
+    kw.update(networking(p, path, svc, ctx.services, ctx.networks))
     if "depends_on" in svc:
-        kw["depends_on"] = _depends_on(p, at("depends_on"), svc["depends_on"], name, ctx)
+        kw["depends_on"] = depends_on(p, at("depends_on"), svc["depends_on"], name, ctx.services)
     if "healthcheck" in svc:
         kw["healthcheck"] = _healthcheck(p, at("healthcheck"), svc["healthcheck"])
     if "restart" in svc and (restart := as_str(p, at("restart"), svc["restart"])) is not None:
@@ -124,6 +130,13 @@ def build_service(
     for key in ("labels", "sysctls"):
         if key in svc and (pairs := as_dict_or_list(p, at(key), svc[key])) is not None:
             kw[key] = tuple(sorted((k, v or "") for k, v in pairs.items()))
+    if svc.get("label_file") is not None:
+        from_files = _label_files(p, at("label_file"), svc["label_file"], ctx)
+        kw["labels"] = tuple(sorted({**from_files, **dict(kw.get("labels", ()))}.items()))
+    if svc.get("scale") is not None and as_int(p, at("scale"), svc["scale"]) not in (None, 1):
+        p.add(at("scale"), "gitops-edge runs exactly one container per service")
+    if svc.get("develop") is not None:
+        as_mapping(p, at("develop"), svc["develop"])  # `docker compose watch` only: no effect on `up`
     for key in ("user", "working_dir", "stop_signal", "hostname"):
         if key in svc and svc[key] is not None:
             kw[key] = as_str(p, at(key), svc[key])
@@ -153,13 +166,52 @@ def build_service(
         kw["extra_hosts"] = _extra_hosts(p, at("extra_hosts"), svc["extra_hosts"])
     if "ulimits" in svc:
         kw["ulimits"] = _ulimits(p, at("ulimits"), svc["ulimits"])
+    if "expose" in svc:
+        kw["expose"] = as_str_list(p, at("expose"), svc["expose"]) or ()
+        for i, item in enumerate(kw["expose"]):
+            if not _EXPOSE.match(item):
+                p.add((*at("expose"), i), f"invalid port {item!r} (use e.g. '80' or '8000-8010/udp')")
+    for key in ("shm_size", "mem_reservation"):
+        if svc.get(key) is not None:
+            kw[key] = as_size(p, at(key), svc[key])
+    if svc.get("pids_limit") is not None:
+        kw["pids_limit"] = as_int(p, at("pids_limit"), svc["pids_limit"])
+    for key in ("platform", "runtime"):
+        if svc.get(key) is not None:
+            kw[key] = as_str(p, at(key), svc[key])
+    kw.update(shared_namespaces(p, path, svc, ctx.services))
+    apply_tuning(p, path, svc, kw)
+    if svc.get("deploy") is not None:
+        apply_deploy(p, at("deploy"), svc["deploy"], kw)
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
-        if pull not in _PULL:
-            p.add(at("pull_policy"), f"pull_policy must be one of {', '.join(_PULL)}")
-        kw["pull_policy"] = _PULL.get(pull, "missing")
+        kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:
         return None
+    kw["depends_on"] = implied_dependencies(kw)
     return ServiceSpec(name=name, **kw)
+
+
+def _pull_policy(p: Problems, path: KeyPath, pull: str) -> str:
+    """``always | missing | never`` (``if_not_present`` is ``missing``); refresh policies as written.
+
+    ``daily``, ``weekly`` and ``every_<duration>`` are kept for the runtime,
+    which treats them as ``missing``; ``build`` is refused: nothing is built here.
+    """
+    if pull in _PULL:
+        return _PULL[pull]
+    if pull in ("daily", "weekly"):
+        return pull
+    if pull.startswith("every_"):
+        try:
+            parse_duration(pull.removeprefix("every_"))
+        except ValueError:
+            p.add(path, f"invalid pull_policy {pull!r} (use e.g. every_12h)")
+        return pull
+    if pull == "build":
+        p.add(path, "pull_policy: build needs a build, and gitops-edge does not build images")
+    else:
+        p.add(path, f"pull_policy must be one of {', '.join(_PULL)}, daily, weekly or every_<duration>")
+    return "missing"
 
 
 def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | None:
@@ -181,14 +233,14 @@ def _environment(
     """env_file entries first, ``environment`` on top; bare names come from ``ctx.env``."""
     result: dict[str, str | None] = {}
     if "env_file" in svc:
-        for rel, required, where in _env_files(p, (*path, "env_file"), svc["env_file"], ctx):
+        for rel, required, raw_format, where in _env_files(p, (*path, "env_file"), svc["env_file"], ctx):
             text = ctx.read_text(rel)
             if text is None:
                 if required:
                     p.add(where, f"env file {rel!r} not found")
                 continue
             try:
-                result.update(parse_dotenv(text, ctx.env))
+                result.update(parse_raw_env(text) if raw_format else parse_dotenv(text, ctx.env))
             except DotenvError as exc:
                 p.extend([DesiredStateError(str(exc), Location(rel, exc.line))])
     if "environment" in svc:
@@ -198,9 +250,31 @@ def _environment(
     return result
 
 
+def _label_files(p: Problems, path: KeyPath, value: object, ctx: ServiceContext) -> dict[str, str]:
+    """``label_file``: dotenv-format files of the repository, under the service's ``labels``."""
+    out: dict[str, str] = {}
+    for i, raw in enumerate([value] if isinstance(value, str) else (as_str_list(p, path, value) or ())):
+        where = path if isinstance(value, str) else (*path, i)
+        try:
+            rel = repo_relative(ctx.mounts.stack_dir, raw)
+        except PathEscapeError as exc:
+            p.add(where, f"label_file: {exc}")
+            continue
+        text = ctx.read_text(rel)
+        if text is None:
+            p.add(where, f"label file {rel!r} not found")
+            continue
+        try:
+            out.update(parse_dotenv(text, ctx.env))
+        except DotenvError as exc:
+            p.extend([DesiredStateError(str(exc), Location(rel, exc.line))])
+    return out
+
+
 def _env_files(
     p: Problems, path: KeyPath, value: object, ctx: ServiceContext
-) -> list[tuple[str, bool, KeyPath]]:
+) -> list[tuple[str, bool, bool, KeyPath]]:
+    """(repo-relative path, required, raw format, where) of each ``env_file`` entry."""
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
         p.add(path, f"must be a string or a list, not a {type_name(value)}")
@@ -208,116 +282,23 @@ def _env_files(
     out = []
     for i, item in enumerate(items):
         where = path if isinstance(value, str) else (*path, i)
-        required = True
+        required, raw_format = True, False
         if isinstance(item, dict):
             check_keys(p, where, item, ("path", "required", "format"))
             required = bool(as_bool(p, (*where, "required"), item.get("required", True)))
-            if item.get("format") not in (None, "raw") and item.get("format") != "":
-                p.add((*where, "format"), "only the default env_file format is supported")
+            if item.get("format") not in (None, "raw", ""):
+                p.add((*where, "format"), "env_file format must be raw, or left out for the dotenv format")
+            raw_format = item.get("format") == "raw"
             item = item.get("path")
             where = (*where, "path")
         raw = as_str(p, where, item)
         if raw is None:
             continue
         try:
-            out.append((repo_relative(ctx.mounts.stack_dir, raw), required, where))
+            out.append((repo_relative(ctx.mounts.stack_dir, raw), required, raw_format, where))
         except PathEscapeError as exc:
             p.add(where, f"env_file: {exc}")
     return out
-
-
-def _networking(
-    p: Problems, path: KeyPath, svc: Mapping[str, Any], ctx: ServiceContext
-) -> dict[str, Any]:
-    mode = svc.get("network_mode")
-    if mode is not None:
-        mode = as_str(p, (*path, "network_mode"), mode)
-        if mode is not None and not _NETWORK_MODE.match(mode):
-            p.add((*path, "network_mode"), f"invalid network_mode {mode!r}")
-        if mode is not None and mode.startswith("service:") and mode[8:] not in ctx.services:
-            p.add((*path, "network_mode"), f"network_mode refers to undefined service {mode[8:]!r}")
-        if "networks" in svc:
-            p.add((*path, "networks"), "'networks' cannot be combined with 'network_mode'")
-        return {"network_mode": mode, "networks": ()}
-    if "networks" not in svc:
-        return {"networks": (NetworkAttachment("default"),)}
-    return {"networks": _networks(p, (*path, "networks"), svc["networks"], ctx)}
-
-
-def _networks(
-    p: Problems, path: KeyPath, value: object, ctx: ServiceContext
-) -> tuple[NetworkAttachment, ...]:
-    out: dict[str, NetworkAttachment] = {}
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            key = as_str(p, (*path, i), item)
-            if key is not None:
-                out[key] = NetworkAttachment(key)
-                _check_network_ref(p, (*path, i), key, ctx)
-    elif isinstance(value, dict):
-        for key, opts in value.items():
-            where = (*path, key)
-            _check_network_ref(p, where, key, ctx)
-            if opts is None:
-                out[key] = NetworkAttachment(key)
-                continue
-            opts = as_mapping(p, where, opts)
-            if opts is None:
-                continue
-            check_keys(p, where, opts, ("aliases", "ipv4_address"),
-                       ("ipv6_address", "priority", "link_local_ips", "mac_address",
-                        "driver_opts", "gw_priority", "interface_name"))
-            aliases = as_str_list(p, (*where, "aliases"), opts.get("aliases", [])) or ()
-            ipv4 = opts.get("ipv4_address")
-            if ipv4 is not None:
-                ipv4 = as_str(p, (*where, "ipv4_address"), ipv4)
-            out[key] = NetworkAttachment(key, tuple(aliases), ipv4)
-    else:
-        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
-    return tuple(out[k] for k in sorted(out))
-
-
-def _check_network_ref(p: Problems, path: KeyPath, key: str, ctx: ServiceContext) -> None:
-    if key not in ctx.networks:
-        p.add(path, f"service refers to undefined network {key!r}")
-
-
-def _depends_on(
-    p: Problems, path: KeyPath, value: object, name: str, ctx: ServiceContext
-) -> tuple[Dependency, ...]:
-    deps: dict[str, Dependency] = {}
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            dep = as_str(p, (*path, i), item)
-            if dep is not None:
-                deps[dep] = Dependency(dep)
-                _check_service_ref(p, (*path, i), dep, name, ctx)
-    elif isinstance(value, dict):
-        for dep, opts in value.items():
-            where = (*path, dep)
-            _check_service_ref(p, where, dep, name, ctx)
-            opts = as_mapping(p, where, opts if opts is not None else {})
-            if opts is None:
-                continue
-            check_keys(p, where, opts, ("condition", "restart", "required"))
-            cond = opts.get("condition", "service_started")
-            if cond not in _CONDITIONS:
-                p.add((*where, "condition"), f"condition must be one of {', '.join(_CONDITIONS)}")
-            restart = as_bool(p, (*where, "restart"), opts.get("restart", False))
-            required = as_bool(p, (*where, "required"), opts.get("required", True))
-            deps[dep] = Dependency(dep, str(cond), bool(restart), required is not False)
-    else:
-        p.add(path, f"must be a list or a mapping, not a {type_name(value)}")
-    return tuple(deps[k] for k in sorted(deps))
-
-
-def _check_service_ref(
-    p: Problems, path: KeyPath, dep: str, name: str, ctx: ServiceContext
-) -> None:
-    if dep == name:
-        p.add(path, f"service {name!r} depends on itself")
-    elif dep not in ctx.services:
-        p.add(path, f"depends on undefined service {dep!r}")
 
 
 def _healthcheck(p: Problems, path: KeyPath, value: object) -> Healthcheck | None:

@@ -15,6 +15,7 @@
 //     "kind": "dsse",                        // dsse (in-toto statement) | message
 //     "digest": "sha256:<hex>",              // dsse: the statement's subject digest
 //     "name": "127.0.0.1:5056/edge/app",     // dsse: the statement's subject name
+//     "predicateType": "https://...",        // dsse: default cosign's signature predicate
 //     "artifact": "path",                    // message: the bytes signed
 //     "attach": {"image": "127.0.0.1:5056/edge/app", "digest": "sha256:<hex>",
 //                "username": "u", "password": "p"}   // optional
@@ -33,7 +34,8 @@ const { attachArtifactToImage } = require('@sigstore/oci');
 
 const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const INTOTO_STATEMENT = 'https://in-toto.io/Statement/v1';
-const PREDICATE_TYPE = 'https://gitops-edge.test/signed/v1';
+// cosign's signature predicate: a statement with another predicate is an attestation, not a signature.
+const PREDICATE_TYPE = 'https://sigstore.dev/cosign/sign/v1';
 
 const newKey = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
@@ -152,7 +154,7 @@ function artifact(job) {
   const statement = {
     _type: INTOTO_STATEMENT,
     subject: [{ name: job.name || 'image', digest: { [alg]: hex } }],
-    predicateType: PREDICATE_TYPE,
+    predicateType: job.predicateType || PREDICATE_TYPE,
     predicate: {},
   };
   return { data: Buffer.from(JSON.stringify(statement)), type: 'application/vnd.in-toto+json' };
@@ -193,7 +195,7 @@ async function main() {
           mediaType: BUNDLE_MEDIA_TYPE,
           annotations: job.kind === 'message'
             ? { 'dev.sigstore.bundle.content': 'message-signature' }
-            : { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': PREDICATE_TYPE },
+            : { 'dev.sigstore.bundle.content': 'dsse-envelope', 'dev.sigstore.bundle.predicateType': job.predicateType || PREDICATE_TYPE },
           credentials: { username: a.username, password: a.password },
         });
         fs.writeFileSync(`${job.out}.attached.json`, JSON.stringify(desc));

@@ -1,0 +1,162 @@
+"""An emulated Raspberry Pi: the arm64 agent image, under QEMU, keeps a multi-arch stack on the real engine.
+
+``scripts/build-image --offline --platforms linux/amd64,linux/arm64`` builds the
+agent for both platforms (the arm64 one from a Debian arm64 base, its RUN steps
+and wheels arm64 under QEMU user emulation) and pushes one OCI index under one
+tag to the test registry. The engine pulls the arm64 variant of that index and
+runs it: the agent's Python is aarch64 code, emulated. Its device config says
+``platform: linux/arm64``, as a Pi's engine would report, so it pulls and runs
+the arm64 variant of the stack's images too (emulated as well) through deploy,
+update and an automatic rollback of a release that dies.
+
+The module is marked ``slow`` (``scripts/test --slow`` runs it): the index is
+built once per tree (tagged by the hash of its sources, kept in the registry),
+10-15 minutes here, and the device walk itself takes about 2 minutes, every
+agent command starting an emulated Python.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from gitops_edge.adapters.registry.client import RegistryClient
+from tests.conftest import commit_files
+from tests.support.agent_image import multiarch_agent_index, pull_platform
+from tests.support.images import push_multiarch
+
+# Both need the multi-arch agent image: built once per tree, 10-15 minutes on 2 shared cores
+# (the arm64 half under emulation), so the module runs only with `scripts/test --slow`.
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ARM64 = "linux/arm64/v8"
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+
+
+@pytest.fixture(scope="module")
+def agent_index(registry: str) -> str:
+    try:
+        return multiarch_agent_index(registry)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def arm64_agent(docker_client: docker.DockerClient, agent_index: str) -> str:
+    return pull_platform(docker_client, agent_index, "linux/arm64")
+
+
+def test_the_agent_index_offers_amd64_and_arm64_and_the_arm64_agent_runs_emulated(
+    docker_client: docker.DockerClient, agent_index: str, arm64_agent: str,
+) -> None:
+    repo, _, tag = agent_index.rpartition(":")
+    platforms = RegistryClient().platforms(repo, tag)
+    assert sorted(str(p) for p in platforms) == ["linux/amd64", "linux/arm64"]
+    attrs = docker_client.api.inspect_image(arm64_agent)
+    assert (attrs["Os"], attrs["Architecture"]) == ("linux", "arm64")
+    out = docker_client.containers.run(
+        arm64_agent, entrypoint=["sh", "-c"],
+        command=["uname -m; python3 -c 'import platform; print(platform.machine())'; gitops-edge --help | head -1"],
+        remove=True, network_mode="none",
+    ).decode().split("\n")
+    assert out[:2] == ["aarch64", "aarch64"]
+    assert "gitops-edge" in out[2]
+
+
+@pytest.fixture
+def emulated_device(docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[dict[str, object]]:
+    """The run arguments of an arm64 agent container: socket, state volume, config and fleet repo."""
+    volume = f"gitops-edge-pi-{uuid.uuid4().hex[:8]}"
+    docker_client.volumes.create(volume, labels={"gitops-edge-test": "emulated-device"})
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    repo = tmp_path / "fleet"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, timeout=30)
+    yield {"volume": volume, "conf": conf, "repo": repo}
+    try:
+        docker_client.volumes.get(volume).remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+def agent_sync(client: docker.DockerClient, image: str, device: dict[str, object]) -> tuple[int, str]:
+    """One ``gitops-edge sync`` in the arm64 agent container, as deploy/compose.yaml runs it."""
+    c = client.containers.run(
+        image, ["sync"], detach=True, read_only=True, init=True,
+        network_mode="host",  # the test registry is on the host's loopback, as a Pi's would be on its LAN
+        tmpfs={"/tmp": "size=64m,mode=1777"}, cap_drop=["ALL"], security_opt=["no-new-privileges:true"],
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(device["volume"]): {"bind": "/var/lib/gitops-edge", "mode": "rw"},
+            str(device["conf"]): {"bind": "/etc/gitops-edge", "mode": "ro"},
+            str(device["repo"]): {"bind": "/fleet", "mode": "ro"},
+        },
+        labels={"gitops-edge-test": "emulated-device"},
+    )
+    try:
+        code = int(c.wait(timeout=600)["StatusCode"])
+        return code, c.logs().decode(errors="replace")
+    finally:
+        c.remove(force=True)
+
+
+def test_an_emulated_pi_deploys_updates_and_rolls_back_a_multi_arch_stack(
+    docker_client: docker.DockerClient, registry: str, arm64_agent: str, emulated_device: dict[str, object],
+    stack_name: str, cleanup_stacks: list[str],
+) -> None:
+    cleanup_stacks.append(stack_name)
+    repo = f"{registry}/edge/pi-{uuid.uuid4().hex[:8]}"
+    v1 = push_multiarch(f"{repo}:v1", version="v1", arches=("amd64", "arm64"), cmd=IDLE)
+    v2 = push_multiarch(f"{repo}:v2", version="v2", arches=("amd64", "arm64"), cmd=IDLE)
+    bad = push_multiarch(f"{repo}:v3", version="v3", arches=("amd64", "arm64"), cmd=["sh", "-c", "exit 3"])
+    Path(str(emulated_device["conf"]), "config.yaml").write_text(
+        "device: {id: pi-emulated, platform: linux/arm64}\n"
+        "source: {url: 'file:///fleet', ref: main, path: devices/pi}\n"
+        "state_dir: /var/lib/gitops-edge\n"
+        "health: {timeout: 60s, stable_for: 2s}\n"
+    )
+    fleet = Path(str(emulated_device["repo"]))
+
+    def release(image: str) -> str:
+        return commit_files(fleet, {f"devices/pi/{stack_name}/compose.yaml":
+                                    f"services:\n  app:\n    image: {image}\n    restart: unless-stopped\n"})
+
+    def running() -> tuple[str, list[str]]:
+        (c,) = docker_client.containers.list(filters={"label": f"com.docker.compose.project={stack_name}"})
+        code, out = c.exec_run(["sh", "-c", "uname -m; cat /arch /version"])
+        assert code == 0, out
+        return c.attrs["Config"]["Image"], out.decode().split()
+
+    # Deploy.
+    release(v1.ref)
+    code, log = agent_sync(docker_client, arm64_agent, emulated_device)
+    assert code == 0, log
+    assert running() == (f"{v1.repository}@{v1.manifests[ARM64]}", ["aarch64", "arm64", "v1"])
+    # Update.
+    rev2 = release(v2.ref)
+    code, log = agent_sync(docker_client, arm64_agent, emulated_device)
+    assert code == 0, log
+    assert running() == (f"{v2.repository}@{v2.manifests[ARM64]}", ["aarch64", "arm64", "v2"])
+    # A release whose arm64 container dies: rolled back to v2, exit 1.
+    release(bad.ref)
+    code, log = agent_sync(docker_client, arm64_agent, emulated_device)
+    assert code == 1, log
+    assert "rolled back" in log.lower() or "rolled_back" in log.lower(), log
+    assert running() == (f"{v2.repository}@{v2.manifests[ARM64]}", ["aarch64", "arm64", "v2"])
+    (c,) = docker_client.containers.list(filters={"label": f"com.docker.compose.project={stack_name}"})
+    assert c.labels["io.gitops-edge.revision"] == rev2
+    # The agent's own status, read in an emulated container, says the same.
+    c2 = docker_client.containers.run(
+        arm64_agent, ["status", "--json"], remove=True, read_only=True, network_mode="none",
+        volumes={str(emulated_device["volume"]): {"bind": "/var/lib/gitops-edge", "mode": "rw"},
+                 str(emulated_device["conf"]): {"bind": "/etc/gitops-edge", "mode": "ro"}},
+    )
+    stacks = {s["stack"]: s for s in json.loads(c2)["stacks"]}
+    assert stacks[stack_name]["revision"] == rev2

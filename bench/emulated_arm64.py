@@ -6,7 +6,8 @@ in the test registry, see ``tests/support/agent_image.py``), run at the same
 time as containers the way deploy/compose.yaml runs them, each keeping its own
 one-service stack of a tiny multi-arch image (the arm64 agent with
 ``device.platform: linux/arm64``, as on a Pi). Each daemon polls every 2 s;
-the cycle time is the one the agent logs itself (``sync unchanged in X.XXs``),
+the cycle time is the one the agent logs itself (``sync unchanged at fetch in X.XXs``,
+a DEBUG line since an idle poll logs nothing at INFO; the idle short-circuit's cycle),
 the RSS is ``VmRSS`` of the agent process read from the host after its first
 sync. Under user-mode emulation the aarch64 process is a QEMU process that
 translates code as it runs: its RSS holds QEMU and the translated code too,
@@ -69,7 +70,8 @@ class Agent:
         )
         client.volumes.create(self.volume)
         self.container = client.containers.run(
-            image_id, ["run"], detach=True, read_only=True, tmpfs={"/tmp": "size=64m,mode=1777"},
+            image_id, ["--log-level", "debug", "run"], detach=True, read_only=True,
+            tmpfs={"/tmp": "size=64m,mode=1777"},
             network_mode="host",  # the test registry is on the host's loopback
             volumes={
                 "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},

@@ -28,7 +28,8 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -116,6 +117,8 @@ class Agent:
         self._deferred: tuple[str | None, str] | None = None  # (revision, origin) heard during a sync
         self._store: StateStore | None = None  # kept open across polls
         self._rec: Reconciler | None = None  # kept across polls: its idle memo
+        self._reader: StateStore | None = None  # /status and /metrics (``_reading``)
+        self._read_lock = threading.Lock()
 
     def _reconciler(self) -> tuple[StateStore, Reconciler]:
         """The kept store and reconciler, built on first use or after a crash dropped them."""
@@ -384,33 +387,34 @@ class Agent:
         """Every stack's readiness now, as ``/status`` shows it (``/metrics`` reads it when scraped)."""
         from gitops_edge.report.status_view import stack_conditions
 
-        store = self.wiring.open_store()
-        try:
-            runtime = self.wiring.runtime_or_none(timeout=10)[0]
-            observed = None
-            if runtime is not None:
-                try:
-                    observed = runtime.observe()
-                except EdgeError:
-                    observed = None
+        runtime = self.wiring.runtime_or_none(timeout=10)[0]
+        observed = None
+        if runtime is not None:
+            try:
+                observed = runtime.observe()
+            except EdgeError:
+                observed = None
+        with self._reading() as store:
             return stack_conditions(store, observed)
-        finally:
-            store.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[StateStore]:
+        """One reader kept open for ``/status`` and ``/metrics``: a new SQLite connection per
+        request writes (its shared-memory pages)."""
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = self.wiring.open_store()
+            yield self._reader
 
     def _status_server(self) -> StatusServer | None:
         if not self.config.status.listen:
             return None
         from gitops_edge.report.status_view import DeviceStatus, device_status
 
-        kept: list[StateStore] = []  # one reader kept open: a new SQLite connection per request writes
-        reading = threading.Lock()
-
         def status() -> DeviceStatus:
-            with reading:
-                if not kept:
-                    kept.append(self.wiring.open_store())
-                return device_status(self.config, kept[0], self.wiring.runtime_or_none(timeout=10)[0],
-                                     unchanged=self.unchanged_polls())
+            runtime = self.wiring.runtime_or_none(timeout=10)[0]
+            with self._reading() as store:
+                return device_status(self.config, store, runtime, unchanged=self.unchanged_polls())
 
         server = StatusServer(
             self.config.status.listen,

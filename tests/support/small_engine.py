@@ -1,7 +1,9 @@
 """A second, private Docker engine whose data root is a small tmpfs: the full-disk bench.
 
 Its own dockerd (and containerd) with its own socket, data root and exec root,
-no default bridge and no iptables rules, so it cannot disturb the shared engine.
+its own bridge interface and no iptables rules, so it cannot disturb the shared engine.
+(Not ``--bridge=none``: a dockerd started so deletes the interface ``docker0`` on start,
+which is the shared engine's default bridge: every later container on it fails.)
 Containers on it should use ``network_mode: none``. It pulls from the loopback
 registry like the shared engine. Stopped, and its tmpfs unmounted, on exit.
 """
@@ -30,10 +32,15 @@ def small_engine(size_mb: int = 64) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     exec_root.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(root)], check=True, timeout=30)
+    bridge = f"gesm{base.name[-8:]}"[:15]  # an interface of its own (IFNAMSIZ 16)
+    for cmd in (["ip", "link", "add", bridge, "type", "bridge"],
+                ["ip", "addr", "add", "10.231.0.1/24", "dev", bridge],
+                ["ip", "link", "set", bridge, "up"]):
+        subprocess.run(cmd, check=True, timeout=30)
     log = (base / "dockerd.log").open("w")
     proc = subprocess.Popen(
         ["dockerd", "--data-root", str(root), "--exec-root", str(exec_root), "--pidfile", str(base / "pid"),
-         "-H", f"unix://{sock}", "--bridge=none", "--iptables=false", "--ip6tables=false",
+         "-H", f"unix://{sock}", f"--bridge={bridge}", "--iptables=false", "--ip6tables=false",
          "--storage-driver", "overlay2"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
@@ -62,4 +69,5 @@ def small_engine(size_mb: int = 64) -> Iterator[tuple[str, Path]]:
             proc.wait()
         log.close()
         subprocess.run(["umount", "-l", str(root)], check=False, timeout=30)
+        subprocess.run(["ip", "link", "del", bridge], check=False, timeout=30)
         shutil.rmtree(base, ignore_errors=True)

@@ -1,7 +1,8 @@
 """The spec hash: one value per service that decides keep or recreate.
 
 Like Compose's config hash it leaves out what does not shape the container
-(depends_on, profiles, pull_policy, the image as written: the *pinned*
+(depends_on, profiles, pull_policy, replicas: a new count adds or removes
+containers and keeps the others, the image as written: the *pinned*
 image is compared separately, so a moved tag and an edited file give
 different reasons). It folds in the docker names of the networks and
 volumes the service uses, since renaming one changes the container.
@@ -20,7 +21,7 @@ import hashlib
 from gitops_edge.core.serialize import canonical_json, to_data
 from gitops_edge.model.spec import Mount, ServiceSpec, StackSpec
 
-NOT_HASHED = frozenset({"depends_on", "profiles", "pull_policy", "image"})
+NOT_HASHED = frozenset({"depends_on", "profiles", "pull_policy", "image", "replicas"})
 
 
 def hashed_fields(spec: ServiceSpec) -> dict[str, object]:

@@ -130,16 +130,16 @@ CASES = [
     Bad("extends-escape",
         "services:\n  a:\n    extends:\n      service: b\n      file: ../../../../etc/base.yaml\n",
         "leaves the repository", 5, "services.a.extends.file", True),
-    Bad("scale", "services:\n  web:\n    image: nginx\n    scale: 2\n",
-        "one container per service", 4, "services.web.scale", False),
+    Bad("scale-vs-replicas", "services:\n  web:\n    image: nginx\n    scale: 2\n    deploy:\n      replicas: 3\n",
+        "can't set distinct values on 'scale' and 'deploy.replicas'", 4, "services.web.scale", True),
     Bad("label-file-escape", "services:\n  web:\n    image: nginx\n    label_file: ../../../../etc/x.labels\n",
         "leaves the repository", 4, "services.web.label_file", True),
     Bad("include-depends-cycle", "include: [sub/a.yaml]\nservices:\n  web:\n    image: nginx\n",
         "dependency cycle: a -> b -> a", 4, "services.a.depends_on", True,
         extra=(("sub/a.yaml", "services:\n  a:\n    image: x\n    depends_on: [b]\n"
                               "  b:\n    image: x\n    depends_on: [a]\n"),), file="sub/a.yaml"),
-    Bad("replicas", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: 3\n",
-        "one container per service", 5, "services.web.deploy.replicas", False),
+    Bad("replicas-negative", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: -1\n",
+        "must be at least 0", 5, "services.web.deploy.replicas", True),
 ]
 
 

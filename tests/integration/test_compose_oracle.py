@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gitops_edge.adapters.files.desired_state import load_desired_state
-from gitops_edge.adapters.files.stack_files import load_stack
+from gitops_edge.adapters.files.stack_files import agent_home, load_stack
 from gitops_edge.core.compose.units import parse_duration, parse_size
 from gitops_edge.model.spec import Ipam, ServiceSpec, StackSpec
 
@@ -27,12 +27,17 @@ CORPUS = DATA / "compose"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "compose.yaml").exists())
 
 
+def compose_env() -> dict[str, str]:
+    """What Compose sees of the host: PATH, and the home directory the agent gives ``~``."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": agent_home() or "/"}
+
+
 def run_compose(compose_bin: str, case_dir: Path) -> subprocess.CompletedProcess[str]:
-    """``docker compose config`` with no host environment leaking in."""
+    """``docker compose config`` with no other host environment leaking in."""
     return subprocess.run(
         [compose_bin, "-p", case_dir.name, "config", "--format", "json"],
         cwd=case_dir,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        env=compose_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -224,6 +229,7 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "sysctls": dict(svc.get("sysctls") or {}),
         "pull_policy": {"if_not_present": "missing", None: "missing"}.get(
             svc.get("pull_policy"), svc.get("pull_policy")),
+        "replicas": next((int(n) for n in (deploy.get("replicas"), svc.get("scale")) if n is not None), 1),
     }
 
 
@@ -289,6 +295,7 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "ulimits": {u.name: (u.soft, u.hard) for u in svc.ulimits},
         "sysctls": dict(svc.sysctls),
         "pull_policy": svc.pull_policy,
+        "replicas": svc.replicas,
     }
 
 

@@ -117,6 +117,7 @@ def bench(
 ATTACKS: list[tuple[str, str, str, str, str, str | None]] = [
     ("bind of /", "", "", "'/:/host'", "services.web.volumes[1]", "allowed_bind_paths"),
     ("docker socket", "", "", "'/var/run/docker.sock:/s'", "services.web.volumes[1]", "allowed_bind_paths"),
+    ("bind of ~", "", "", "'~/.ssh:/s'", "services.web.volumes[1]", "allowed_bind_paths"),  # the agent's home
     ("seccomp inline JSON", "    security_opt: ['seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}']\n", "", "",
      "services.web.security_opt[0]", "allowed_security_opts"),
     ("seccomp unconfined", "    security_opt: ['seccomp:unconfined']\n", "", "", "services.web.security_opt[0]",
@@ -276,6 +277,19 @@ def test_keys_the_loader_does_not_parse_yet_change_nothing(bench: Bench, extra: 
     assert f"services.web.{key}" in out.stderr, out.stderr
     if out.returncode == 3:
         assert "security." in out.stderr, out.stderr
+    assert bench.view() == before
+
+
+@pytest.mark.parametrize("extra", ["    scale: 2\n", "    deploy: {replicas: 3}\n"], ids=["scale", "replicas"])
+def test_a_replica_count_the_engine_cannot_run_changes_nothing(bench: Bench, extra: str) -> None:
+    """Compose loads it; the agent (one container per service) refuses that stack, located, exit 2."""
+    before = bench.view()
+    bench.device.commit({f"{bench.stack}/compose.yaml": bench.compose_file(extra)}, "replicas")
+    out = bench.device.cli("sync")
+    assert out.returncode == 2, out.stderr
+    key = "scale" if "scale" in extra else "deploy.replicas"
+    where = rf"devices/d1/[\w/]+\.yaml:\d+: services\.web\.{re.escape(key)}: \d replicas"
+    assert re.search(where, out.stderr), out.stderr
     assert bench.view() == before
 
 

@@ -206,7 +206,8 @@ def test_deploy_folds_into_limits_and_restart() -> None:
 
 
 @pytest.mark.parametrize(("extra", "deploy", "where"), [
-    ({}, {"replicas": 2}, "deploy.replicas"),
+    ({}, {"replicas": -1}, "deploy.replicas"),
+    ({"scale": 3}, {"replicas": 2}, "scale"),
     ({}, {"mode": "global"}, "deploy.mode"),
     ({}, {"restart_policy": {"condition": "any", "max_attempts": 3}}, "deploy.restart_policy.max_attempts"),
     ({"mem_limit": "1g"}, {"resources": {"limits": {"memory": "2g"}}}, "deploy.resources.limits.memory"),
@@ -218,6 +219,30 @@ def test_deploy_refusals(extra: dict[str, Any], deploy: dict[str, Any], where: s
     with pytest.raises(StackErrors) as exc:
         build({"services": {"web": {"image": "x", **extra, "deploy": deploy}}})
     assert exc.value.location.key == f"services.web.{where}"
+
+
+@pytest.mark.parametrize(("svc", "want"), [
+    ({}, 1),
+    ({"deploy": {"replicas": 3}}, 3),
+    ({"deploy": {"replicas": "0"}}, 0),
+    ({"scale": 2}, 2),
+    ({"scale": 2, "deploy": {"replicas": 2}}, 2),
+])
+def test_replicas_read_as_compose_reads_them(svc: dict[str, Any], want: int) -> None:
+    assert build({"services": {"web": {"image": "x", **svc}}}).service("web").replicas == want
+
+
+def test_tilde_bind_is_under_the_agent_home() -> None:
+    def load(source: str, home: str | None) -> Any:
+        return build_stack({"services": {"a": {"image": "x", "volumes": [f"{source}:/d"]}}}, {(): 1},
+                           name="st", stack_dir="stacks/st", compose_file="stacks/st/compose.yaml",
+                           root="/co", env={}, read_text=lambda rel: None, home=home).service("a")
+    assert load("~/data/../x", "/home/edge").mounts[0].source == "/home/edge/x"
+    assert load("~", "/home/edge/").mounts[0].source == "/home/edge"
+    assert load("~data", "/root").mounts[0].source == "/root/data"  # as compose-go: not ~user
+    with pytest.raises(StackErrors) as exc:
+        load("~/data", None)
+    assert exc.value.location.key == "services.a.volumes[0]" and "home directory" in str(exc.value)
 
 
 def test_implied_dependencies_and_sharing_references() -> None:

@@ -229,3 +229,18 @@ def test_every_violation_is_reported_with_its_service() -> None:
     other = ServiceSpec(name="db", image="postgres:16", privileged=True)
     found = check_stack(stack(svc(network_mode="host", cap_add=("SYS_ADMIN",)), other), STRICT, ROOT)
     assert [f.path[:2] for f in found] == [("services", "web"), ("services", "web"), ("services", "db")]
+
+
+def test_tilde_bind_is_a_host_path_the_policy_must_allow() -> None:
+    """``~/data`` loads as Compose loads it (the agent's home), then meets the policy as any host path."""
+    from gitops_edge.core.compose import build_stack
+
+    st = build_stack({"services": {"web": {"image": "x", "volumes": ["~/data:/data"]}}}, {(): 1}, name="web",
+                     stack_dir="stacks/web", compose_file="stacks/web/compose.yaml", root=ROOT, env={},
+                     read_text=lambda rel: None, home="/home/edge")  # fmt: skip
+    assert st.service("web").mounts[0].source == "/home/edge/data"
+    (finding,) = check_stack(st, STRICT, ROOT)
+    assert (finding.path[-2:], finding.policy_key) == (("volumes", 0), "allowed_bind_paths")
+    assert "/home/edge/data" in finding.message()
+    assert check_stack(st, SecurityPolicy(allowed_bind_paths=("/home/edge/data",)), ROOT) == []
+    assert keys(check_stack(st, SecurityPolicy(allowed_bind_paths=("/home/other",)), ROOT)) == ["allowed_bind_paths"]

@@ -64,6 +64,7 @@ def full_service() -> ServiceSpec:
         stop_grace_period_ns=30_000_000_000,
         stop_signal="SIGINT",
         container_name="the-web",
+        replicas=2,
         hostname="web",
         extra_hosts=("gw:10.0.0.1",),
         ulimits=(Ulimit("nofile", 1024, 2048),),
@@ -213,7 +214,7 @@ def test_config_hash_folds_in_docker_names_of_used_networks_and_volumes() -> Non
 
 
 def test_not_hashed_is_exactly_the_documented_set() -> None:
-    assert {"depends_on", "profiles", "pull_policy", "image"} == NOT_HASHED
+    assert {"depends_on", "profiles", "pull_policy", "image", "replicas"} == NOT_HASHED
 
 
 def test_changed_fields_in_declaration_order() -> None:

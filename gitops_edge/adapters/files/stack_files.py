@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import pwd
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,9 +98,21 @@ def load_stack(
         ),
         read_compose=lambda rel: _compose_doc(root, rel),
         secret_file=secrets,
+        home=agent_home(),
     )
     _check_bind_symlinks(root, spec)
     return spec
+
+
+def agent_home() -> str | None:
+    """The home directory of the agent's user (``$HOME``, else the password database), for ``~``."""
+    home = os.environ.get("HOME")
+    if home:
+        return home
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir or None
+    except KeyError:
+        return None
 
 
 def _compose_doc(root: Path, rel: str) -> ComposeDoc:

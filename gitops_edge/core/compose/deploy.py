@@ -5,8 +5,9 @@ reservation and ``restart_policy``; the swarm-only sections (placement,
 update/rollback config, endpoint mode, deploy labels) are accepted and, as in
 Compose, have no effect on a container. Values that also have a service-level
 key (``mem_limit``, ``cpus``, ``pids_limit``) must agree with it, as
-compose-go requires. gitops-edge runs one container per service, so
-``replicas`` other than 1 and ``mode: global`` are refused, and so is a
+compose-go requires. ``replicas`` is read as Compose reads it (the engine
+refuses a count other than 1 when it applies the stack); ``mode: global`` is
+refused, and so is a
 ``max_attempts`` without ``condition: on-failure`` (Docker refuses that
 container at create time, after Compose accepted the file).
 """
@@ -33,9 +34,9 @@ def apply_deploy(p: Problems, path: KeyPath, value: object, kw: dict[str, Any]) 
         return
     check_keys(p, path, deploy, DEPLOY_KEYS)
     if deploy.get("replicas") is not None:
-        replicas = as_int(p, (*path, "replicas"), deploy["replicas"])
-        if replicas is not None and replicas != 1:
-            p.add((*path, "replicas"), "gitops-edge runs exactly one container per service")
+        replicas = as_int(p, (*path, "replicas"), deploy["replicas"], minimum=0)
+        if replicas is not None:
+            kw["replicas"] = replicas
     if deploy.get("mode") not in (None, "replicated"):
         p.add((*path, "mode"), "only 'replicated' (one container) is supported by gitops-edge")
     if deploy.get("resources") is not None:

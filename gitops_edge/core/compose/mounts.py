@@ -3,8 +3,10 @@
 A short ``SRC:DST[:MODE]`` is a bind when SRC starts with ``.`` or ``/``
 (as in Compose), otherwise a named volume. Relative bind sources resolve
 against the stack directory to an absolute path in the device's checkout
-and may not leave the repository. Options gitops-edge cannot honour
-(``~``) are refused rather than dropped. A Windows absolute
+and may not leave the repository. A ``~`` source is under the home
+directory of the user running the agent, as Compose puts it under the home
+of whoever runs Compose (the security policy then decides, like any host
+path outside the repository). A Windows absolute
 source (``C:\\data``) is kept as written, as Compose keeps it; container
 paths are cleaned (``/data/`` -> ``/data``) as Compose cleans them.
 """
@@ -42,6 +44,7 @@ class MountContext:
     root: str  # absolute checkout root on the device
     stack_dir: str  # repo-relative stack directory
     volumes: Collection[str]  # keys declared under top-level `volumes:`
+    home: str | None = None  # home directory of the agent's user, for `~` (None: `~` refused)
 
 
 def parse_volumes(p: Problems, path: KeyPath, value: object, ctx: MountContext) -> list[Mount]:
@@ -239,9 +242,11 @@ def _bind(
     propagation: str | None = None,
 ) -> Mount | None:
     if source.startswith("~"):
-        p.add(path, f"bind source {source!r}: '~' is not supported (paths are repo-relative)")
-        return None
-    if _WINDOWS_ABS.match(source):
+        if ctx.home is None or not posixpath.isabs(ctx.home):
+            p.add(path, f"bind source {source!r}: '~' needs the agent's home directory, which is unknown")
+            return None
+        resolved = clean_path(ctx.home + "/" + source[1:])  # as Compose: `~x` is <home>/x
+    elif _WINDOWS_ABS.match(source):
         resolved = source  # absolute on Windows: Compose keeps it as written
     else:
         try:

@@ -133,8 +133,6 @@ def build_service(
     if svc.get("label_file") is not None:
         from_files = _label_files(p, at("label_file"), svc["label_file"], ctx)
         kw["labels"] = tuple(sorted({**from_files, **dict(kw.get("labels", ()))}.items()))
-    if svc.get("scale") is not None and as_int(p, at("scale"), svc["scale"]) not in (None, 1):
-        p.add(at("scale"), "gitops-edge runs exactly one container per service")
     if svc.get("develop") is not None:
         as_mapping(p, at("develop"), svc["develop"])  # `docker compose watch` only: no effect on `up`
     for key in ("user", "working_dir", "stop_signal", "hostname"):
@@ -183,6 +181,10 @@ def build_service(
     apply_tuning(p, path, svc, kw)
     if svc.get("deploy") is not None:
         apply_deploy(p, at("deploy"), svc["deploy"], kw)
+    if svc.get("scale") is not None and (scale := as_int(p, at("scale"), svc["scale"], minimum=0)) is not None:
+        if kw.get("replicas", scale) != scale:
+            p.add(at("scale"), "can't set distinct values on 'scale' and 'deploy.replicas'")
+        kw["replicas"] = scale
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
         kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:

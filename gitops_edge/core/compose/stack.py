@@ -80,6 +80,7 @@ def build_stack(
     includes: Sequence[IncludedFile] = (),
     read_compose: ReadCompose | None = None,
     secret_file: SecretFile | None = None,
+    home: str | None = None,
 ) -> StackSpec:
     """Normalize one parsed compose file; raises ``StackErrors`` listing every problem.
 
@@ -88,7 +89,8 @@ def build_stack(
     interpolation variables; ``read_text`` reads repo-relative files (env_file);
     ``includes`` are the files its ``include:`` names, merged in as Compose does
     (a service, network or volume defined twice is an error); ``read_compose``
-    reads the other files ``extends`` names; ``secret_file`` finds a secret
+    reads the other files ``extends`` names; ``home`` is the agent user's home
+    directory, where a ``~`` bind source points; ``secret_file`` finds a secret
     on the device (``None``: the device has no secrets directory).
     """
     p = Problems(compose_file, lines)
@@ -121,7 +123,7 @@ def build_stack(
     built: dict[str, ServiceSpec] = {}
     for unit in units:
         ctx = ServiceContext(
-            mounts=MountContext(root, unit.directory, volumes_declared),
+            mounts=MountContext(root, unit.directory, volumes_declared, home),
             env=unit.env,
             read_text=read_text,
             networks=networks_declared,

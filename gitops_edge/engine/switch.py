@@ -24,7 +24,7 @@ from gitops_edge.model.evidence import FAILED_SUFFIX, LOG_LINES, Evidence
 from gitops_edge.model.journal import Journal, KeptContainer, Phase
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
-from gitops_edge.model.spec import ServiceSpec, StackSpec
+from gitops_edge.model.spec import StackSpec
 from gitops_edge.model.step import Step
 from gitops_edge.ports.clock import Clock, SystemClock
 from gitops_edge.ports.runtime import ContainerRuntime
@@ -40,10 +40,6 @@ Progress = Callable[[Step], None]
 
 def _ignore(_step: Step) -> None:
     return None
-
-
-def container_name(stack: str, spec: ServiceSpec) -> str:
-    return spec.container_name or f"{stack}-{spec.name}-1"
 
 
 def _completes(stack: StackSpec, service: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from gitops_edge.core.compose import StackErrors, is_project_name
+from gitops_edge.core.compose import StackErrors
 from gitops_edge.core.compose.problems import KeyPath, LineMap, Problems
 from gitops_edge.errors import DesiredStateError
 from gitops_edge.model.config import DeviceConfig
@@ -84,6 +84,8 @@ def scalar_text(value: object) -> str | None:
 
 def parse_fleet(data: Mapping[str, Any], lines: LineMap, file: str = FLEET_FILE) -> Fleet:
     """fleet.yaml's data to a Fleet; raises ``StackErrors`` listing every problem."""
+    from gitops_edge.core.compose.stack import is_project_name  # the loader, not the agent config parser
+
     p = Problems(file, lines)
     for key in data:
         if key not in ("stacks", "groups"):

@@ -11,9 +11,10 @@ import functools
 import json
 import types
 import typing
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from gitops_edge.model.spec import StackSpec
+if TYPE_CHECKING:  # built on first use: ``status`` reads a stored stack without the spec model
+    from gitops_edge.model.spec import StackSpec
 
 T = TypeVar("T")
 
@@ -64,4 +65,16 @@ def stack_to_json(stack: StackSpec) -> str:
 
 
 def stack_from_json(text: str) -> StackSpec:
+    from gitops_edge.model.spec import StackSpec
+
     return from_data(StackSpec, json.loads(text))
+
+
+def stack_services_from_json(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(every service, the services another waits for to complete) of a stored stack, read from
+    the same canonical JSON without building the spec: what the status of a stack needs."""
+    services = json.loads(text).get("services") or ()
+    names = tuple(str(s["name"]) for s in services)
+    one_shot = tuple(str(d["service"]) for s in services for d in s.get("depends_on") or ()
+                     if d.get("condition") == "service_completed_successfully")
+    return names, one_shot

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from gitops_edge.errors import EdgeError
-from gitops_edge.model.evidence import Evidence
-from gitops_edge.model.plan import Plan
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
+
+if TYPE_CHECKING:  # annotations only: a quick sync's result imports no spec or plan model
+    from gitops_edge.model.evidence import Evidence
+    from gitops_edge.model.plan import Plan
 
 
 @dataclass

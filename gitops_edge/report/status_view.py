@@ -7,18 +7,20 @@ endpoint and the MQTT status payload all read these keys.
 from __future__ import annotations
 
 import time
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from gitops_edge.adapters.store.sqlite import StateStore
 from gitops_edge.core.conditions import condition
-from gitops_edge.core.serialize import stack_from_json
+from gitops_edge.core.serialize import stack_services_from_json
 from gitops_edge.errors import EdgeError
 from gitops_edge.model.condition import ServiceView, StackCondition, StackFacts
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.evidence import Evidence
-from gitops_edge.model.observed import ObservedState
-from gitops_edge.ports.runtime import ContainerRuntime
-from gitops_edge.ports.store import EngineStore
+
+if TYPE_CHECKING:  # annotations only (ports.runtime would import the spec model)
+    from gitops_edge.model.observed import ObservedState
+    from gitops_edge.ports.runtime import ContainerRuntime
+    from gitops_edge.ports.store import EngineStore
 
 UNVERIFIED = "no trust policy: images run unverified"
 
@@ -199,7 +201,7 @@ def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list
     out = []
     for name in sorted(names):
         a = applied.get(name)
-        spec = stack_from_json(a.specs_json) if a is not None else None
+        expected, one_shot = stack_services_from_json(a.specs_json) if a is not None else ((), ())
         services = None if observed is None else tuple(
             ServiceView(c.service, c.status, c.health) for c in observed.for_stack(name) if not c.kept
         )
@@ -213,11 +215,8 @@ def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list
             suspended=suspended.get(name),
             switching=name in switching,
             services=services,
-            expected_services=tuple(s.name for s in spec.services) if spec else (),
-            one_shot=tuple(
-                d.service for s in spec.services for d in s.depends_on
-                if d.condition == "service_completed_successfully"
-            ) if spec else (),
+            expected_services=expected,
+            one_shot=one_shot,
         )))
     return out
 

@@ -8,7 +8,14 @@ from dataclasses import fields, replace
 import pytest
 
 from gitops_edge.core.hashing import NOT_HASHED, changed_fields, config_hash
-from gitops_edge.core.serialize import canonical_json, from_data, stack_from_json, stack_to_json, to_data
+from gitops_edge.core.serialize import (
+    canonical_json,
+    from_data,
+    stack_from_json,
+    stack_services_from_json,
+    stack_to_json,
+    to_data,
+)
 from gitops_edge.model.spec import (
     Blkio,
     Dependency,
@@ -251,3 +258,20 @@ def test_new_network_and_mount_settings_are_hashed() -> None:
                     replace(web, mounts=(*web.mounts[:2], replace(web.mounts[2], bind_propagation=None),
                                          *web.mounts[3:]))):
         assert config_hash(st, changed) != config_hash(st, web)
+
+
+def test_the_services_of_a_stored_stack_read_without_the_spec_model() -> None:
+    """``status`` reads the service names and one-shot dependencies from the stored JSON directly:
+    the same answer as building the spec."""
+    stack = StackSpec("s", "s", "s/compose.yaml", services=(
+        ServiceSpec("migrate", "app:v1"),
+        ServiceSpec("web", "app:v1", depends_on=(Dependency("migrate", "service_completed_successfully"),
+                                                 Dependency("db", "service_healthy"))),
+        ServiceSpec("db", "db:v1"),
+    ))
+    text = stack_to_json(stack)
+    spec = stack_from_json(text)
+    names, one_shot = stack_services_from_json(text)
+    assert names == tuple(s.name for s in spec.services) == ("migrate", "web", "db")
+    assert one_shot == ("migrate",)
+    assert stack_services_from_json(stack_to_json(StackSpec("e", "e", "e/compose.yaml"))) == ((), ())

@@ -2,16 +2,18 @@
 
 The reads of a sync where nothing changes (list containers, networks and
 volumes, inspect a container or an image, engine info) are plain GETs; doing
-them with ``http.client`` keeps the docker SDK, requests and urllib3 out of a
-process that changes nothing (the idle daemon's memory, a ``status`` or a
-no-change ``sync`` process's start-up). Writes, pulls and event streams still
+them as HTTP/1.0 GETs on a plain socket keeps the docker SDK, requests and
+urllib3 out of a process that changes nothing (the idle daemon's memory, a
+``status`` or a no-change ``sync`` process's start-up), and ``http.client`` too,
+which would import ``ssl`` and the ``email`` package for nothing. An HTTP/1.0
+request gets an answer with no chunked encoding, ended by the engine closing the
+connection (the body's length is still checked against ``Content-Length``). Writes, pulls and event streams still
 use the SDK (``runtime.py``), imported on first use. Only ``unix://`` hosts are
 served here; for others ``for_host`` returns None and the SDK does the reads too.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -30,20 +32,59 @@ class EngineHTTPError(Exception):
         self.message = message
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+MAX_ANSWER = 256 * 1024 * 1024  # an engine answer larger than this is not an answer
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
+
+def _exchange(path: str, request: bytes, timeout: float) -> bytes:
+    """Send ``request`` on the Unix socket ``path``; everything the engine sends until it closes."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+        sock.sendall(request)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_ANSWER:
+                raise OSError("bad answer from the engine: too large")
+        return b"".join(chunks)
+    finally:
+        sock.close()
+
+
+def parse_answer(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) of a whole HTTP/1.x answer; OSError when it is not one."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise OSError(f"bad answer from the engine: {lines[0][:80]!r}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _unchunk(body)
+    length = headers.get("content-length")
+    if length is not None and (not length.isdigit() or len(body) < int(length)):
+        raise OSError("bad answer from the engine: cut short")
+    return int(parts[1]), body if length is None else body[: int(length)]
+
+
+def _unchunk(body: bytes) -> bytes:
+    """Chunked transfer coding (not sent for HTTP/1.0 requests; decoded should an engine do so)."""
+    out: list[bytes] = []
+    while True:
+        line, sep, body = body.partition(b"\r\n")
         try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            raise OSError("bad answer from the engine: broken chunk") from None
+        if not sep or len(body) < size:
+            raise OSError("bad answer from the engine: cut short")
+        if size == 0:
+            return b"".join(out)
+        out.append(body[:size])
+        body = body[size + 2:]
 
 
 class EngineHTTP:
@@ -61,21 +102,15 @@ class EngineHTTP:
 
     def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET ``path`` (segments already quoted) -> its JSON; OSError when unreachable."""
-        conn = _UnixConnection(self.socket_path, self.timeout)
-        try:
-            conn.request("GET", path + ("?" + urlencode(params) if params else ""))
-            resp = conn.getresponse()
-            body = resp.read()
-        except http.client.HTTPException as exc:
-            raise OSError(f"bad answer from the engine: {exc}") from None
-        finally:
-            conn.close()
-        if resp.status >= 400:
+        target = path + ("?" + urlencode(params) if params else "")
+        request = f"GET {target} HTTP/1.0\r\nHost: docker\r\nUser-Agent: gitops-edge\r\n\r\n".encode()
+        status, body = parse_answer(_exchange(self.socket_path, request, self.timeout))
+        if status >= 400:
             try:
                 message = str(json.loads(body).get("message") or body.decode(errors="replace"))
             except (ValueError, AttributeError):
                 message = body.decode(errors="replace")
-            raise EngineHTTPError(resp.status, message.strip())
+            raise EngineHTTPError(status, message.strip())
         return json.loads(body) if body else None
 
     # -- the reads the runtime needs ---------------------------------------------------

@@ -52,10 +52,11 @@ from gitops_edge.errors import (
 )
 from gitops_edge.model.evidence import FAILED_SUFFIX
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
-from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 if TYPE_CHECKING:
     import docker
+
+    from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 log = logging.getLogger("gitops_edge.docker")
 

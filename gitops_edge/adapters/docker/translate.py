@@ -19,22 +19,22 @@ Compose details mirrored on purpose (checked against the oracle):
 from __future__ import annotations
 
 import io
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gitops_edge.model.spec import (
-    Healthcheck,
-    InjectedFile,
-    Ipam,
-    Mount,
-    NetworkAttachment,
-    NetworkSpec,
-    ServiceSpec,
-    StackSpec,
-    VolumeSpec,
-)
+if TYPE_CHECKING:  # annotations only: reading the engine (status, an idle sync) needs no spec model
+    from gitops_edge.model.spec import (
+        Healthcheck,
+        InjectedFile,
+        Ipam,
+        Mount,
+        NetworkAttachment,
+        NetworkSpec,
+        ServiceSpec,
+        StackSpec,
+        VolumeSpec,
+    )
 
 # The Compose release whose container-creation semantics this module mirrors
 # (verified by tests/integration/test_docker_oracle.py); Compose reads it as
@@ -98,6 +98,8 @@ class ContainerCreate:
 
 def files_archive(files: tuple[InjectedFile, ...]) -> bytes:
     """A tar of the inline configs, extracted at ``/`` (what Compose copies in before start)."""
+    import tarfile  # only to inject files, before a container starts
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for f in files:
@@ -348,6 +350,8 @@ def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint,
     has_default = any(n.key == "default" for n in stack.networks)
     links = endpoint_links(stack, spec)
     if not attachments and spec.network_mode is None and has_default:
+        from gitops_edge.model.spec import NetworkAttachment
+
         attachments = [NetworkAttachment("default")]
     return tuple(
         Endpoint(

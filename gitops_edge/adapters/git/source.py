@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_edge.adapters.git.hardening import guard_git_dir
 from gitops_edge.adapters.git.transport import (
@@ -38,10 +39,12 @@ from gitops_edge.adapters.git.transport import (
     trace_env,
     transport_for,
 )
-from gitops_edge.adapters.git.verify import CommitVerifier
 from gitops_edge.errors import RefNotFoundError, SourceError, SourceThrottledError, TrustError
 from gitops_edge.model.config import SourceConfig
 from gitops_edge.ports.source import Checkout
+
+if TYPE_CHECKING:
+    from gitops_edge.adapters.git.verify import CommitVerifier
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,11 @@ class GitRepoSource:
         self._revision_file = cache_dir / "revision"
         self._ref_hint_file = cache_dir / "remote-ref"  # the full ref name a short ref matched last
         self._remote_ref: str | None = None  # the full ref name ls-remote matched last
-        self._verifier = CommitVerifier(config.verify, config.timeout_s) if config.verify else None
+        self._verifier: CommitVerifier | None = None
+        if config.verify:
+            from gitops_edge.adapters.git.verify import CommitVerifier
+
+            self._verifier = CommitVerifier(config.verify, config.timeout_s)
 
     # -- the port -------------------------------------------------------------
 

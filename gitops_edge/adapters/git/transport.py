@@ -12,7 +12,6 @@ import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from gitops_edge.adapters.git.hardening import config_env, safe_env, safe_settings
@@ -173,6 +172,8 @@ def parse_retry_after(value: str, now: float) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    from email.utils import parsedate_to_datetime  # only for a throttled answer
+
     try:
         when: datetime = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

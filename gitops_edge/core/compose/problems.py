@@ -8,9 +8,12 @@ rather than raised one at a time, so ``gitops-edge validate`` can list them all.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from gitops_edge.errors import DesiredStateError, Location
-from gitops_edge.model.spec import DesiredState
+
+if TYPE_CHECKING:
+    from gitops_edge.model.spec import DesiredState
 
 KeyPath = tuple[str | int, ...]
 LineMap = Mapping[KeyPath, int]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from gitops_edge.errors import ConfigError, EdgeError
 from gitops_edge.model.config import AgentConfig
-from gitops_edge.model.result import SyncResult
-from gitops_edge.model.spec import DesiredState
 
 if TYPE_CHECKING:
     from gitops_edge.adapters.store.sqlite import StateStore
     from gitops_edge.engine.image_policy import ImagePolicy
     from gitops_edge.engine.reconcile import Reconciler
+    from gitops_edge.model.result import SyncResult
+    from gitops_edge.model.spec import DesiredState
     from gitops_edge.ports.runtime import ContainerRuntime
     from gitops_edge.report.mqtt_status import FleetReporter, HintCallback
 
@@ -61,9 +62,28 @@ class Wiring:
         except EdgeError as exc:
             return None, exc
 
-    def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler:
-        """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one."""
+    def quick_sync(self, store: StateStore) -> SyncResult | None:
+        """A one-shot process's idle short-circuit (``engine.idle.quick_sync``): the last full
+        sync's answer when nothing it was based on moved, else None. Builds no reconciler, so a
+        no-change ``sync`` imports neither the Compose loader nor the planner."""
+        from gitops_edge.adapters.files.device_key import device_key
+        from gitops_edge.adapters.git.source import GitRepoSource
+        from gitops_edge.engine.idle import quick_sync
+
+        config = self.config
+        try:
+            source = GitRepoSource(config.source, config.state_dir / "source")
+            return quick_sync(store, source, self.new_runtime(), lambda: device_key(config), time.time(),
+                              config.retention.full_check_s)
+        except EdgeError:
+            return None  # the full sync meets it again, and records and reports it as a sync does
+
+    def reconciler(self, store: StateStore, *, keep_runtime: bool = False,
+                   refresh_saved_memo: bool = True) -> Reconciler:
+        """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one.
+        ``refresh_saved_memo``: see ``Reconciler`` (False for the daemon: an idle daemon writes nothing)."""
         from gitops_edge.adapters.files.desired_state import load_desired_state
+        from gitops_edge.adapters.files.device_key import device_key
         from gitops_edge.adapters.files.revision_tree import RevisionTrees, TreeRootSource
         from gitops_edge.adapters.git.source import GitRepoSource
         from gitops_edge.core.compose import StackErrors
@@ -102,7 +122,8 @@ class Wiring:
 
         registry = RegistrySizes(config.registries)  # layer sizes and platform manifests; requests on first use
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
-                         after_sync=collect_trees, key_lines=key_lines, platforms=registry, sizes=registry)
+                         after_sync=collect_trees, key_lines=key_lines, platforms=registry, sizes=registry,
+                         device_key=lambda: device_key(config), refresh_saved_memo=refresh_saved_memo)
         return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:
@@ -159,11 +180,12 @@ class Wiring:
         MQTT: the event is queued in the store; the daemon's ``reporter`` sends it on its own
         thread, a one-shot ``sync`` (no reporter) tries the broker briefly itself.
         """
-        from gitops_edge.report.webhook import Notifier
-
         config = self.config
-        Notifier(config.notify, store, config.device.id).after_sync(
-            result.outcome, result.revision, result.reason, result.evidence)
+        if config.notify.webhook:  # (without one the notifier has nothing to do: not even imported)
+            from gitops_edge.report.webhook import Notifier
+
+            Notifier(config.notify, store, config.device.id).after_sync(
+                result.outcome, result.revision, result.reason, result.evidence)
         if config.mqtt is not None:
             from gitops_edge.report.mqtt_status import publish_once, record_sync
 

@@ -97,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     p.register("action", "parsers", _SubParsers)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
-    sub.add_parser("sync", help="one full cycle now, then exit")
+    sp = sub.add_parser("sync", help="one cycle now, then exit")
+    sp.add_argument("--full", action="store_true",
+                    help="every step even when nothing moved since the last full sync (standalone, that one's "
+                         "answer is otherwise given after one ls-remote and one container list)")
     for name, text in (("plan", "what a sync would do, changing nothing"),
                        ("status", "revision per stack, health per service, last sync")):
         sp = sub.add_parser(name, help=text)
@@ -255,7 +258,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
     try:
         with wiring.sync_lock():
             store = wiring.open_store()
-            result = wiring.reconciler(store).sync()
+            # a fresh process's idle short-circuit (the daemon's lives in its reconciler)
+            quick = None if args.full or getattr(args, "wiring", None) is not None else wiring.quick_sync(store)
+            result = quick if quick is not None else wiring.reconciler(store).sync()
             wiring.report(store, result)
     finally:
         for handler in logging.getLogger().handlers:

@@ -125,7 +125,7 @@ class Agent:
         if self._store is None or self._rec is None:
             self._drop()
             self._store = self.wiring.open_store()
-            self._rec = self.wiring.reconciler(self._store, keep_runtime=True)
+            self._rec = self.wiring.reconciler(self._store, keep_runtime=True, refresh_saved_memo=False)
         return self._store, self._rec
 
     def _drop(self) -> None:

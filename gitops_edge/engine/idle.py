@@ -15,16 +15,38 @@ see (networks, volumes, a tag moved in a registry).
 
 Stacks using ``pull_policy: always`` ask the registry on every poll, so their
 presence disables the short-circuit.
+
+A fresh process (``gitops-edge sync`` from cron or a technician) has no memo in
+memory, so the memo is also kept in the store (``SavedMemo``), written only when
+what it is based on changes (a re-armed memo with the same basis writes nothing:
+the zero-write idle rule holds). It adds to the daemon's basis what a fresh
+process cannot assume unchanged: the agent's version and a digest of the agent
+config as parsed, plus the files it names (trust keys and roots, allowed signers,
+credentials) and the device's secrets directory (``device_key``, computed by the
+config adapter). ``quick_sync`` answers from it after one ls-remote and one
+container list, or says the full sync must run. A sync that changes or fails
+something empties it (a failed stack's outcome stays recorded until a full sync
+finds it ready again: an old memo must not answer for it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
+from gitops_edge.model.result import SyncResult
 from gitops_edge.model.status import Outcome
-from gitops_edge.ports.store import EngineStore
+from gitops_edge.model.step import Step
+
+if TYPE_CHECKING:  # a quick sync imports no more than it runs
+    from gitops_edge.ports.runtime import ContainerRuntime
+    from gitops_edge.ports.source import GitSource
+    from gitops_edge.ports.store import EngineStore
+
+SAVED_KEY = "idle:memo"  # the store's key-value entry holding the SavedMemo
 
 
 @dataclass
@@ -71,3 +93,67 @@ def held_digest(store: EngineStore) -> str:
         "lock": store.lock() is not None,
     }
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SavedMemo:
+    """The memo as the store keeps it, for the next process: what it was based on and its answer."""
+
+    device: str  # ``device_key``: agent version, parsed config, the files it names, the secrets directory
+    revision: str
+    engine: str
+    held: str
+    stacks: tuple[str, ...]
+    outcome: str
+    reason: str
+    at: float  # wall-clock time of the full sync that armed it
+
+    def basis(self) -> tuple[object, ...]:
+        """Everything but the time: a re-armed memo with the same basis is not written again."""
+        return (self.device, self.revision, self.engine, self.held, self.stacks, self.outcome, self.reason)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SavedMemo | None:
+        """None for no memo or one this version cannot read (the full sync then runs)."""
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            memo = cls(**{**data, "stacks": tuple(data["stacks"])})
+            Outcome(memo.outcome)
+        except (ValueError, TypeError, KeyError):
+            return None
+        return memo
+
+
+def save_memo(store: EngineStore, memo: SavedMemo, *, refresh: bool, full_check_s: float) -> None:
+    """Keep ``memo`` for the next process, writing only when its basis changed, or (``refresh``,
+    a one-shot process) when the stored one is too old to be used any more."""
+    stored = SavedMemo.from_json(store.get(SAVED_KEY))
+    fresh = stored is not None and 0 <= memo.at - stored.at < full_check_s
+    if stored is not None and stored.basis() == memo.basis() and (fresh or not refresh):
+        return
+    store.put(SAVED_KEY, memo.to_json())
+
+
+def quick_sync(store: EngineStore, source: GitSource, runtime: ContainerRuntime, device: Callable[[], str],
+               now: float, full_check_s: float) -> SyncResult | None:
+    """A fresh process's idle short-circuit: the stored memo's answer when nothing it was based on
+    moved (one ls-remote, one container list), else None: the full sync must run.
+
+    Cheapest checks first; ``now`` is wall-clock (a clock set back counts as too old).
+    """
+    saved = SavedMemo.from_json(store.get(SAVED_KEY))
+    if saved is None or not 0 <= now - saved.at < full_check_s or store.journal():
+        return None  # no memo, too old, or a crash left a switch to finish
+    if saved.device != device():
+        return None
+    if held_digest(store) != saved.held:
+        return None
+    revision = source.remote_revision()  # its failure is this sync's, as in the full sync
+    if revision != saved.revision or runtime.fingerprint(frozenset(saved.stacks)) != saved.engine:
+        return None
+    return SyncResult(Outcome(saved.outcome), revision=revision, reason=saved.reason, step=Step.FETCH)

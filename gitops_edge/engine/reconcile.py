@@ -32,7 +32,7 @@ from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
 from gitops_edge.engine import recovery, retention
-from gitops_edge.engine.idle import IdleMemo, held_digest
+from gitops_edge.engine.idle import SAVED_KEY, IdleMemo, SavedMemo, held_digest, save_memo
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.security_gate import KeyLines
 from gitops_edge.engine.switch import StackSwitch
@@ -195,6 +195,8 @@ class Reconciler:
         after_sync: Callable[[], None] | None = None,
         platforms: PlatformResolver | None = None,
         sizes: ImageSizes | None = None,
+        device_key: Callable[[], str] | None = None,
+        refresh_saved_memo: bool = True,
     ) -> None:
         self.config = config
         self.source = source
@@ -212,6 +214,11 @@ class Reconciler:
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
         self.idle = IdleMemo(full_check_s=config.retention.full_check_s)
         self.last_idle = False  # the last sync ended at the idle short-circuit
+        # set: the memo is also kept in the store for the next process (``engine.idle.SavedMemo``);
+        # refresh: rewrite it when only its age changed (a one-shot process; the daemon writes
+        # only when its basis changed, so an idle daemon writes nothing)
+        self.device_key = device_key
+        self.refresh_saved_memo = refresh_saved_memo
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:
@@ -237,6 +244,8 @@ class Reconciler:
                 self.idle.count_unchanged(self.clock.now().timestamp())
             if not (p.idle or p.remembered):
                 self.idle.forget()
+                if self.device_key is not None and not p.dry:
+                    self._drop_saved_memo()
             try:
                 self._record_outcomes(p)
                 self._record_sync(p, result)
@@ -423,6 +432,23 @@ class Reconciler:
         self.idle.remember(p.revision, self.runtime.fingerprint(stacks), held_digest(self.store),
                            self.clock.monotonic(), p.result.outcome, p.result.reason)
         p.remembered = True
+        if self.device_key is not None:
+            memo = self.idle
+            saved = SavedMemo(self.device_key(), p.revision, memo.engine or "", memo.held or "", tuple(sorted(stacks)),
+                              memo.outcome.value, memo.reason, self.clock.now().timestamp())
+            try:
+                save_memo(self.store, saved, refresh=self.refresh_saved_memo, full_check_s=memo.full_check_s)
+            except StateStoreError as exc:  # the next process then runs a full sync: never this one's outcome
+                log.warning("could not keep the idle memo: %s", exc)
+
+    def _drop_saved_memo(self) -> None:
+        """A sync that changed or failed something: the stored memo no longer tells the next process
+        what the device's last answer is (its stacks' outcomes moved). Written only when one is kept."""
+        try:
+            if self.store.get(SAVED_KEY):
+                self.store.put(SAVED_KEY, "")
+        except StateStoreError as exc:
+            log.warning("could not drop the idle memo: %s", exc)
 
     def _applied_revision(self) -> str | None:
         """The newest revision applied to any stack: the ref may only move forward from it."""

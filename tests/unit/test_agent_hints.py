@@ -59,7 +59,7 @@ class CountingDevice:
     def open_store(self) -> Store:
         return Store()
 
-    def reconciler(self, store: Any, *, keep_runtime: bool = False) -> Any:
+    def reconciler(self, store: Any, *, keep_runtime: bool = False, refresh_saved_memo: bool = True) -> Any:
         device = self
 
         class Rec:

@@ -3,16 +3,28 @@
 A 20-service stack (``bench.stack20``) is deployed once by gitops-edge and once,
 as the peer, by ``docker-compose up -d``. Per repetition, interleaved:
 
-(a) a whole ``gitops-edge sync`` process (Python start, imports, ls-remote,
-    load, observe, plan): wall time;
+(a) a whole ``gitops-edge sync`` process: wall time. After the full no-change
+    sync of the warm-up it answers from the idle memo kept in the store (Python
+    start, imports, agent config, one ls-remote, one container list); the bench
+    counts the repetitions that did (``quick``);
 (b) Compose, the peer: ``docker-compose -p P up -d`` on the same, already
     running file (it recreates nothing): wall time;
 (c) the daemon's per-poll cost: ``gitops_edge.daemon.loop.Agent._sync_once``, what
     ``gitops-edge run`` executes on each tick (sync lock, state store,
     reconciler, ``sync()``, metrics and notifications), called in this process
-    after a warm-up.
+    after a warm-up;
+(d) a whole ``gitops-edge status`` process (agent config, the store, one
+    container list): wall time;
+(e) Compose's comparable command, the peer of (d): ``docker-compose -p P ps``,
+    the services of one project with their state and health, which is what
+    ``status`` shows per stack (``ls`` is cheaper still but shows only a
+    project's name and a count of states: measured too, for reference).
 
-Targets (issue 5): (c) <= 0.5 x (b); (a) <= 2 x (b).
+Targets (issue 5, issue 16): (c) <= 0.5 x (b); (a) <= 2 x (b); (d) <= 1 x (e).
+
+The package's modules are byte-compiled first, as an installed package's are
+(``pip install`` writes them): with ``PYTHONDONTWRITEBYTECODE`` set, as in some
+shells here, every process would otherwise compile them from source again.
 
 Usage: ``.venv/bin/python -m bench.sync_noop [--reps N]``; prints a markdown table.
 """
@@ -20,6 +32,8 @@ Usage: ``.venv/bin/python -m bench.sync_noop [--reps N]``; prints a markdown tab
 from __future__ import annotations
 
 import argparse
+import compileall
+import os
 import statistics
 import sys
 import tempfile
@@ -30,8 +44,25 @@ from pathlib import Path
 import docker
 
 from bench import summary
-from bench.rollback import compose_bin, ensure_images
-from bench.stack20 import N_SERVICES, AgentDevice, ComposeProject, cleanup, project_name, running_ids, stack_yaml
+from bench.rollback import ROOT, check, compose_bin, ensure_images, run
+from bench.stack20 import (
+    N_SERVICES,
+    AgentDevice,
+    ComposeProject,
+    cleanup,
+    project_name,
+    running_ids,
+    stack_yaml,
+)
+
+
+def timed(argv: list[str], cwd: Path, what: str) -> tuple[float, str]:
+    """One process: (wall time, stdout); it must succeed."""
+    t0 = time.monotonic()
+    out = run(argv, cwd)
+    took = time.monotonic() - t0
+    check(out, what)
+    return took, out.stdout
 
 
 def daemon_cycle(device: AgentDevice) -> Callable[[], None]:
@@ -62,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.sync_noop", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
     args = p.parse_args(argv)
+    compileall.compile_dir(ROOT / "gitops_edge", quiet=1)
     client = docker.DockerClient(timeout=120)
     ensure_images(client)
     yaml = stack_yaml()
@@ -69,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     a: list[float] = []
     b: list[float] = []
     c: list[float] = []
+    d: list[float] = []
+    e: list[float] = []
+    ls: list[float] = []
+    quick = 0
     try:
         with tempfile.TemporaryDirectory(prefix="gebench-") as tmp:
             dev = AgentDevice(Path(tmp) / "agent", agent_p)
@@ -82,38 +118,54 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise RuntimeError(f"{proj}: not all {N_SERVICES} services are running")
             before = running_ids(client, agent_p), running_ids(client, compose_p)
             cycle = daemon_cycle(dev)
-            for _ in range(2):  # warm-up: imports, connections, page cache
+            dc = [peer.dc, "-p", compose_p]
+            for _ in range(2):  # warm-up: imports, connections, page cache; the first sync arms the memo
                 cycle()
                 dev.sync()
                 peer.up()
+                timed(dev.argv("status"), ROOT, "gitops-edge status")
+                timed([*dc, "ps"], peer.work, "docker-compose ps")
             for i in range(args.reps):
-                a.append(dev.sync())
+                took, out = timed(dev.argv("sync"), ROOT, "gitops-edge sync")
+                a.append(took)
+                quick += out.startswith("unchanged: ")  # a full sync prints its plan lines first
                 b.append(peer.up())
                 t0 = time.monotonic()
                 cycle()
                 c.append(time.monotonic() - t0)
-                print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.3f}s (b) {b[-1]:.3f}s (c) {c[-1]:.3f}s",
-                      file=sys.stderr, flush=True)
+                d.append(timed(dev.argv("status"), ROOT, "gitops-edge status")[0])
+                e.append(timed([*dc, "ps"], peer.work, "docker-compose ps")[0])
+                ls.append(timed([peer.dc, "ls"], peer.work, "docker-compose ls")[0])
+                print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.3f}s (b) {b[-1]:.3f}s (c) {c[-1]:.3f}s "
+                      f"(d) {d[-1]:.3f}s (e) {e[-1]:.3f}s ls {ls[-1]:.3f}s", file=sys.stderr, flush=True)
             if (running_ids(client, agent_p), running_ids(client, compose_p)) != before:
                 raise RuntimeError("a no-change sync or up replaced containers")
     finally:
         cleanup(client, agent_p, compose_p)
-    ma, mb, mc = (statistics.median(x) for x in (a, b, c))
+    ma, mb, mc, md, me = (statistics.median(x) for x in (a, b, c, d, e))
     ok = {True: "met", False: "**missed**"}
-    print(f"| no-change sync, {N_SERVICES} services (n={args.reps}) | median | min | max |")
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"| no-change sync, {N_SERVICES} services (n={args.reps}, load average {load}) | median | min | max |")
     print("|---|---|---|---|")
-    print(fmt_row("(a) `gitops-edge sync` process", a))
+    print(fmt_row(f"(a) `gitops-edge sync` process ({quick}/{args.reps} answered from the memo)", a))
     print(fmt_row("(b) Compose: `up -d`, nothing to do (peer)", b))
     print(fmt_row("(c) daemon's cycle in process (warm)", c))
+    print(fmt_row("(d) `gitops-edge status` process", d))
+    print(fmt_row("(e) Compose: `ps` of the project (peer of d)", e))
+    print(fmt_row("Compose: `ls` (for reference)", ls))
     print(fmt_row("(a)/(b), per repetition", [x / y for x, y in zip(a, b, strict=True)], unit="x"))
     print(fmt_row("(c)/(b), per repetition", [x / y for x, y in zip(c, b, strict=True)], unit="x"))
+    print(fmt_row("(d)/(e), per repetition", [x / y for x, y in zip(d, e, strict=True)], unit="x"))
     print()
     print("| measure | ratio of medians | target | |")
     print("|---|---|---|---|")
     print(f"| no-change sync process / Compose `up -d` | {ma / mb:.2f} | <= 2 | {ok[ma / mb <= 2]} |")
     print(f"| no-change daemon cycle / Compose `up -d` | {mc / mb:.2f} | <= 0.5 | {ok[mc / mb <= 0.5]} |")
+    print(f"| `status` process / Compose `ps` | {md / me:.2f} | <= 1 | {ok[md / me <= 1]} |")
     summary.add(f"no-change `gitops-edge sync` process, {N_SERVICES} services", f"{ma * 1000:.0f} ms",
                 "Compose `up -d`, nothing to do", f"{mb * 1000:.0f} ms", ma / mb, "<= 2", ma / mb <= 2)
+    summary.add("`gitops-edge status` process", f"{md * 1000:.0f} ms", "Compose `ps` of the project",
+                f"{me * 1000:.0f} ms", md / me, "<= 1", md / me <= 1)
     summary.add("no-change daemon cycle (in process)", f"{mc * 1000:.0f} ms",
                 "Compose `up -d`, nothing to do", f"{mb * 1000:.0f} ms", mc / mb, "<= 0.5", mc / mb <= 0.5)
     return 0

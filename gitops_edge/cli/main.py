@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from gitops_edge import __version__
 from gitops_edge.cli.fleet import add_parser as add_fleet_parser
@@ -90,50 +90,129 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
         return sp
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) the global flags and that one command: building
+    every sub-command's parser costs a one-shot ``status`` or ``sync`` more than parsing does."""
     p = argparse.ArgumentParser(prog="gitops-edge", description="Pull-based GitOps for Docker edge devices.")
     _global_flags(p, defaults=True)
     p.add_argument("--version", action="version", version=f"gitops-edge {__version__}")
     p.register("action", "parsers", _SubParsers)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, build in _COMMAND_PARSERS.items():
+        if only is None or name == only:
+            build(sub)
+    return p
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when it is plain to see (global flags spelled out, before it);
+    None whenever in doubt: the whole parser then parses (and explains) it."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in _VALUE_FLAGS:
+            i += 1 if "=" in arg else 2
+        elif arg == "--no-daemon":
+            i += 1
+        elif arg.startswith("-"):
+            return None  # --help, --version, an abbreviation, a mistake
+        else:
+            return arg if arg in _COMMAND_PARSERS else None
+    return None
+
+
+_VALUE_FLAGS = frozenset({"--config", "--log-level", "--log-format"})
+Sub: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # (not subscriptable at run time)
+
+
+def _p_run(sub: Sub) -> None:
     sub.add_parser("run", help="the daemon: sync on the schedule until SIGTERM/SIGINT")
+
+
+def _p_sync(sub: Sub) -> None:
     sp = sub.add_parser("sync", help="one cycle now, then exit")
     sp.add_argument("--full", action="store_true",
                     help="every step even when nothing moved since the last full sync (standalone, that one's "
                          "answer is otherwise given after one ls-remote and one container list)")
-    for name, text in (("plan", "what a sync would do, changing nothing"),
-                       ("status", "revision per stack, health per service, last sync")):
-        sp = sub.add_parser(name, help=text)
-        sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _p_plan(sub: Sub) -> None:
+    sp = sub.add_parser("plan", help="what a sync would do, changing nothing")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _p_status(sub: Sub) -> None:
+    sp = sub.add_parser("status", help="revision per stack, health per service, last sync")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _p_history(sub: Sub) -> None:
     sp = sub.add_parser("history", help="past syncs, newest first")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.add_argument("--limit", type=int, default=50, help="at most this many syncs (default 50)")
     sp.add_argument("--since", help="only syncs since a duration ago (90s, 2h, 7d) or an RFC 3339 time")
+
+
+def _p_validate(sub: Sub) -> None:
     sp = sub.add_parser("validate", help="check a desired-state tree offline (for the repo's own CI)")
     sp.add_argument("path", help="directory holding stack directories (the repository root with fleet.yaml)")
     sp.add_argument("--device-id", help="show the stacks and values this device would get (docs/fleet.md)")
     sp.add_argument("--label", action="append", default=[], metavar="NAME=VALUE", help="a device label (repeat)")
+
+
+def _p_rollback(sub: Sub) -> None:
     sp = sub.add_parser("rollback", help="go back to the stack's previous good revision")
     sp.add_argument("stack")
+
+
+def _p_retry(sub: Sub) -> None:
     sp = sub.add_parser("retry", help="clear a stack's quarantined commit or stopped automation")
     sp.add_argument("stack")
+
+
+def _p_lock(sub: Sub) -> None:
     sp = sub.add_parser("lock", help="defer updates on this device (maintenance); status shows who and why")
     sp.add_argument("--reason", required=True)
+
+
+def _p_unlock(sub: Sub) -> None:
     sub.add_parser("unlock", help="let updates run again")
+
+
+def _p_suspend(sub: Sub) -> None:
     sp = sub.add_parser("suspend", help="leave one stack alone until resumed")
     sp.add_argument("stack")
     sp.add_argument("--reason", default="suspended by hand")
+
+
+def _p_resume(sub: Sub) -> None:
     sp = sub.add_parser("resume", help="manage a suspended stack again")
     sp.add_argument("stack")
+
+
+def _p_verify(sub: Sub) -> None:
     sp = sub.add_parser("verify", help="check one image reference against the trust policy")
     sp.add_argument("image")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
-    add_fleet_parser(sub)
+
+
+def _p_demo(sub: Sub) -> None:
     sp = sub.add_parser("demo", help="a self-contained walk-through on a local Git repo")
     sp.add_argument("--workdir", help="where to keep the demo's repo and state (default: a temp dir)")
+
+
+def _p_completion(sub: Sub) -> None:
     sp = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     sp.add_argument("shell", choices=["bash", "zsh"])
-    return p
+
+
+_COMMAND_PARSERS = {  # in the order --help lists them
+    "run": _p_run, "sync": _p_sync, "plan": _p_plan, "status": _p_status, "history": _p_history,
+    "validate": _p_validate, "rollback": _p_rollback, "retry": _p_retry, "lock": _p_lock, "unlock": _p_unlock,
+    "suspend": _p_suspend, "resume": _p_resume, "verify": _p_verify, "fleet": add_fleet_parser, "demo": _p_demo,
+    "completion": _p_completion,
+}
 
 
 # Commands that, when a daemon runs, it carries out itself: one writer per device.
@@ -143,7 +222,7 @@ DAEMON_COMMANDS = frozenset({"sync", "plan", "status", "history", "lock", "unloc
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _parser()
+    parser = _parser(_command_in(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage line

@@ -212,6 +212,7 @@ class Reconciler:
         self.switch = StackSwitch(runtime, store, config.health, self.clock)
         self.idle = IdleMemo(full_check_s=config.retention.full_check_s)
         self.last_idle = False  # the last sync ended at the idle short-circuit
+        self._closed_interrupted = False  # rows a dead process left "running" are closed once
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:
@@ -219,6 +220,10 @@ class Reconciler:
         p = _Pass(clock=self.clock, started_at=self.clock.now().timestamp())
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
+            if not self._closed_interrupted:  # a process that died before its first journal write
+                if self.store.close_interrupted():
+                    log.warning("history: a sync cut short by the agent stopping is marked interrupted")
+                self._closed_interrupted = True
             if self.store.journal():  # a crash: its history row (if any) is marked interrupted, this one kept
                 self.idle.forget()
                 p.sync_id = self.store.start_sync(p.started_at)

@@ -408,6 +408,12 @@ class FakeStore:
         self.syncs.append(SyncRecord(len(self.syncs) + 1, at, None, None, None, ""))
         return len(self.syncs)
 
+    def close_interrupted(self) -> int:
+        open_rows = sum(1 for r in self.syncs if r.finished_at is None)
+        self.syncs = [replace(r, finished_at=r.started_at, outcome=Outcome.ERROR, reason="interrupted")
+                      if r.finished_at is None else r for r in self.syncs]
+        return open_rows
+
     def finish_sync(self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str,
                     actions: list[str], step: Step | None = None, evidence: list[Evidence] | None = None) -> None:
         rec = self.syncs[sync_id - 1]

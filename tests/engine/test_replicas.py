@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from gitops_edge.core.plan import format_plan, plan_stack
+from gitops_edge.model.condition import Reason
 from gitops_edge.model.journal import Journal, Phase
 from gitops_edge.model.plan import ActionKind, Plan
 from gitops_edge.model.spec import StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.ports.fakes import Crash, Run, Script
+from gitops_edge.report.status_view import stack_conditions
 from tests.engine.conftest import REV1, REV2, REV3, Bench, CrashPoints, service, stack
 
 SWITCH_SRC = (Path(__file__).parents[2] / "gitops_edge" / "engine" / "switch.py").read_text()
@@ -86,6 +88,8 @@ def test_scale_to_zero_runs_no_container_and_dependents_start(bench: Bench) -> N
     bench.commit(REV2, scaled("app:v1", 2, db_replicas=0))
     assert bench.sync().outcome is Outcome.APPLIED
     assert sorted(numbers(bench)) == ["s-web-1", "s-web-2"]
+    [ready] = stack_conditions(bench.store, bench.runtime.observe())  # db is not "missing"
+    assert (ready.reason, ready.message) == (Reason.READY, f"applied {REV2[:12]}, 1 service(s) up")
     bench.commit(REV3, scaled("app:v2", 2, db_replicas=0))  # a 0-replica dependency in a new update
     assert bench.sync().outcome is Outcome.APPLIED
     assert sorted(numbers(bench)) == ["s-web-1", "s-web-2"]

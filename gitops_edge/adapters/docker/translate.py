@@ -337,7 +337,7 @@ def endpoint_links(stack: StackSpec, spec: ServiceSpec, number: int = 1) -> tupl
     for link in spec.links:
         service, _, alias = link.partition(":")
         target = next((s for s in stack.services if s.name == service), None)
-        names = ([container_name(stack, target, n) for n in range(1, target.replicas + 1)]
+        names = ([container_name(stack, target, n) for n in range(target.replicas, 0, -1)]  # newest first
                  if target is not None else [f"{stack.name}-{service}-1"])
         for name in names:
             own = name if target is not None and target.container_name else f"{stack.name}-{service}-{number}"

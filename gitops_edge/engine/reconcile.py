@@ -360,10 +360,6 @@ class Reconciler:
             for stack, errs in sorted(exc.by_stack.items()):
                 err = errs[0] if len(errs) == 1 else DesiredStateError("; ".join(str(e) for e in errs))
                 p.fail(stack, err, Reason.INVALID)
-        from gitops_edge.engine.replicas_gate import replica_refusals
-
-        for stack, refusal in replica_refusals(p.desired, p.root, self.key_lines).items():
-            p.fail(stack, refusal, Reason.INVALID)
         p.revision = p.desired.revision
         p.loaded = True
         return None

@@ -213,7 +213,7 @@ def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list
             suspended=suspended.get(name),
             switching=name in switching,
             services=services,
-            expected_services=tuple(s.name for s in spec.services) if spec else (),
+            expected_services=tuple(s.name for s in spec.services if s.replicas > 0) if spec else (),
             one_shot=tuple(
                 d.service for s in spec.services for d in s.depends_on
                 if d.condition == "service_completed_successfully"

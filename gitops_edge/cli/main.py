@@ -392,7 +392,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     "actions": [
                         {"action": a.kind.value, "service": a.service, "reason": a.reason, "image": a.image,
                          "shown": shown_image(a.spec.image if a.spec else None, a.image),
-                         "wave": a.wave}
+                         "wave": a.wave, "replica": a.number}
                         for a in sp.actions
                     ],
                 }

@@ -54,4 +54,5 @@ def condition(f: StackFacts) -> StackCondition:
         return out(Ready.FALSE, Reason.UNHEALTHY, ", ".join(parts))
     if any(s.health == "starting" for s in f.services):
         return out(Ready.UNKNOWN, Reason.PROGRESSING, "waiting for health checks")
-    return out(Ready.TRUE, Reason.READY, f"applied {rev[:12]}, {len(f.services)} service(s) up")
+    up = len({s.service for s in f.services})  # a service's replicas count once
+    return out(Ready.TRUE, Reason.READY, f"applied {rev[:12]}, {up} service(s) up")

@@ -77,15 +77,17 @@ def _short(image: str | None) -> str:
     return image[:19] if image.startswith("sha256:") else image
 
 
-def _service_action(
+def _replica_action(
     stack: StackSpec,
     spec: ServiceSpec,
+    number: int,
     current: list[ObservedContainer],
     image: str,
     chash: str,
     previous: StackSpec | None,
     wave: int,
 ) -> Action | None:
+    """What replica ``number`` of ``spec`` needs, given the containers that carry that number."""
     def act(kind: ActionKind, reason: str) -> Action:
         return Action(
             kind=kind,
@@ -97,10 +99,15 @@ def _service_action(
             config_hash=chash,
             container_ids=tuple(c.id for c in current),
             wave=wave,
+            number=number,
+            replicas=spec.replicas,
         )
 
     if not current:
-        return act(ActionKind.CREATE, "new service" if previous is None or not _has(previous, spec.name)
+        if previous is None or not _has(previous, spec.name):
+            return act(ActionKind.CREATE, "new service")
+        before = previous.service(spec.name).replicas
+        return act(ActionKind.CREATE, f"scaled {before} -> {spec.replicas}" if number > before
                    else "container missing")
     if len(current) > 1:
         return act(ActionKind.RECREATE, f"{len(current)} containers, expected one")
@@ -117,6 +124,58 @@ def _service_action(
     if c.status in ("created",) or (c.status in ("exited", "dead") and spec.restart in RESTARTING_POLICIES):
         return act(ActionKind.START, f"container is {c.status}")
     return None
+
+
+def _by_number(current: list[ObservedContainer], replicas: int) -> tuple[dict[int, list[ObservedContainer]],
+                                                                       list[ObservedContainer]]:
+    """The containers of replicas 1..``replicas`` by number, and the ones beyond the count.
+
+    A service's lone container without a number (made by hand) stands for replica 1.
+    """
+    if len(current) == 1 and current[0].number < 1 and replicas >= 1:
+        return {1: current}, []
+    wanted: dict[int, list[ObservedContainer]] = {}
+    extra: list[ObservedContainer] = []
+    for c in current:
+        if 1 <= c.number <= replicas:
+            wanted.setdefault(c.number, []).append(c)
+        else:
+            extra.append(c)
+    return wanted, extra
+
+
+def _service_actions(
+    stack: StackSpec,
+    spec: ServiceSpec,
+    current: list[ObservedContainer],
+    image: str,
+    chash: str,
+    previous: StackSpec | None,
+    wave: int,
+) -> tuple[list[Action], list[Action]]:
+    """(removals, the rest) for one service: replicas beyond the count go, highest number first,
+    as Compose scales down; replicas 1..N are diffed one by one."""
+    wanted, extra = _by_number(current, spec.replicas)
+    before = previous.service(spec.name).replicas if previous and _has(previous, spec.name) else None
+    why = (f"scaled {before} -> {spec.replicas}" if before is not None and before > spec.replicas
+           else f"beyond the {spec.replicas} replica(s) wanted")
+    removes = [
+        Action(
+            kind=ActionKind.REMOVE,
+            stack=stack.name,
+            service=spec.name,
+            reason=why,
+            container_ids=(c.id,),
+            number=c.number,
+            replicas=spec.replicas,
+        )
+        for c in sorted(extra, key=lambda c: -c.number)
+    ]
+    rest = [
+        a for n in range(1, spec.replicas + 1)
+        if (a := _replica_action(stack, spec, n, wanted.get(n, []), image, chash, previous, wave)) is not None
+    ]
+    return removes, rest
 
 
 def can_start_first(spec: ServiceSpec) -> bool:
@@ -168,20 +227,24 @@ def plan_stack(
         if svc not in wanted
     ]
 
-    actions: dict[str, Action] = {}
+    actions: dict[str, list[Action]] = {}
     unchanged: list[str] = []
     for spec in sorted(stack.services, key=lambda s: (waves[s.name], s.name)):
         chash = config_hash(stack, spec)
-        a = _service_action(
-            stack, spec, by_service.get(spec.name, []), pinned[spec.name], chash, previous, waves[spec.name]
+        current = by_service.get(spec.name, [])
+        scaled_down, own = _service_actions(
+            stack, spec, current, pinned[spec.name], chash, previous, waves[spec.name]
         )
-        if a is None or a.kind is ActionKind.START:
-            # A container that shares another's network namespace, or that asked to
-            # restart with its dependency, follows that dependency (a stopped one too:
-            # starting it would join the namespace of the container being replaced).
-            cause = _cascade(spec, actions)
-            if cause is not None:
-                a = Action(
+        removes += scaled_down
+        # A container that shares another's network namespace, or that asked to
+        # restart with its dependency, follows that dependency (a stopped one too:
+        # starting it would join the namespace of the container being replaced).
+        cause = _cascade(spec, actions)
+        if cause is not None:
+            busy = {a.number for a in own if a.kind is not ActionKind.START}
+            present, _extra = _by_number(current, spec.replicas)
+            own = [a for a in own if a.kind is not ActionKind.START] + [
+                Action(
                     kind=ActionKind.RECREATE,
                     stack=stack.name,
                     service=spec.name,
@@ -189,29 +252,37 @@ def plan_stack(
                     spec=spec,
                     image=pinned[spec.name],
                     config_hash=chash,
-                    container_ids=tuple(c.id for c in by_service.get(spec.name, [])),
+                    container_ids=tuple(c.id for c in present[n]),
                     wave=waves[spec.name],
+                    number=n,
+                    replicas=spec.replicas,
                 )
-        if a is None:
+                for n in sorted(present) if n not in busy
+            ]
+            own.sort(key=lambda a: a.number)
+        if not own and not scaled_down:
             unchanged.append(spec.name)
-        else:
-            start_first = a.kind is ActionKind.RECREATE and can_start_first(spec)
-            actions[spec.name] = replace(a, start_first=start_first) if start_first else a
+        actions[spec.name] = [
+            replace(a, start_first=True) if a.kind is ActionKind.RECREATE and can_start_first(spec) else a
+            for a in own
+        ]
 
     used_nets = {att.network for s in stack.services for att in s.networks}
     used_vols = {m.source for s in stack.services for m in s.mounts if m.type == "volume"}
     return StackPlan(
         stack=stack.name,
         revision=revision,
-        actions=(*removes, *actions.values()),
+        actions=(*removes, *(a for acts in actions.values() for a in acts)),
         networks=tuple(n for n in stack.networks if n.key in used_nets),
         volumes=tuple(v for v in stack.volumes if v.key in used_vols),
         unchanged=tuple(sorted(unchanged)),
     )
 
 
-def _cascade(spec: ServiceSpec, actions: Mapping[str, Action]) -> str | None:
-    replaced = {n for n, a in actions.items() if a.kind in (ActionKind.CREATE, ActionKind.RECREATE)}
+def _cascade(spec: ServiceSpec, actions: Mapping[str, list[Action]]) -> str | None:
+    # a dependency whose first container is new; added replicas leave the others' alone
+    replaced = {n for n, acts in actions.items() for a in acts
+                if a.kind is ActionKind.RECREATE or (a.kind is ActionKind.CREATE and a.number <= 1)}
     if spec.network_mode and spec.network_mode.startswith("service:"):
         target = spec.network_mode.split(":", 1)[1]
         if target in replaced:
@@ -291,7 +362,7 @@ def format_plan(plan: Plan) -> list[str]:
             how = " (start-first)" if a.start_first else ""
             image = (f" [{shown_image(a.spec.image if a.spec else None, a.image)}]"
                      if a.image and not a.reason.startswith("image changed") else "")
-            lines.append(f"  {a.kind.value} {a.service}{how}: {a.reason}{image}")
+            lines.append(f"  {a.kind.value} {a.target}{how}: {a.reason}{image}")
         for name in sp.unchanged:
             lines.append(f"  keep {name}")
     if not plan.stacks:

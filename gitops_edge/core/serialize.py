@@ -71,10 +71,11 @@ def stack_from_json(text: str) -> StackSpec:
 
 
 def stack_services_from_json(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(every service, the services another waits for to complete) of a stored stack, read from
-    the same canonical JSON without building the spec: what the status of a stack needs."""
+    """(the services expected to run: every one not scaled to 0 replicas; the services another waits
+    for to complete) of a stored stack, read from the same canonical JSON without building the
+    spec: what the status of a stack needs."""
     services = json.loads(text).get("services") or ()
-    names = tuple(str(s["name"]) for s in services)
+    names = tuple(str(s["name"]) for s in services if s.get("replicas", 1) > 0)
     one_shot = tuple(str(d["service"]) for s in services for d in s.get("depends_on") or ()
                      if d.get("condition") == "service_completed_successfully")
     return names, one_shot

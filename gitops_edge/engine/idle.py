@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
@@ -45,6 +46,8 @@ if TYPE_CHECKING:  # a quick sync imports no more than it runs
     from gitops_edge.ports.runtime import ContainerRuntime
     from gitops_edge.ports.source import GitSource
     from gitops_edge.ports.store import EngineStore
+
+log = logging.getLogger("gitops_edge.engine.idle")
 
 SAVED_KEY = "idle:memo"  # the store's key-value entry holding the SavedMemo
 
@@ -149,6 +152,9 @@ def quick_sync(store: EngineStore, source: GitSource, runtime: ContainerRuntime,
     saved = SavedMemo.from_json(store.get(SAVED_KEY))
     if saved is None or not 0 <= now - saved.at < full_check_s or store.journal():
         return None  # no memo, too old, or a crash left a switch to finish
+    if store.close_interrupted():  # (reads only, as a rule) a process died in a sync: the full one looks
+        log.warning("history: a sync cut short by the agent stopping is marked interrupted")
+        return None
     if saved.device != device():
         return None
     if held_digest(store) != saved.held:

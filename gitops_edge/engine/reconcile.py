@@ -219,6 +219,7 @@ class Reconciler:
         # only when its basis changed, so an idle daemon writes nothing)
         self.device_key = device_key
         self.refresh_saved_memo = refresh_saved_memo
+        self._closed_interrupted = False  # rows a dead process left "running" are closed once
 
     # -- the sync ----------------------------------------------------------------------
     def sync(self) -> SyncResult:
@@ -226,6 +227,10 @@ class Reconciler:
         p = _Pass(clock=self.clock, started_at=self.clock.now().timestamp())
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
+            if not self._closed_interrupted:  # a process that died before its first journal write
+                if self.store.close_interrupted():
+                    log.warning("history: a sync cut short by the agent stopping is marked interrupted")
+                self._closed_interrupted = True
             if self.store.journal():  # a crash: its history row (if any) is marked interrupted, this one kept
                 self.idle.forget()
                 p.sync_id = self.store.start_sync(p.started_at)
@@ -364,10 +369,6 @@ class Reconciler:
             for stack, errs in sorted(exc.by_stack.items()):
                 err = errs[0] if len(errs) == 1 else DesiredStateError("; ".join(str(e) for e in errs))
                 p.fail(stack, err, Reason.INVALID)
-        from gitops_edge.engine.replicas_gate import replica_refusals
-
-        for stack, refusal in replica_refusals(p.desired, p.root, self.key_lines).items():
-            p.fail(stack, refusal, Reason.INVALID)
         p.revision = p.desired.revision
         p.loaded = True
         return None

@@ -67,7 +67,7 @@ def adopt_unjournaled(j: Journal, observed: ObservedState) -> Journal:
 
     A crash between create and journal write leaves a new container the journal
     does not name; find it by its labels (this stack, the target revision) among
-    the services the switch creates: an untouched container of the same revision
+    the replicas the switch creates: an untouched container of the same revision
     (a switch that only repairs drift) is not the switch's to undo, nor is one a
     failed gate set aside for its logs (``FAILED_SUFFIX``). A journaled
     container that is gone cannot be restored or removed: it is dropped.
@@ -77,7 +77,7 @@ def adopt_unjournaled(j: Journal, observed: ObservedState) -> Journal:
     for c in observed.for_stack(j.stack):
         if c.id in kept_ids or c.id in created:
             continue
-        if j.creating is not None and c.service not in j.creating:
+        if not j.creates(c.service, c.number):
             continue
         if c.revision == j.revision and not c.name.endswith((KEPT_SUFFIX, FAILED_SUFFIX)):
             created.append(c.id)

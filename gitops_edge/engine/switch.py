@@ -94,7 +94,8 @@ class StackSwitch:
         told the step that failed again: that is where the update stopped; a
         rollback that fails leaves it at ROLLBACK.
         """
-        creating = tuple(a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
+        creating = tuple(f"{a.service}:{max(a.number, 1)}" for a in plan.actions
+                         if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
         self.evidence, self._failed = [], None
         self._drop_failed(stack.name)
         t = _Journaled(self.store, Journal(stack.name, revision, creating=creating))
@@ -213,7 +214,8 @@ class StackSwitch:
             return cid
         self._keep(t, action.container_ids, action.service, stop=not action.start_first)
         cid = self.rt.create_container(
-            stack, action.spec, image=action.image, config_hash=action.config_hash, revision=revision
+            stack, action.spec, image=action.image, config_hash=action.config_hash, revision=revision,
+            number=max(action.number, 1),
         )
         t.save(t.now.create(cid))
         crash_point("after-create")

@@ -65,7 +65,12 @@ class Journal:
     kept: tuple[KeptContainer, ...] = ()
     created: tuple[str, ...] = ()  # ids of new containers, in creation order
     failure: str = ""  # why the new version was refused; empty when it was not its fault
-    creating: tuple[str, ...] | None = None  # services this switch creates containers for (None: unknown)
+    creating: tuple[str, ...] | None = None  # what this switch creates containers for (None: unknown):
+    # ``service:number`` per replica; a bare ``service`` (older agents) stands for all its replicas
+
+    def creates(self, service: str, number: int) -> bool:
+        """Does this switch create a container for replica ``number`` of ``service``?"""
+        return self.creating is None or service in self.creating or f"{service}:{number}" in self.creating
 
     def keep(self, entry: KeptContainer) -> Journal:
         return replace(self, kept=(*self.kept, entry))

@@ -27,10 +27,19 @@ class Action:
     container_ids: tuple[str, ...] = ()  # existing containers this action replaces/removes
     wave: int = 0  # dependency wave: all of wave N start before wave N+1
     start_first: bool = False  # RECREATE: start the new container before stopping the old one
+    number: int = 0  # the replica (com.docker.compose.container-number); 0: every container of the service
+    replicas: int = 1  # how many the service runs: a lone replica is named by its service alone
+
+    @property
+    def target(self) -> str:
+        """``web`` for a service's only container, ``web #2`` for one replica of several."""
+        if self.number == 0 or (self.number == 1 and self.replicas == 1):
+            return self.service
+        return f"{self.service} #{self.number}"
 
     def describe(self) -> str:
         how = " (start-first)" if self.start_first else ""
-        return f"{self.kind.value} {self.stack}/{self.service}{how}: {self.reason}"
+        return f"{self.kind.value} {self.stack}/{self.target}{how}: {self.reason}"
 
 
 @dataclass(frozen=True)

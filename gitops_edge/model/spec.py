@@ -148,7 +148,7 @@ class ServiceSpec:
     stop_grace_period_ns: int | None = None
     stop_signal: str | None = None
     container_name: str | None = None
-    replicas: int = 1  # deploy.replicas or scale; the engine runs only 1 so far
+    replicas: int = 1  # deploy.replicas or scale: containers <project>-<service>-1..N (0: none)
     hostname: str | None = None
     extra_hosts: tuple[str, ...] = ()  # "host:ip" (compose `host=ip` normalized to this)
     ulimits: tuple[Ulimit, ...] = ()

@@ -93,6 +93,7 @@ class FakeContainer:
     oom_killed: bool = False
     restarts: int = 0
     managed: bool = True
+    number: int = 1  # com.docker.compose.container-number
 
 
 class Crash(BaseException):
@@ -197,7 +198,7 @@ class FakeRuntime:
         for c in self.containers.values():
             self._advance(c)
             out.append(ObservedContainer(
-                id=c.id, name=c.name, stack=c.stack, service=c.service, number=1, status=c.status,
+                id=c.id, name=c.name, stack=c.stack, service=c.service, number=c.number, status=c.status,
                 health=self._health(c), restart_count=c.restarts,
                 image=c.image if c.managed else None,
                 config_hash=c.config_hash if c.managed else None,
@@ -263,8 +264,8 @@ class FakeRuntime:
         self.volumes.add(vol.name)
 
     def create_container(self, stack: StackSpec, spec: ServiceSpec, *, image: str, config_hash: str,
-                         revision: str, name: str | None = None) -> str:
-        name = name or spec.container_name or f"{stack.name}-{spec.name}-1"
+                         revision: str, name: str | None = None, number: int = 1) -> str:
+        name = name or spec.container_name or f"{stack.name}-{spec.name}-{number}"
         self._call("create_container", name)
         if image not in self.pulled:
             raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
@@ -273,7 +274,7 @@ class FakeRuntime:
         cid = self._new_id()
         script = self.scripts.get(image.split("@", 1)[0], Script())
         self.containers[cid] = FakeContainer(
-            cid, name, stack.name, spec.name, image, config_hash, revision, spec.restart, script
+            cid, name, stack.name, spec.name, image, config_hash, revision, spec.restart, script, number=number
         )
         return cid
 
@@ -407,6 +408,12 @@ class FakeStore:
         at = self._now() if started_at is None else started_at
         self.syncs.append(SyncRecord(len(self.syncs) + 1, at, None, None, None, ""))
         return len(self.syncs)
+
+    def close_interrupted(self) -> int:
+        open_rows = sum(1 for r in self.syncs if r.finished_at is None)
+        self.syncs = [replace(r, finished_at=r.started_at, outcome=Outcome.ERROR, reason="interrupted")
+                      if r.finished_at is None else r for r in self.syncs]
+        return open_rows
 
     def finish_sync(self, sync_id: int, *, revision: str | None, outcome: Outcome, reason: str,
                     actions: list[str], step: Step | None = None, evidence: list[Evidence] | None = None) -> None:

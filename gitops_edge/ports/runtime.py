@@ -70,8 +70,10 @@ class ContainerRuntime(Protocol):
         config_hash: str,
         revision: str,
         name: str | None = None,
+        number: int = 1,
     ) -> str:
-        """Create (not start) the service's container with Compose labels; returns its id."""
+        """Create (not start) replica ``number`` of the service (Compose's ``<project>-<service>-<number>``,
+        its ``container-number`` label) with Compose labels; returns its id."""
         ...
 
     def start_container(self, container_id: str) -> None: ...

@@ -34,6 +34,10 @@ class EngineStore(JournalStore, Protocol):
         """A history row for a sync that is about to change something (its crash marker)."""
         ...
 
+    def close_interrupted(self) -> int:
+        """Mark rows of syncs that never finished as interrupted; how many (writes only when some)."""
+        ...
+
     def finish_sync(
         self,
         sync_id: int,

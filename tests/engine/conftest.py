@@ -126,21 +126,23 @@ class Bench:
         """Name -> id of the stack's containers, without one a failed gate set aside."""
         return {n: c.id for n, c in self.containers(stack_name).items() if not n.endswith(FAILED_SUFFIX)}
 
-    def assert_converged(self, stack_spec: StackSpec, revision: str) -> None:
-        """Exactly one running container per service, of ``revision``; nothing kept, no journal.
+    def assert_converged(self, stack_spec: StackSpec, revision: str | None) -> None:
+        """Exactly one running container per replica of each service, of ``revision``; nothing kept,
+        no journal.
 
         A container that failed a gate may stay, stopped and set aside (``FAILED_SUFFIX``).
+        ``revision`` None: containers an update left untouched keep the revision that made them.
         """
         cs = self.containers(stack_spec.name)
         failed = {n: c for n, c in cs.items() if n.endswith(FAILED_SUFFIX)}
         assert all(c.status != "running" and c.restart_policy == "no" for c in failed.values()), failed
         cs = {n: c for n, c in cs.items() if n not in failed}
-        wanted = {f"{stack_spec.name}-{s.name}-1" for s in stack_spec.services}
+        wanted = {f"{stack_spec.name}-{s.name}-{n}" for s in stack_spec.services for n in range(1, s.replicas + 1)}
         assert set(cs) == wanted, sorted(cs)
         for c in cs.values():
             assert not c.name.endswith(KEPT_SUFFIX)
             assert c.status == "running", (c.name, c.status)
-            assert c.revision == revision, c.name
+            assert revision is None or c.revision == revision, c.name
             assert c.restart_policy == "unless-stopped", c.name
         assert self.store.journal() == {}
 

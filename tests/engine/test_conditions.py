@@ -137,3 +137,15 @@ def test_a_sync_cut_short_is_marked_interrupted_by_the_next(bench: Bench) -> Non
     first, second = bench.store.syncs
     assert (first.outcome, first.reason) == (Outcome.ERROR, "interrupted")
     assert second.outcome is Outcome.APPLIED
+
+
+def test_a_sync_cut_short_is_closed_even_when_the_next_changes_nothing(bench: Bench) -> None:
+    """A crash before the first journal write left a "running" row; a new process's first
+    sync closes it although that sync (nothing to do) writes no row of its own."""
+    bench.commit(REV1, two_services("a", "app:v1"))
+    bench.sync()
+    bench.store.start_sync()  # the agent died here, before STAGE wrote its journal
+    result = bench.sync()  # a fresh agent process
+    assert result.outcome is Outcome.UNCHANGED
+    assert [(r.outcome, r.reason) for r in bench.store.syncs][-1] == (Outcome.ERROR, "interrupted")
+    assert all(r.finished_at is not None for r in bench.store.syncs)

@@ -113,6 +113,10 @@ def test_an_old_memo_a_clock_set_back_or_an_unfinished_switch_is_not_trusted(dev
     b.store.journal_rows["s"] = (REV1, "stopped-old", "{}")  # a crash in the middle of a switch
     assert device.quick() is None
     b.store.journal_rows.clear()
+    assert device.quick() is not None
+    b.store.start_sync(b.clock.now().timestamp())  # a process died in a sync, before its journal
+    assert device.quick() is None  # (and its history row is closed as interrupted)
+    assert device.quick() is not None
     for junk in ("", "not json", "{}", json.dumps({**json.loads(b.store.kv[SAVED_KEY]), "outcome": "nope"})):
         b.store.kv[SAVED_KEY] = junk  # a memo this version cannot read
         assert device.quick() is None

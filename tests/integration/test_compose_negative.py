@@ -138,6 +138,11 @@ CASES = [
         "dependency cycle: a -> b -> a", 4, "services.a.depends_on", True,
         extra=(("sub/a.yaml", "services:\n  a:\n    image: x\n    depends_on: [b]\n"
                               "  b:\n    image: x\n    depends_on: [a]\n"),), file="sub/a.yaml"),
+    Bad("container-name-replicas",
+        "services:\n  web:\n    image: nginx\n    container_name: fixed\n    deploy:\n      replicas: 2\n",
+        "can't set container_name with 2 replicas", 4, "services.web.container_name", True),
+    Bad("container-name-scale", "services:\n  web:\n    image: nginx\n    scale: 3\n    container_name: fixed\n",
+        "can't set container_name with 3 replicas", 5, "services.web.container_name", True),
     Bad("replicas-negative", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: -1\n",
         "must be at least 0", 5, "services.web.deploy.replicas", True),
 ]

@@ -281,14 +281,15 @@ def test_keys_the_loader_does_not_parse_yet_change_nothing(bench: Bench, extra: 
 
 
 @pytest.mark.parametrize("extra", ["    scale: 2\n", "    deploy: {replicas: 3}\n"], ids=["scale", "replicas"])
-def test_a_replica_count_the_engine_cannot_run_changes_nothing(bench: Bench, extra: str) -> None:
-    """Compose loads it; the agent (one container per service) refuses that stack, located, exit 2."""
+def test_a_fixed_container_name_with_replicas_changes_nothing(bench: Bench, extra: str) -> None:
+    """Compose refuses ``container_name`` with more than one replica (names are unique): so does the
+    agent, located at the container_name, exit 2."""
     before = bench.view()
+    extra = f"    container_name: {bench.stack}-fixed\n{extra}"
     bench.device.commit({f"{bench.stack}/compose.yaml": bench.compose_file(extra)}, "replicas")
     out = bench.device.cli("sync")
     assert out.returncode == 2, out.stderr
-    key = "scale" if "scale" in extra else "deploy.replicas"
-    where = rf"devices/d1/[\w/]+\.yaml:\d+: services\.web\.{re.escape(key)}: \d replicas"
+    where = r"devices/d1/[\w/]+\.yaml:\d+: services\.web\.container_name: can't set container_name with \d replicas"
     assert re.search(where, out.stderr), out.stderr
     assert bench.view() == before
 

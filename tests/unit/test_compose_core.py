@@ -232,6 +232,23 @@ def test_replicas_read_as_compose_reads_them(svc: dict[str, Any], want: int) -> 
     assert build({"services": {"web": {"image": "x", **svc}}}).service("web").replicas == want
 
 
+@pytest.mark.parametrize(("svc", "ok"), [
+    ({"deploy": {"replicas": 2}}, False),
+    ({"scale": 3}, False),
+    ({"deploy": {"replicas": 1}}, True),
+    ({"scale": 0}, True),
+])
+def test_container_name_allows_one_replica_at_most_as_compose(svc: dict[str, Any], ok: bool) -> None:
+    doc = {"services": {"web": {"image": "x", "container_name": "fixed", **svc}}}
+    if ok:
+        assert build(doc).service("web").container_name == "fixed"
+        return
+    with pytest.raises(StackErrors) as exc:
+        build(doc)
+    assert exc.value.location.key == "services.web.container_name"
+    assert "can't set container_name with" in str(exc.value)
+
+
 def test_tilde_bind_is_under_the_agent_home() -> None:
     def load(source: str, home: str | None) -> Any:
         return build_stack({"services": {"a": {"image": "x", "volumes": [f"{source}:/d"]}}}, {(): 1},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from gitops_edge.adapters.docker import translate as t
@@ -367,3 +369,21 @@ def test_links_become_endpoint_links_on_every_network_in_compose_order() -> None
     req = t.container_create_args(stack, spec, image="x", image_id="i", config_hash="h", revision="r")
     assert req.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]["Links"] == [
         "the-db:db", "the-db:db-1", "the-db:the-db", "the-db:database", "the-db:db-1", "the-db:the-db"]
+
+
+def test_a_replica_is_named_numbered_and_links_every_replica_as_compose() -> None:
+    db = ServiceSpec(name="db", image="x", replicas=2, networks=(NetworkAttachment("default"),))
+    web = ServiceSpec(name="web", image="x", links=("db:d",), replicas=3, networks=(NetworkAttachment("default"),))
+    stack = StackSpec(name="demo", path="s", compose_file="s/compose.yaml", services=(db, web),
+                      networks=(NetworkSpec("default", "demo_default"),))
+    req = t.container_create_args(stack, web, image="x", image_id="i", config_hash="h", revision="r", number=3)
+    assert req.name == "demo-web-3"
+    assert req.body["Labels"][t.NUMBER] == "3"
+    endpoint = req.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]
+    assert endpoint["Aliases"] == ["demo-web-3", "web"]
+    assert endpoint["Links"] == [  # each replica of db, newest first, under this container's number
+        "demo-db-2:d", "demo-db-2:db-3", "demo-db-2:demo-db-3", "demo-db-1:d", "demo-db-1:db-3", "demo-db-1:demo-db-3"]
+    none = StackSpec(name="demo", path="s", compose_file="s/compose.yaml",
+                     services=(replace(db, replicas=0), web), networks=stack.networks)
+    req = t.container_create_args(none, web, image="x", image_id="i", config_hash="h", revision="r")
+    assert "Links" not in req.body["NetworkingConfig"]["EndpointsConfig"]["demo_default"]  # 0 replicas: none

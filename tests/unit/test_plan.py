@@ -129,12 +129,22 @@ def test_changed_hash_without_a_previous_spec_is_a_generic_reason() -> None:
     assert [a.reason for a in sp.actions] == ["configuration changed"]
 
 
-def test_two_containers_for_one_service_are_replaced_by_one() -> None:
+def test_a_container_beyond_the_replica_count_is_removed_as_compose_scales_down() -> None:
     st = stack("s", svc("web"))
-    obs = [running(st, "web", n=1), running(st, "web", n=2)]
+    obs = [running(st, "web", n=1), running(st, "web", n=3), running(st, "web", n=2)]
+    sp = plan_stack(st, REV, obs, pins(st), previous=st)
+    assert [(a.kind, a.number, a.container_ids) for a in sp.actions] == [
+        (ActionKind.REMOVE, 3, ("web-3-id",)), (ActionKind.REMOVE, 2, ("web-2-id",))]
+    assert {a.reason for a in sp.actions} == {"beyond the 1 replica(s) wanted"}
+    assert sp.unchanged == ()
+
+
+def test_two_containers_with_one_number_are_replaced_by_one() -> None:
+    st = stack("s", svc("web"))
+    obs = [running(st, "web", n=1), running(st, "web", n=1, id="other-id")]
     [a] = plan_stack(st, REV, obs, pins(st), previous=st).actions
-    assert (a.kind, a.reason) == (ActionKind.RECREATE, "2 containers, expected one")
-    assert a.container_ids == ("web-1-id", "web-2-id")
+    assert (a.kind, a.reason, a.number) == (ActionKind.RECREATE, "2 containers, expected one", 1)
+    assert a.container_ids == ("web-1-id", "other-id")
 
 
 def test_unmanaged_container_is_taken_over() -> None:

@@ -61,6 +61,14 @@ def test_conditions_in_order_of_precedence() -> None:
     assert q.step is Step.GATE and REV[:12] in q.message and OLD[:12] in q.message
 
 
+def test_replicas_count_as_their_service_once() -> None:
+    three = (*UP, ServiceView("web", "running", "healthy"), ServiceView("web", "running", "healthy"))
+    assert condition(facts(services=three)).message == f"applied {OLD[:12]}, 2 service(s) up"
+    sick = (*three[:3], ServiceView("web", "running", "unhealthy"))
+    assert (condition(facts(services=sick)).reason, condition(facts(services=sick)).message) == (
+        Reason.UNHEALTHY, "web unhealthy")
+
+
 def test_the_worst_problem_sets_the_exit_code() -> None:
     rolled, refused = ApplyError("s: rolled back"), TrustError("unsigned")
     invalid, unreachable = DesiredStateError("bad"), RegistryError("down")

@@ -268,10 +268,11 @@ def test_the_services_of_a_stored_stack_read_without_the_spec_model() -> None:
         ServiceSpec("web", "app:v1", depends_on=(Dependency("migrate", "service_completed_successfully"),
                                                  Dependency("db", "service_healthy"))),
         ServiceSpec("db", "db:v1"),
+        ServiceSpec("spare", "app:v1", replicas=0),  # scaled to nothing: not expected to run
     ))
     text = stack_to_json(stack)
     spec = stack_from_json(text)
     names, one_shot = stack_services_from_json(text)
-    assert names == tuple(s.name for s in spec.services) == ("migrate", "web", "db")
+    assert names == tuple(s.name for s in spec.services if s.replicas > 0) == ("migrate", "web", "db")
     assert one_shot == ("migrate",)
     assert stack_services_from_json(stack_to_json(StackSpec("e", "e", "e/compose.yaml"))) == ((), ())

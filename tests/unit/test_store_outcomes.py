@@ -50,3 +50,15 @@ def test_an_older_database_gains_the_evidence_column(tmp_path: Path) -> None:
     db.close()
     [old] = StateStore(tmp_path).history()
     assert (old.outcome, old.step, old.evidence) == (Outcome.APPLIED, None, ())
+
+
+def test_closing_interrupted_rows_writes_nothing_when_none_is_open(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    sid = store.start_sync()
+    store.finish_sync(sid, revision="r", outcome=Outcome.APPLIED, reason="", actions=[])
+    before = store._db.total_changes
+    assert store.close_interrupted() == 0
+    assert store._db.total_changes == before
+    store.start_sync()  # a process died during this one
+    assert StateStore(tmp_path).close_interrupted() == 1
+    assert StateStore(tmp_path).history()[0].reason == INTERRUPTED

@@ -426,8 +426,10 @@ class DockerRuntime:
         config_hash: str,
         revision: str,
         name: str | None = None,
+        number: int = 1,
     ) -> str:
-        """Create (not start) the container Compose would create, joined to all its networks."""
+        """Create (not start) the container Compose would create for replica ``number``, joined to all
+        its networks."""
         local = self._local_image(image)
         if local is None:
             raise EngineNotFoundError(f"image {image} is not present locally (pull it first)")
@@ -441,6 +443,7 @@ class DockerRuntime:
                 config_hash=config_hash,
                 revision=revision,
                 name=name,
+                number=number,
                 service_containers=refs,
             )
         except ValueError as exc:

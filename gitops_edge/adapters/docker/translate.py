@@ -192,10 +192,11 @@ def _volumes_from(spec: ServiceSpec, containers: Mapping[str, str]) -> list[str]
     return out
 
 
-def container_name(stack: StackSpec | str, spec: ServiceSpec) -> str:
-    """``container_name`` if set, else Compose's ``<project>-<service>-1``."""
+def container_name(stack: StackSpec | str, spec: ServiceSpec, number: int = 1) -> str:
+    """``container_name`` if set (the loader allows it for one replica only), else Compose's
+    ``<project>-<service>-<number>``."""
     project = stack if isinstance(stack, str) else stack.name
-    return spec.container_name or f"{project}-{spec.name}-1"
+    return spec.container_name or f"{project}-{spec.name}-{number}"
 
 
 def network_name(stack: StackSpec, key: str) -> str:
@@ -227,7 +228,8 @@ def depends_on_label(spec: ServiceSpec) -> str:
 
 
 def container_labels(
-    stack: StackSpec, spec: ServiceSpec, *, image: str, image_id: str, config_hash: str, revision: str
+    stack: StackSpec, spec: ServiceSpec, *, image: str, image_id: str, config_hash: str, revision: str,
+    number: int = 1,
 ) -> dict[str, str]:
     """The user's labels, then Compose's and ours (which win on a clash)."""
     labels = dict(spec.labels)
@@ -235,7 +237,7 @@ def container_labels(
         {
             PROJECT: stack.name,
             SERVICE: spec.name,
-            NUMBER: "1",
+            NUMBER: str(number),
             ONEOFF: "False",
             CONFIG_HASH: config_hash,
             DEPENDS_ON: depends_on_label(spec),
@@ -329,26 +331,30 @@ def _ports(spec: ServiceSpec) -> tuple[JsonDict, JsonDict]:
     return exposed, bindings
 
 
-def endpoint_links(stack: StackSpec, spec: ServiceSpec) -> tuple[str, ...]:
-    """``links`` as Compose writes them on every network: alias, ``<service>-1`` and the name;
-    then ``external_links`` as ``container:alias``."""
+def endpoint_links(stack: StackSpec, spec: ServiceSpec, number: int = 1) -> tuple[str, ...]:
+    """``links`` as Compose writes them on every network, for each replica of the target: alias,
+    ``<service>-<number>`` and ``<project>-<service>-<number>`` (``number`` being the linking
+    container's own, as Compose writes it); then ``external_links`` as ``container:alias``."""
     out: list[str] = []
     for link in spec.links:
         service, _, alias = link.partition(":")
         target = next((s for s in stack.services if s.name == service), None)
-        name = container_name(stack, target) if target is not None else f"{stack.name}-{service}-1"
-        out += [f"{name}:{alias or service}", f"{name}:{service}-1", f"{name}:{name}"]
+        names = ([container_name(stack, target, n) for n in range(target.replicas, 0, -1)]  # newest first
+                 if target is not None else [f"{stack.name}-{service}-1"])
+        for name in names:
+            own = name if target is not None and target.container_name else f"{stack.name}-{service}-{number}"
+            out += [f"{name}:{alias or service}", f"{name}:{service}-{number}", f"{name}:{own}"]
     for link in spec.external_links:
         name, _, alias = link.partition(":")
         out.append(f"{name}:{alias or name}")
     return tuple(out)
 
 
-def endpoints(stack: StackSpec, spec: ServiceSpec, name: str) -> tuple[Endpoint, ...]:
+def endpoints(stack: StackSpec, spec: ServiceSpec, name: str, number: int = 1) -> tuple[Endpoint, ...]:
     """The service's networks, primary first (Compose: highest priority, then by key)."""
     attachments: list[NetworkAttachment] = sorted(spec.networks, key=lambda a: (-a.priority, a.network))
     has_default = any(n.key == "default" for n in stack.networks)
-    links = endpoint_links(stack, spec)
+    links = endpoint_links(stack, spec, number)
     if not attachments and spec.network_mode is None and has_default:
         from gitops_edge.model.spec import NetworkAttachment
 
@@ -376,6 +382,7 @@ def container_create_args(
     config_hash: str,
     revision: str,
     name: str | None = None,
+    number: int = 1,
     network_mode_container: str | None = None,
     service_containers: Mapping[str, str] | None = None,
 ) -> ContainerCreate:
@@ -390,8 +397,8 @@ def container_create_args(
     containers = dict(service_containers or {})
     if network_mode_container and spec.network_mode and spec.network_mode.startswith("service:"):
         containers.setdefault(spec.network_mode[8:], network_mode_container)
-    name = name or container_name(stack, spec)
-    nets = endpoints(stack, spec, name)
+    name = name or container_name(stack, spec, number)
+    nets = endpoints(stack, spec, name, number)
     exposed, bindings = _ports(spec)
     binds, mounts = _mounts(stack, spec.mounts)
 
@@ -445,7 +452,8 @@ def container_create_args(
     body: JsonDict = {
         "Image": image,
         "Labels": container_labels(
-            stack, spec, image=image, image_id=image_id, config_hash=config_hash, revision=revision
+            stack, spec, image=image, image_id=image_id, config_hash=config_hash, revision=revision,
+            number=number,
         ),
         "Env": [k if v is None else f"{k}={v}" for k, v in spec.environment],
         "Cmd": list(spec.command) if spec.command is not None else None,

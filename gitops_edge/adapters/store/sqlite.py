@@ -212,6 +212,17 @@ class StateStore:
             cur = db.execute("INSERT INTO syncs (started_at) VALUES (?)", (started_at or time.time(),))
             return int(cur.lastrowid or 0)
 
+    def close_interrupted(self) -> int:
+        """Rows a dead process left running; the caller holds the sync lock, so none is live."""
+        if not self._query("SELECT 1 FROM syncs WHERE finished_at IS NULL LIMIT 1"):
+            return 0  # the usual case reads and writes nothing (an idle poll stays write-free)
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE syncs SET finished_at=started_at, outcome=?, reason=? WHERE finished_at IS NULL",
+                (Outcome.ERROR.value, INTERRUPTED),
+            )
+            return int(cur.rowcount)
+
     def finish_sync(
         self,
         sync_id: int,

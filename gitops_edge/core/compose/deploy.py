@@ -6,7 +6,7 @@ update/rollback config, endpoint mode, deploy labels) are accepted and, as in
 Compose, have no effect on a container. Values that also have a service-level
 key (``mem_limit``, ``cpus``, ``pids_limit``) must agree with it, as
 compose-go requires. ``replicas`` is read as Compose reads it (the engine
-refuses a count other than 1 when it applies the stack); ``mode: global`` is
+runs that many containers, 0 included); ``mode: global`` is
 refused, and so is a
 ``max_attempts`` without ``condition: on-failure`` (Docker refuses that
 container at create time, after Compose accepted the file).

@@ -185,6 +185,9 @@ def build_service(
         if kw.get("replicas", scale) != scale:
             p.add(at("scale"), "can't set distinct values on 'scale' and 'deploy.replicas'")
         kw["replicas"] = scale
+    if kw.get("container_name") and kw.get("replicas", 1) > 1:  # Compose refuses it too
+        p.add(at("container_name"), f"can't set container_name with {kw['replicas']} replicas: "
+              "a container name must be unique")
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
         kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:

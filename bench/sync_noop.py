@@ -20,6 +20,12 @@ as the peer, by ``docker-compose up -d``. Per repetition, interleaved:
     ``status`` shows per stack (``ls`` is cheaper still but shows only a
     project's name and a count of states: measured too, for reference).
 
+(f) the floor of any Python command line: ``python -c pass``, for reference.
+
+With ``--baseline DIR`` (another checkout of gitops-edge, e.g. the main branch
+before a change), (a) and (d) are also run from there on the same device,
+interleaved: a before/after in one run on the same load.
+
 Targets (issue 5, issue 16): (c) <= 0.5 x (b); (a) <= 2 x (b); (d) <= 1 x (e).
 
 The package's modules are byte-compiled first, as an installed package's are
@@ -92,8 +98,10 @@ def fmt_row(label: str, xs: list[float], unit: str = "s") -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench.sync_noop", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    p.add_argument("--baseline", type=Path, help="another checkout whose sync and status also run, interleaved")
     args = p.parse_args(argv)
-    compileall.compile_dir(ROOT / "gitops_edge", quiet=1)
+    for tree in (ROOT, *([args.baseline] if args.baseline else [])):
+        compileall.compile_dir(tree / "gitops_edge", quiet=1)
     client = docker.DockerClient(timeout=120)
     ensure_images(client)
     yaml = stack_yaml()
@@ -104,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     d: list[float] = []
     e: list[float] = []
     ls: list[float] = []
+    bare: list[float] = []
+    a0: list[float] = []
+    d0: list[float] = []
     quick = 0
     try:
         with tempfile.TemporaryDirectory(prefix="gebench-") as tmp:
@@ -136,6 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 d.append(timed(dev.argv("status"), ROOT, "gitops-edge status")[0])
                 e.append(timed([*dc, "ps"], peer.work, "docker-compose ps")[0])
                 ls.append(timed([peer.dc, "ls"], peer.work, "docker-compose ls")[0])
+                bare.append(timed([sys.executable, "-c", "pass"], ROOT, "python -c pass")[0])
+                if args.baseline:
+                    a0.append(timed(dev.argv("sync"), args.baseline, "baseline sync")[0])
+                    d0.append(timed(dev.argv("status"), args.baseline, "baseline status")[0])
                 print(f"rep {i + 1}/{args.reps}: (a) {a[-1]:.3f}s (b) {b[-1]:.3f}s (c) {c[-1]:.3f}s "
                       f"(d) {d[-1]:.3f}s (e) {e[-1]:.3f}s ls {ls[-1]:.3f}s", file=sys.stderr, flush=True)
             if (running_ids(client, agent_p), running_ids(client, compose_p)) != before:
@@ -153,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(fmt_row("(d) `gitops-edge status` process", d))
     print(fmt_row("(e) Compose: `ps` of the project (peer of d)", e))
     print(fmt_row("Compose: `ls` (for reference)", ls))
+    print(fmt_row("(f) bare Python start, `python -c pass` (for reference)", bare))
+    if args.baseline:
+        print(fmt_row(f"(a0) `sync` process of {args.baseline}", a0))
+        print(fmt_row(f"(d0) `status` process of {args.baseline}", d0))
     print(fmt_row("(a)/(b), per repetition", [x / y for x, y in zip(a, b, strict=True)], unit="x"))
     print(fmt_row("(c)/(b), per repetition", [x / y for x, y in zip(c, b, strict=True)], unit="x"))
     print(fmt_row("(d)/(e), per repetition", [x / y for x, y in zip(d, e, strict=True)], unit="x"))
@@ -162,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"| no-change sync process / Compose `up -d` | {ma / mb:.2f} | <= 2 | {ok[ma / mb <= 2]} |")
     print(f"| no-change daemon cycle / Compose `up -d` | {mc / mb:.2f} | <= 0.5 | {ok[mc / mb <= 0.5]} |")
     print(f"| `status` process / Compose `ps` | {md / me:.2f} | <= 1 | {ok[md / me <= 1]} |")
+    if args.baseline:
+        ma0, md0 = statistics.median(a0), statistics.median(d0)
+        print(f"| baseline: no-change sync process / Compose `up -d` | {ma0 / mb:.2f} | | |")
+        print(f"| baseline: `status` process / Compose `ps` | {md0 / me:.2f} | | |")
     summary.add(f"no-change `gitops-edge sync` process, {N_SERVICES} services", f"{ma * 1000:.0f} ms",
                 "Compose `up -d`, nothing to do", f"{mb * 1000:.0f} ms", ma / mb, "<= 2", ma / mb <= 2)
     summary.add("`gitops-edge status` process", f"{md * 1000:.0f} ms", "Compose `ps` of the project",

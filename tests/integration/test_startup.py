@@ -19,18 +19,7 @@ from pathlib import Path
 
 from tests.integration.agent_harness import ROOT, Device
 from tests.integration.test_daemon import stack
-
-# Modules a no-change `sync` answered from the memo, or `status`, must not import.
-HEAVY = (
-    "docker", "requests", "urllib3", "git", "ssl", "http.client", "http.server", "email", "urllib.request",
-    "tarfile", "apscheduler", "paho", "prometheus_client", "sigstore", "cryptography",
-    "gitops_edge.engine.reconcile", "gitops_edge.core.compose.stack", "gitops_edge.core.plan",
-    "gitops_edge.model.spec", "gitops_edge.adapters.files.desired_state", "gitops_edge.adapters.files.revision_tree",
-)
-CAPTURE = (
-    "import json, sys; from gitops_edge.cli.main import main; rc = main(sys.argv[2:]); "
-    "open(sys.argv[1], 'w').write(json.dumps(sorted(sys.modules))); sys.exit(rc)"
-)
+from tests.support.imports import CAPTURE, heavy
 
 
 def run(device: Device, tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -40,10 +29,6 @@ def run(device: Device, tmp: Path, *args: str) -> tuple[subprocess.CompletedProc
     out = subprocess.run([sys.executable, "-c", CAPTURE, str(listing), "--config", str(device.config), *args],
                          cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=180)
     return out, set(json.loads(listing.read_text())) if listing.exists() else set()
-
-
-def heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
 
 
 def with_secret(image: str) -> str:

@@ -20,7 +20,10 @@ as the peer, by ``docker-compose up -d``. Per repetition, interleaved:
     ``status`` shows per stack (``ls`` is cheaper still but shows only a
     project's name and a count of states: measured too, for reference).
 
-(f) the floor of any Python command line: ``python -c pass``, for reference.
+(f) the floor of any Python command line: ``python -c pass``, and (g) of one
+    that reads a YAML config and a SQLite store and talks to a socket: the same
+    interpreter importing only the libraries ``status`` cannot do without
+    (``FLOOR_IMPORTS``), for reference.
 
 With ``--baseline DIR`` (another checkout of gitops-edge, e.g. the main branch
 before a change), (a) and (d) are also run from there on the same device,
@@ -60,6 +63,8 @@ from bench.stack20 import (
     running_ids,
     stack_yaml,
 )
+
+FLOOR_IMPORTS = "import argparse, dataclasses, json, logging, socket, sqlite3, subprocess, yaml"
 
 
 def timed(argv: list[str], cwd: Path, what: str) -> tuple[float, str]:
@@ -113,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     e: list[float] = []
     ls: list[float] = []
     bare: list[float] = []
+    floor: list[float] = []
     a0: list[float] = []
     d0: list[float] = []
     quick = 0
@@ -148,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 e.append(timed([*dc, "ps"], peer.work, "docker-compose ps")[0])
                 ls.append(timed([peer.dc, "ls"], peer.work, "docker-compose ls")[0])
                 bare.append(timed([sys.executable, "-c", "pass"], ROOT, "python -c pass")[0])
+                floor.append(timed([sys.executable, "-c", FLOOR_IMPORTS], ROOT, "python -c import")[0])
                 if args.baseline:
                     a0.append(timed(dev.argv("sync"), args.baseline, "baseline sync")[0])
                     d0.append(timed(dev.argv("status"), args.baseline, "baseline status")[0])
@@ -169,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(fmt_row("(e) Compose: `ps` of the project (peer of d)", e))
     print(fmt_row("Compose: `ls` (for reference)", ls))
     print(fmt_row("(f) bare Python start, `python -c pass` (for reference)", bare))
+    print(fmt_row("(g) Python importing yaml, sqlite3, argparse, logging, json, socket (for reference)", floor))
     if args.baseline:
         print(fmt_row(f"(a0) `sync` process of {args.baseline}", a0))
         print(fmt_row(f"(d0) `status` process of {args.baseline}", d0))

@@ -129,6 +129,9 @@ class SavedMemo:
             Outcome(memo.outcome)
         except (ValueError, TypeError, KeyError):
             return None
+        texts = (memo.device, memo.revision, memo.engine, memo.held, memo.reason, *memo.stacks)
+        if not isinstance(memo.at, int | float) or not all(isinstance(t, str) for t in texts):
+            return None
         return memo
 
 
@@ -159,7 +162,7 @@ def quick_sync(store: EngineStore, source: GitSource, runtime: ContainerRuntime,
         return None
     if held_digest(store) != saved.held:
         return None
-    revision = source.remote_revision()  # its failure is this sync's, as in the full sync
+    revision = source.remote_revision()  # (on failure the caller runs the full sync, which reports it)
     if revision != saved.revision or runtime.fingerprint(frozenset(saved.stacks)) != saved.engine:
         return None
     return SyncResult(Outcome(saved.outcome), revision=revision, reason=saved.reason, step=Step.FETCH)

@@ -117,7 +117,9 @@ def test_an_old_memo_a_clock_set_back_or_an_unfinished_switch_is_not_trusted(dev
     b.store.start_sync(b.clock.now().timestamp())  # a process died in a sync, before its journal
     assert device.quick() is None  # (and its history row is closed as interrupted)
     assert device.quick() is not None
-    for junk in ("", "not json", "{}", json.dumps({**json.loads(b.store.kv[SAVED_KEY]), "outcome": "nope"})):
+    good = json.loads(b.store.kv[SAVED_KEY])
+    for junk in ("", "not json", "{}", "[]", json.dumps({**good, "outcome": "nope"}), json.dumps({**good, "at": "x"}),
+                 json.dumps({**good, "stacks": [1]}), json.dumps({**good, "extra": 1})):
         b.store.kv[SAVED_KEY] = junk  # a memo this version cannot read
         assert device.quick() is None
 

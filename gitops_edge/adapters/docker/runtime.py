@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -51,8 +52,8 @@ from gitops_edge.errors import (
     RegistryError,
 )
 from gitops_edge.model.evidence import FAILED_SUFFIX
-from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
-from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, HookRun, ObservedContainer, ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceHook, ServiceSpec, StackSpec, VolumeSpec
 
 if TYPE_CHECKING:
     import docker
@@ -60,6 +61,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
+HOOK_OUTPUT_KEEP = 16_384  # bytes of a hook's output held while it runs
+HOOK_OUTPUT_LINES = 10  # kept for the evidence of a failed hook, like Compose's error message
+HOOK_OUTPUT_CHARS = 2048
+
+
+def hook_output_tail(output: bytes) -> str:
+    """The last non-blank lines of a hook's output, at most ``HOOK_OUTPUT_CHARS``."""
+    lines = [ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in output.decode("utf-8", "replace").split("\n")]
+    text = "\n".join([ln for ln in lines if ln.strip()][-HOOK_OUTPUT_LINES:])
+    return text[-HOOK_OUTPUT_CHARS:]
 
 
 def _status(exc: BaseException) -> tuple[int, str] | None:
@@ -476,6 +487,42 @@ class DockerRuntime:
                 config = self._api.inspect_container(container_id).get("Config") or {}
                 timeout_s = float(config.get("StopTimeout") or 10)
             self._api.stop(container_id, timeout=max(0, round(timeout_s)))
+
+    def run_hook(self, container_id: str, hook: ServiceHook, timeout_s: float) -> HookRun:
+        """Exec ``hook`` in the running container and wait for it, at most about ``timeout_s``.
+
+        Its output is read as it comes (a silent hook may outlast the client's read
+        timeout: then its state decides); an exec still running at the deadline is
+        left to die with the container (the engine cannot kill an exec).
+        """
+        what = f"running a hook in container {container_id[:12]}"
+        deadline = time.monotonic() + timeout_s
+        with _engine(what):
+            exec_id = str(self._api.exec_create(container_id, **t.exec_create_args(hook))["Id"])
+        output = bytearray()
+        stream = None
+        try:
+            with _engine(what):
+                stream = self._api.exec_start(exec_id, stream=True, demux=True)
+                for chunks in stream:
+                    for chunk in chunks:
+                        output += chunk or b""
+                    del output[:-HOOK_OUTPUT_KEEP]
+                    if time.monotonic() >= deadline:
+                        break
+        except EngineUnavailableError as exc:
+            log.debug("%s: stopped reading its output: %s", what, exc)
+        finally:
+            if stream is not None:
+                stream.close()
+        while True:  # the stream ends as the process does; its exit code may trail a moment
+            with _engine(what):
+                info = self._api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                return HookRun(int(info.get("ExitCode") or 0), hook_output_tail(bytes(output)))
+            if time.monotonic() >= deadline:
+                return HookRun(None, hook_output_tail(bytes(output)))
+            time.sleep(0.05)
 
     def remove_container(self, container_id: str) -> None:
         """Remove (forcefully, if it still runs); never its volumes. Gone already is fine."""

@@ -32,7 +32,7 @@ log = logging.getLogger("gitops_edge.engine.hooks")
 def describe(kind: str, index: int, hook: ServiceHook, run: HookRun, timeout_s: float) -> str:
     """``post_start[0] (sh -c 'exit 3') exited with status 3: <output>``."""
     status = (f"still running after {timeout_s:.0f}s" if run.exit_code is None
-              else f"exited with status {run.exit_code}")
+              else "could not run" if run.exit_code < 0 else f"exited with status {run.exit_code}")
     output = f": {run.output}" if run.output else ""
     return f"{kind}[{index}] ({shlex.join(hook.command)}) {status}{output}"
 
@@ -40,7 +40,12 @@ def describe(kind: str, index: int, hook: ServiceHook, run: HookRun, timeout_s: 
 def post_start(rt: ContainerRuntime, spec: ServiceSpec, cid: str, timeout_s: float) -> tuple[str, Evidence] | None:
     """Run the service's post_start hooks in ``cid``; the reason and evidence of the first failure."""
     for i, hook in enumerate(spec.post_start):
-        run = rt.run_hook(cid, hook, timeout_s)
+        try:
+            run = rt.run_hook(cid, hook, timeout_s)
+        except EngineUnavailableError:
+            raise
+        except EdgeError as exc:  # e.g. the container exited before its hook could be exec'd
+            run = HookRun(-1, str(exc))
         if run.exit_code == 0:
             continue
         what = describe("post_start", i, hook, run, timeout_s)
@@ -53,7 +58,8 @@ def post_start(rt: ContainerRuntime, spec: ServiceSpec, cid: str, timeout_s: flo
         except EdgeError as exc:
             log.warning("%s: no container logs for the evidence of its failed hook: %s", spec.name, exc)
         return f"service {spec.name} failed to start: hook {what}", Evidence(
-            service=spec.name, container=name, exit_code=run.exit_code, logs=lines, hook=what,
+            service=spec.name, container=name, exit_code=run.exit_code if run.exit_code != -1 else None, logs=lines,
+            hook=what,
         )
     return None
 

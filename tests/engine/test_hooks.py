@@ -19,6 +19,7 @@ from gitops_edge.model.observed import KEPT_SUFFIX, HookRun
 from gitops_edge.model.spec import ServiceHook, ServiceSpec, StackSpec
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.trust import SecurityPolicy
+from gitops_edge.ports.fakes import Run, Script
 from tests.engine.conftest import REV1, REV2, REV3, Bench, service, stack
 
 
@@ -150,3 +151,16 @@ def test_a_container_without_the_label_stops_without_hooks(bench: Bench) -> None
     assert result.outcome is Outcome.APPLIED, result.reason
     assert made not in bench.runtime.containers
     assert ("stop_container", made) in bench.runtime.calls and ("run_hook", made) not in bench.runtime.calls
+
+
+def test_a_container_that_exits_before_its_hook_fails_the_start(bench: Bench) -> None:
+    bench.commit(REV1, hooked_stack("app:v1", "v1"))
+    assert bench.sync().outcome is Outcome.APPLIED
+    bench.runtime.script("app:v2", Script(Run.EXIT, exit_code=5))  # gone as soon as it started
+    bench.commit(REV2, hooked_stack("app:v2", "v2"))
+    result = bench.sync()
+    assert result.outcome is Outcome.ROLLED_BACK
+    assert "service db failed to start: hook post_start[0] (warm db v2) could not run: " in result.reason
+    (ev,) = result.evidence
+    assert (ev.service, ev.exit_code) == ("db", None) and "not running" in ev.hook
+    bench.assert_converged(hooked_stack("app:v1", "v1"), REV1)

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from gitops_edge.adapters.docker import exec_output
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
 from gitops_edge.adapters.docker.engine_http import EngineHTTP, EngineHTTPError
@@ -61,16 +62,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
-HOOK_OUTPUT_KEEP = 16_384  # bytes of a hook's output held while it runs
-HOOK_OUTPUT_LINES = 10  # kept for the evidence of a failed hook, like Compose's error message
-HOOK_OUTPUT_CHARS = 2048
-
-
-def hook_output_tail(output: bytes) -> str:
-    """The last non-blank lines of a hook's output, at most ``HOOK_OUTPUT_CHARS``."""
-    lines = [ln.rstrip("\r").rsplit("\r", 1)[-1] for ln in output.decode("utf-8", "replace").split("\n")]
-    text = "\n".join([ln for ln in lines if ln.strip()][-HOOK_OUTPUT_LINES:])
-    return text[-HOOK_OUTPUT_CHARS:]
 
 
 def _status(exc: BaseException) -> tuple[int, str] | None:
@@ -489,40 +480,27 @@ class DockerRuntime:
             self._api.stop(container_id, timeout=max(0, round(timeout_s)))
 
     def run_hook(self, container_id: str, hook: ServiceHook, timeout_s: float) -> HookRun:
-        """Exec ``hook`` in the running container and wait for it, at most about ``timeout_s``.
+        """Exec ``hook`` in the running container and wait for it, at most ``timeout_s``.
 
-        Its output is read as it comes (a silent hook may outlast the client's read
-        timeout: then its state decides); an exec still running at the deadline is
-        left to die with the container (the engine cannot kill an exec).
+        An exec still running at the deadline is left to die with its container
+        (the engine cannot kill an exec); its exit code is then None.
         """
         what = f"running a hook in container {container_id[:12]}"
         deadline = time.monotonic() + timeout_s
         with _engine(what):
             exec_id = str(self._api.exec_create(container_id, **t.exec_create_args(hook))["Id"])
-        output = bytearray()
-        stream = None
-        try:
-            with _engine(what):
-                stream = self._api.exec_start(exec_id, stream=True, demux=True)
-                for chunks in stream:
-                    for chunk in chunks:
-                        output += chunk or b""
-                    del output[:-HOOK_OUTPUT_KEEP]
-                    if time.monotonic() >= deadline:
-                        break
-        except EngineUnavailableError as exc:
-            log.debug("%s: stopped reading its output: %s", what, exc)
-        finally:
-            if stream is not None:
-                stream.close()
-        while True:  # the stream ends as the process does; its exit code may trail a moment
-            with _engine(what):
+            sock = self._api.exec_start(exec_id, socket=True)
+            try:
+                output = exec_output.tail(exec_output.read_until(sock, deadline))
+            finally:
+                sock.close()
+            while True:  # the output ends as the process does; its exit code may trail a moment
                 info = self._api.exec_inspect(exec_id)
-            if not info.get("Running"):
-                return HookRun(int(info.get("ExitCode") or 0), hook_output_tail(bytes(output)))
-            if time.monotonic() >= deadline:
-                return HookRun(None, hook_output_tail(bytes(output)))
-            time.sleep(0.05)
+                if not info.get("Running"):
+                    return HookRun(int(info.get("ExitCode") or 0), output)
+                if time.monotonic() >= deadline:
+                    return HookRun(None, output)
+                time.sleep(0.05)
 
     def remove_container(self, container_id: str) -> None:
         """Remove (forcefully, if it still runs); never its volumes. Gone already is fine."""

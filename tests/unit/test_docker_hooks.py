@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import time
+from types import SimpleNamespace
+from typing import Any
+
 from gitops_edge.adapters.docker import exec_output
 from gitops_edge.adapters.docker import translate as t
 from gitops_edge.adapters.docker.read import container_state
@@ -56,3 +61,33 @@ def test_the_tail_keeps_the_last_lines_and_a_progress_bars_last_state() -> None:
     assert exec_output.tail(text.encode()).splitlines() == [f"line {i}" for i in range(21, 30)] + ["100%"]
     assert len(exec_output.tail(b"x" * 10_000)) == exec_output.TAIL_CHARS
     assert exec_output.tail(b"\xff ok") == "\ufffd ok"
+
+
+def upgraded(*frames: bytes) -> tuple[socket.socket, Any]:
+    """The engine's end, and the SDK's socket after http.client read the 101 headers (and, in the same
+    read, whatever followed them) through its buffered reader."""
+    engine, ours = socket.socketpair()
+    headers = b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n"
+    engine.sendall(headers + b"".join(frames))
+    reader = ours.makefile("rb")
+    while reader.readline() not in (b"\r\n", b""):
+        pass
+    sdk_socket = reader.raw  # what docker-py hands over: the SocketIO under the buffer
+    sdk_socket._response = SimpleNamespace(raw=SimpleNamespace(_fp=SimpleNamespace(fp=reader)))
+    return engine, sdk_socket
+
+
+def test_output_that_came_with_the_headers_is_not_lost() -> None:
+    """A quick hook's whole output can arrive with the headers (seen under load): it is in the buffer."""
+    engine, sock = upgraded(frame(2, b"cache is cold\n"))
+    engine.sendall(frame(1, b"more\n"))
+    engine.close()
+    assert exec_output.read_until(sock, time.monotonic() + 30) == b"cache is cold\nmore\n"
+
+
+def test_a_quiet_exec_is_read_only_until_the_deadline() -> None:
+    engine, sock = upgraded(frame(1, b"started\n"))
+    try:  # the engine end stays open and silent: only the deadline ends the read
+        assert exec_output.read_until(sock, time.monotonic() + 0.2) == b"started\n"
+    finally:
+        engine.close()

@@ -21,8 +21,8 @@ _HEADER = 8
 def read_until(sock: Any, deadline: float) -> bytes:
     """Frames from ``sock`` until it closes or ``deadline`` (monotonic) passes; the last payload bytes."""
     raw = getattr(sock, "_sock", sock)  # the SDK hands a SocketIO wrapping the socket
-    pending = bytearray()
-    output = bytearray()
+    pending = bytearray(already_read(sock, raw))
+    output = bytearray(take_frames(pending))
     while (remaining := deadline - time.monotonic()) > 0:
         buffered = getattr(raw, "pending", lambda: 0)()  # TLS may hold decrypted bytes select cannot see
         if not buffered and not select.select([raw], [], [], remaining)[0]:
@@ -34,6 +34,27 @@ def read_until(sock: Any, deadline: float) -> bytes:
         output += take_frames(pending)
         del output[:-OUTPUT_KEEP]
     return bytes(output)
+
+
+def already_read(sock: Any, raw: Any) -> bytes:
+    """Stream bytes that came in with the response headers and wait in the HTTP reader's buffer.
+
+    The SDK hands over the socket under that buffer: a quick hook's whole output
+    can sit there (seen on a loaded machine), and reading only the socket loses it.
+    """
+    try:
+        buffer = sock._response.raw._fp.fp  # the BufferedReader http.client read the headers with
+    except AttributeError:
+        return b""
+    timeout = raw.gettimeout()
+    raw.setblocking(False)  # take what is buffered; never wait for the socket here
+    try:
+        waiting = buffer.peek(65536) or b""
+        return bytes(buffer.read1(len(waiting))) if waiting else b""
+    except (BlockingIOError, ValueError, OSError):
+        return b""
+    finally:
+        raw.settimeout(timeout)
 
 
 def take_frames(pending: bytearray) -> bytes:

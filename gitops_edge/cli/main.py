@@ -463,6 +463,8 @@ def _print_evidence(stack: str, ev: Mapping[str, Any]) -> None:
           f" (container kept stopped: docker logs {ev['container']}{FAILED_SUFFIX})")
     if ev.get("health_log"):
         print(f"  health check: {ev['health_log']}")
+    if ev.get("hook"):
+        print(f"  hook: {ev['hook']}")
     for line in ev.get("logs") or ():
         print(f"  | {line}")
 
@@ -516,6 +518,7 @@ def cmd_history(args: argparse.Namespace) -> int:
             code = f" exit code {e.exit_code};" if e.exit_code is not None else ""
             last = f" last log line: {e.logs[-1]}" if e.logs else " no log output"
             health = f" health check: {e.health_log};" if e.health_log else ""
+            health += f" hook {e.hook};" if e.hook else ""
             print(f"{_rfc3339(r.started_at)} {e.service}:{code}{health}{last}")
     return 0
 

@@ -22,6 +22,8 @@ from gitops_edge.core.serialize import canonical_json, to_data
 from gitops_edge.model.spec import Mount, ServiceSpec, StackSpec
 
 NOT_HASHED = frozenset({"depends_on", "profiles", "pull_policy", "image", "replicas"})
+HASHED_WHEN_SET = ("post_start", "pre_stop")
+"""Hashed only when not empty: a service without hooks keeps the hash it had before hooks existed."""
 
 
 def hashed_fields(spec: ServiceSpec) -> dict[str, object]:
@@ -31,6 +33,9 @@ def hashed_fields(spec: ServiceSpec) -> dict[str, object]:
         if f.name not in NOT_HASHED
     }
     out["mounts"] = [_hashed_mount(m) for m in spec.mounts]
+    for key in HASHED_WHEN_SET:
+        if not out[key]:
+            del out[key]
     return out
 
 
@@ -59,7 +64,7 @@ def config_hash(stack: StackSpec, spec: ServiceSpec) -> str:
 def changed_fields(old: ServiceSpec, new: ServiceSpec) -> list[str]:
     """Names of the fields that differ, for a plan's reason."""
     a, b = hashed_fields(old), hashed_fields(new)
-    return [k for k in a if a[k] != b.get(k)]
+    return [k for k in (*a, *(k for k in b if k not in a)) if a.get(k) != b.get(k)]
 
 
 def changed_mount_content(old: ServiceSpec, new: ServiceSpec) -> list[str] | None:

@@ -123,6 +123,17 @@ def _privileged(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
         yield ("privileged",), "privileged", "every device and capability of the host", "allow_privileged"
 
 
+def _privileged_hooks(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
+    """A privileged hook is a privileged process in the container: the same power, the same setting."""
+    if ctx.policy.allow_privileged:
+        return
+    for key in ("post_start", "pre_stop"):
+        for i, hook in enumerate(getattr(svc, key)):
+            if hook.privileged:
+                yield ((key, i, "privileged"), f"privileged {key} hook",
+                       "every capability of the host, in a process exec'd into the container", "allow_privileged")
+
+
 # (compose key, host flag, why host mode reaches the host)
 _NAMESPACES: tuple[tuple[str, str, str], ...] = (
     ("network_mode", "allow_host_network", "the host's network stack, its interfaces and localhost services"),
@@ -278,8 +289,8 @@ def _container_name(svc: ServiceSpec, ctx: _Ctx) -> Iterator[_Hit]:
 
 
 SERVICE_RULES: tuple[ServiceRule, ...] = (
-    _privileged, _namespaces, _foreign, _capabilities, _devices, _kernel, _mounts, _security_opts, _sysctls,
-    _logging, _runtime, _container_name,
+    _privileged, _privileged_hooks, _namespaces, _foreign, _capabilities, _devices, _kernel, _mounts,
+    _security_opts, _sysctls, _logging, _runtime, _container_name,
 )  # fmt: skip
 """Plainly safe, so no rule: ports, extra_hosts, hostname, dns, user, ulimits, tmpfs, environment, labels."""
 

@@ -31,7 +31,7 @@ from gitops_edge.core.plan import make_plan
 from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.serialize import stack_from_json, stack_to_json
 from gitops_edge.core.windows import in_window, next_opening
-from gitops_edge.engine import recovery, retention
+from gitops_edge.engine import hooks, recovery, retention
 from gitops_edge.engine.idle import SAVED_KEY, IdleMemo, SavedMemo, held_digest, save_memo
 from gitops_edge.engine.image_policy import ImagePolicy
 from gitops_edge.engine.security_gate import KeyLines
@@ -634,6 +634,7 @@ class Reconciler:
         done = []
         for a in sp.actions:
             for cid in a.container_ids:
+                hooks.pre_stop(self.runtime, cid, self.switch.health.timeout_s)
                 self.runtime.stop_container(cid)
                 self.runtime.remove_container(cid)
             done.append(a.describe())

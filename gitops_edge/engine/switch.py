@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
+from gitops_edge.engine import hooks
 from gitops_edge.engine.faults import crash_point
 from gitops_edge.errors import ApplyError, EdgeError, EngineUnavailableError, RollbackFailed
 from gitops_edge.model.config import HealthConfig
@@ -24,7 +25,7 @@ from gitops_edge.model.evidence import FAILED_SUFFIX, LOG_LINES, Evidence
 from gitops_edge.model.journal import Journal, KeptContainer, Phase
 from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState
 from gitops_edge.model.plan import Action, ActionKind, StackPlan
-from gitops_edge.model.spec import StackSpec
+from gitops_edge.model.spec import ServiceSpec, StackSpec
 from gitops_edge.model.step import Step
 from gitops_edge.ports.clock import Clock, SystemClock
 from gitops_edge.ports.runtime import ContainerRuntime
@@ -197,6 +198,7 @@ class StackSwitch:
 
     def _stop_kept(self, cid: str) -> None:
         crash_point("before-stop")
+        hooks.pre_stop(self.rt, cid, self.health.timeout_s)
         self.rt.stop_container(cid)
         crash_point("after-stop")
 
@@ -211,6 +213,7 @@ class StackSwitch:
         if action.kind is ActionKind.START:
             cid = action.container_ids[0]
             self.rt.start_container(cid)
+            self._post_start(action.spec, cid)
             return cid
         self._keep(t, action.container_ids, action.service, stop=not action.start_first)
         cid = self.rt.create_container(
@@ -222,7 +225,17 @@ class StackSwitch:
         self.rt.start_container(cid)
         self._mark(stack.name, f"started:{action.service}")
         crash_point("after-start")
+        self._post_start(action.spec, cid)
         return cid
+
+    def _post_start(self, spec: ServiceSpec, cid: str) -> None:
+        """A failing post_start hook fails the start, as it fails ``docker compose up``: roll back."""
+        failed = hooks.post_start(self.rt, spec, cid, self.health.timeout_s)
+        if failed is not None:
+            reason, evidence = failed
+            self._failed = cid
+            self.evidence.append(evidence)
+            raise ApplyError(reason)
 
     # -- GATE ------------------------------------------------------------------
     def _gate(self, stack: StackSpec, started: list[tuple[Action, str]]) -> None:
@@ -291,6 +304,7 @@ class StackSwitch:
         t.save(replace(journal, phase=Phase.ROLLING_BACK))
         try:
             for cid in reversed(journal.created):
+                hooks.pre_stop(self.rt, cid, self.health.timeout_s)  # a new container stops too
                 if cid != keep_failed or not self._set_aside(cid):
                     self.rt.remove_container(cid)
             crash_point("rollback-after-remove")

@@ -21,10 +21,14 @@ class Evidence:
     exit_code: int | None
     health_log: str = ""
     logs: tuple[str, ...] = ()
+    hook: str = ""  # a failed post_start hook: which, its exit status and output (exit_code is the hook's)
 
     def to_data(self) -> dict[str, Any]:
-        return {"service": self.service, "container": self.container, "exit_code": self.exit_code,
+        data = {"service": self.service, "container": self.container, "exit_code": self.exit_code,
                 "health_log": self.health_log, "logs": list(self.logs)}
+        if self.hook:  # only a hook's failure says which hook
+            data["hook"] = self.hook
+        return data
 
     @staticmethod
     def from_data(data: Any) -> Evidence | None:
@@ -33,4 +37,5 @@ class Evidence:
         code = data.get("exit_code")
         return Evidence(str(data["service"]), str(data.get("container", "")),
                         int(code) if isinstance(code, int) else None,
-                        str(data.get("health_log", "")), tuple(str(x) for x in data.get("logs", ())))
+                        str(data.get("health_log", "")), tuple(str(x) for x in data.get("logs", ())),
+                        str(data.get("hook", "")))

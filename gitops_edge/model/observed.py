@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotation only: reading the engine needs no spec model
+    from gitops_edge.model.spec import ServiceHook
 
 KEPT_SUFFIX = "-gitops-edge-kept"
 """An old container held for rollback is renamed to ``<name><KEPT_SUFFIX>``
@@ -58,3 +62,12 @@ class ContainerState:
     health_log: str = ""  # output of the last failing healthcheck probe, trimmed
     name: str = ""  # without the leading slash
     restart_policy: str = "no"  # as compose writes it: no | always | unless-stopped | on-failure[:N]
+    pre_stop: tuple[ServiceHook, ...] = ()  # the hooks it was created with (its io.gitops-edge.pre-stop label)
+
+
+@dataclass(frozen=True)
+class HookRun:
+    """One hook exec: its exit code (None: still running at the deadline) and the tail of its output."""
+
+    exit_code: int | None
+    output: str = ""

@@ -118,6 +118,17 @@ class Blkio:
 
 
 @dataclass(frozen=True)
+class ServiceHook:
+    """A ``post_start`` or ``pre_stop`` entry: a command exec'd in the service's running container."""
+
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False  # reaches the host: behind security.allow_privileged
+    working_dir: str | None = None
+    environment: tuple[tuple[str, str | None], ...] = ()  # sorted; None: a bare name, unset in the exec
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One Compose service, fully interpolated and normalized."""
 
@@ -197,6 +208,8 @@ class ServiceSpec:
     files: tuple[InjectedFile, ...] = ()  # inline configs
     links: tuple[str, ...] = ()  # "service" or "service:alias" (legacy links, as endpoint links)
     external_links: tuple[str, ...] = ()  # "container" or "container:alias", outside the stack
+    post_start: tuple[ServiceHook, ...] = ()  # exec'd in order right after the container starts
+    pre_stop: tuple[ServiceHook, ...] = ()  # exec'd in order before the agent stops the container
 
 
 @dataclass(frozen=True)

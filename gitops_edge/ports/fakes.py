@@ -22,8 +22,8 @@ from pathlib import Path
 from gitops_edge.errors import EdgeError, EngineConflictError, EngineNotFoundError, ImageNotFoundError
 from gitops_edge.model.condition import StackOutcome
 from gitops_edge.model.evidence import FAILED_SUFFIX, Evidence
-from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
-from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, HookRun, ObservedContainer, ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceHook, ServiceSpec, StackSpec, VolumeSpec
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
 from gitops_edge.model.step import Step
 from gitops_edge.ports.source import Checkout
@@ -94,6 +94,7 @@ class FakeContainer:
     restarts: int = 0
     managed: bool = True
     number: int = 1  # com.docker.compose.container-number
+    pre_stop: tuple[ServiceHook, ...] = ()
 
 
 class Crash(BaseException):
@@ -121,6 +122,8 @@ class FakeRuntime:
         self.failures: dict[str, list[EdgeError]] = {}  # operation -> errors to raise, in turn
         self.before: Hook | None = None
         self.calls: list[tuple[str, str]] = []
+        self.hook_results: dict[str, HookRun] = {}  # a hook's command, space-joined -> what it does
+        self.hooks_run: list[tuple[str, str]] = []  # (container name, command space-joined), in order
         self._next = 0
 
     # -- scripting ---------------------------------------------------------------------------
@@ -274,7 +277,8 @@ class FakeRuntime:
         cid = self._new_id()
         script = self.scripts.get(image.split("@", 1)[0], Script())
         self.containers[cid] = FakeContainer(
-            cid, name, stack.name, spec.name, image, config_hash, revision, spec.restart, script, number=number
+            cid, name, stack.name, spec.name, image, config_hash, revision, spec.restart, script, number=number,
+            pre_stop=spec.pre_stop,
         )
         return cid
 
@@ -290,6 +294,16 @@ class FakeRuntime:
         c = self._get(container_id)
         if c.status == "running":
             c.status, c.exit_code = "exited", 0
+
+    def run_hook(self, container_id: str, hook: ServiceHook, timeout_s: float) -> HookRun:
+        self._call("run_hook", container_id)
+        c = self._get(container_id)
+        self._advance(c)
+        if c.status != "running":
+            raise EngineConflictError(f"running a hook in container {container_id[:12]}: it is not running")
+        command = " ".join(hook.command)
+        self.hooks_run.append((c.name, command))
+        return self.hook_results.get(command, HookRun(0))
 
     def remove_container(self, container_id: str) -> None:
         self._call("remove_container", container_id)
@@ -326,6 +340,7 @@ class FakeRuntime:
             health_log="probe failed" if health == "unhealthy" else "",
             name=c.name,
             restart_policy=c.restart_policy,
+            pre_stop=c.pre_stop,
         )
 
     def logs(self, container_id: str, tail: int) -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from gitops_edge.model.observed import ContainerState, ObservedState
-from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+from gitops_edge.model.observed import ContainerState, HookRun, ObservedState
+from gitops_edge.model.spec import NetworkSpec, ServiceHook, ServiceSpec, StackSpec, VolumeSpec
 
 
 class ContainerRuntime(Protocol):
@@ -81,6 +81,11 @@ class ContainerRuntime(Protocol):
     def stop_container(self, container_id: str, timeout_s: float | None = None) -> None: ...
 
     def remove_container(self, container_id: str) -> None: ...
+
+    def run_hook(self, container_id: str, hook: ServiceHook, timeout_s: float) -> HookRun:
+        """Exec a ``post_start``/``pre_stop`` hook in the running container and wait for it
+        (at most about ``timeout_s``: then its exit code is None)."""
+        ...
 
     def remove_network(self, name: str) -> None: ...
 

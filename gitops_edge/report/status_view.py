@@ -45,6 +45,7 @@ class EvidenceStatus(TypedDict):
     exit_code: int | None
     health_log: str
     logs: list[str]
+    hook: str  # a failed post_start hook: which, exit status, output; "" otherwise
 
 
 class StackStatus(TypedDict):
@@ -225,7 +226,7 @@ def _evidence(ev: Evidence | None) -> EvidenceStatus | None:
     if ev is None:
         return None
     return {"service": ev.service, "container": ev.container, "exit_code": ev.exit_code,
-            "health_log": ev.health_log, "logs": list(ev.logs)}
+            "health_log": ev.health_log, "logs": list(ev.logs), "hook": ev.hook}
 
 
 def _redact(url: str) -> str:

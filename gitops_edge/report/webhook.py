@@ -43,6 +43,8 @@ def scrub_evidence(e: Evidence) -> dict[str, Any]:
     data = e.to_data()
     data["health_log"] = scrub(e.health_log)
     data["logs"] = [scrub(line) for line in e.logs]
+    if e.hook:
+        data["hook"] = scrub(e.hook)
     return data
 
 

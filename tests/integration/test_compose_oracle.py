@@ -80,7 +80,7 @@ COMPARED_SERVICE_KEYS = frozenset({
     "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
     "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
     "annotations", "attach", "gpus", "storage_opt", "configs", "secrets", "links", "scale",
-    "external_links",
+    "external_links", "post_start", "pre_stop",
     "develop",  # `docker compose watch` only: nothing of it reaches a container
 })
 _PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
@@ -230,6 +230,9 @@ def from_compose_service(svc: dict[str, Any]) -> dict[str, Any]:
         "pull_policy": {"if_not_present": "missing", None: "missing"}.get(
             svc.get("pull_policy"), svc.get("pull_policy")),
         "replicas": next((int(n) for n in (deploy.get("replicas"), svc.get("scale")) if n is not None), 1),
+        **{key: [(tuple(h["command"]), h.get("user"), bool(h.get("privileged")), h.get("working_dir"),
+                  dict(h.get("environment") or {})) for h in svc.get(key, [])]
+           for key in ("post_start", "pre_stop")},
     }
 
 
@@ -296,6 +299,8 @@ def from_spec_service(svc: ServiceSpec) -> dict[str, Any]:
         "sysctls": dict(svc.sysctls),
         "pull_policy": svc.pull_policy,
         "replicas": svc.replicas,
+        **{key: [(h.command, h.user, h.privileged, h.working_dir, dict(h.environment)) for h in getattr(svc, key)]
+           for key in ("post_start", "pre_stop")},
     }
 
 

@@ -29,6 +29,7 @@ from gitops_edge.model.spec import (
     NetworkAttachment,
     NetworkSpec,
     PortMapping,
+    ServiceHook,
     ServiceSpec,
     StackSpec,
     Ulimit,
@@ -120,6 +121,8 @@ def full_service() -> ServiceSpec:
         files=(InjectedFile("/etc/app.conf", "k=1\n", "1000", "0", 0o440),),
         links=("db:database",),
         external_links=("redis:cache",),
+        post_start=(ServiceHook(("sh", "-c", "touch /ready"), "root", True, "/srv", (("A", "1"), ("B", None))),),
+        pre_stop=(ServiceHook(("sync",)), ServiceHook(("sync",))),
     )
 
 

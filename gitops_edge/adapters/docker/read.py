@@ -127,6 +127,7 @@ def container_state(inspect: dict[str, Any], now: datetime | None = None) -> Con
         health_log=_failing_probe_output(health),
         name=str(inspect.get("Name") or "").lstrip("/"),
         restart_policy=_restart_policy((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}),
+        pre_stop=t.pre_stop_hooks((inspect.get("Config") or {}).get("Labels") or {}),
     )
 
 

@@ -20,11 +20,13 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from gitops_edge.adapters.docker import exec_output
 from gitops_edge.adapters.docker import read as docker_read
 from gitops_edge.adapters.docker import translate as t
 from gitops_edge.adapters.docker.engine_http import EngineHTTP, EngineHTTPError
@@ -51,12 +53,12 @@ from gitops_edge.errors import (
     RegistryError,
 )
 from gitops_edge.model.evidence import FAILED_SUFFIX
-from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, ObservedContainer, ObservedState
+from gitops_edge.model.observed import KEPT_SUFFIX, ContainerState, HookRun, ObservedContainer, ObservedState
 
 if TYPE_CHECKING:
     import docker
 
-    from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
+    from gitops_edge.model.spec import NetworkSpec, ServiceHook, ServiceSpec, StackSpec, VolumeSpec
 
 log = logging.getLogger("gitops_edge.docker")
 
@@ -480,6 +482,29 @@ class DockerRuntime:
                 config = self._api.inspect_container(container_id).get("Config") or {}
                 timeout_s = float(config.get("StopTimeout") or 10)
             self._api.stop(container_id, timeout=max(0, round(timeout_s)))
+
+    def run_hook(self, container_id: str, hook: ServiceHook, timeout_s: float) -> HookRun:
+        """Exec ``hook`` in the running container and wait for it, at most ``timeout_s``.
+
+        An exec still running at the deadline is left to die with its container
+        (the engine cannot kill an exec); its exit code is then None.
+        """
+        what = f"running a hook in container {container_id[:12]}"
+        deadline = time.monotonic() + timeout_s
+        with _engine(what):
+            exec_id = str(self._api.exec_create(container_id, **t.exec_create_args(hook))["Id"])
+            sock = self._api.exec_start(exec_id, socket=True)
+            try:
+                output = exec_output.tail(exec_output.read_until(sock, deadline))
+            finally:
+                sock.close()
+            while True:  # the output ends as the process does; its exit code may trail a moment
+                info = self._api.exec_inspect(exec_id)
+                if not info.get("Running"):
+                    return HookRun(int(info.get("ExitCode") or 0), output)
+                if time.monotonic() >= deadline:
+                    return HookRun(None, output)
+                time.sleep(0.05)
 
     def remove_container(self, container_id: str) -> None:
         """Remove (forcefully, if it still runs); never its volumes. Gone already is fine."""

@@ -19,6 +19,7 @@ Compose details mirrored on purpose (checked against the oracle):
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # annotations only: reading the engine (status, an idle sync)
         Mount,
         NetworkAttachment,
         NetworkSpec,
+        ServiceHook,
         ServiceSpec,
         StackSpec,
         VolumeSpec,
@@ -55,6 +57,7 @@ VOLUME = "com.docker.compose.volume"
 EDGE_IMAGE = "io.gitops-edge.image"
 EDGE_CONFIG_HASH = "io.gitops-edge.config-hash"
 EDGE_REVISION = "io.gitops-edge.revision"
+EDGE_PRE_STOP = "io.gitops-edge.pre-stop"  # the service's pre_stop hooks, JSON: whoever stops it runs them
 EDGE_PREFIX = "io.gitops-edge."
 
 JsonDict = dict[str, Any]
@@ -248,7 +251,44 @@ def container_labels(
             EDGE_REVISION: revision,
         }
     )
+    if spec.pre_stop:
+        labels[EDGE_PRE_STOP] = pre_stop_label(spec.pre_stop)
     return labels
+
+
+def pre_stop_label(hooks: tuple[ServiceHook, ...]) -> str:
+    """The hooks as a label: a rollback or a crash recovery stops containers whose spec it never saw."""
+    from gitops_edge.core.serialize import to_data  # only when creating a container with hooks
+
+    return json.dumps([to_data(h) for h in hooks], separators=(",", ":"))
+
+
+def pre_stop_hooks(labels: Mapping[str, str]) -> tuple[ServiceHook, ...]:
+    """The hooks of ``pre_stop_label``; none when the label is absent or not ours to read."""
+    text = labels.get(EDGE_PRE_STOP)
+    if not text:
+        return ()
+    from gitops_edge.core.serialize import from_data  # only for a container that has hooks
+    from gitops_edge.model.spec import ServiceHook
+
+    try:
+        return tuple(from_data(ServiceHook, h) for h in json.loads(text))
+    except (ValueError, TypeError, KeyError):
+        return ()
+
+
+def exec_create_args(hook: ServiceHook) -> JsonDict:
+    """Keyword arguments of ``APIClient.exec_create`` for one hook, as Compose makes the exec."""
+    return {
+        "cmd": list(hook.command),
+        "stdout": True,
+        "stderr": True,
+        "tty": False,
+        "privileged": hook.privileged,
+        "user": hook.user or "",
+        "environment": [k if v is None else f"{k}={v}" for k, v in hook.environment] or None,
+        "workdir": hook.working_dir,
+    }
 
 
 def _healthcheck(hc: Healthcheck) -> JsonDict:

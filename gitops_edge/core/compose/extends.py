@@ -39,6 +39,7 @@ _REPLACED = frozenset({"command", "entrypoint"})
 _KEYED_LISTS = frozenset({"environment", "labels", "annotations", "sysctls", "storage_opt"})
 _MAPPINGS = frozenset({"depends_on", "networks", "ulimits", "healthcheck", "deploy", "build",
                        "blkio_config", "logging", "extra_hosts"})  # extra_hosts: when written as mappings
+_APPENDED = frozenset({"post_start", "pre_stop"})  # hooks: every entry runs, repeats too (as Compose)
 _BY_TARGET = frozenset({"ports", "volumes", "devices", "secrets", "configs"})
 
 
@@ -172,6 +173,8 @@ def merge_service(base: Mapping[str, Any], own: Mapping[str, Any]) -> dict[str, 
             out[key] = merged
         elif key in _BY_TARGET and isinstance(value, list) and isinstance(out[key], list):
             out[key] = _by_target(key, out[key], value)
+        elif key in _APPENDED and isinstance(value, list) and isinstance(out[key], list):
+            out[key] = [*out[key], *value]
         elif isinstance(value, list) and isinstance(out[key], list):
             out[key] = [*out[key], *(v for v in value if v not in out[key])]
         else:

@@ -26,6 +26,7 @@ from gitops_edge.core.compose.fields import (
     scalar_text,
     type_name,
 )
+from gitops_edge.core.compose.hooks import parse_hooks
 from gitops_edge.core.compose.mounts import MountContext, parse_tmpfs, parse_volumes
 from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.ports import parse_ports
@@ -52,11 +53,11 @@ SERVICE_KEYS = frozenset({
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
     "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", "label_file", "scale",
-    "external_links",
+    "external_links", "post_start", "pre_stop",
     "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "isolation", "credential_spec", "post_start", "pre_stop", "provider", "use_api_socket", "models",
+    "isolation", "credential_spec", "provider", "use_api_socket", "models",
     "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
 })
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
@@ -188,6 +189,9 @@ def build_service(
     if kw.get("container_name") and kw.get("replicas", 1) > 1:  # Compose refuses it too
         p.add(at("container_name"), f"can't set container_name with {kw['replicas']} replicas: "
               "a container name must be unique")
+    for key in ("post_start", "pre_stop"):
+        if key in svc:
+            kw[key] = parse_hooks(p, at(key), svc[key])
     if "pull_policy" in svc and (pull := as_str(p, at("pull_policy"), svc["pull_policy"])):
         kw["pull_policy"] = _pull_policy(p, at("pull_policy"), pull)
     if len(p.errors) != before:

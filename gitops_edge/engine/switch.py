@@ -31,7 +31,7 @@ from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.store import JournalStore
 
 log = logging.getLogger("gitops_edge.engine.switch")
-POLL_S = 0.25
+WAIT_MAX_S = 1.0  # the gate re-inspects at least this often even if no engine event came
 PROGRESS_EVERY_S = 5.0  # a health wait says how long it has waited this often
 
 Progress = Callable[[Step], None]
@@ -236,6 +236,7 @@ class StackSwitch:
         last: dict[str, Verdict] = {}
         states: dict[str, ContainerState] = {}
         while pending:
+            mark = self.rt.event_mark()  # before inspecting: a change after it wakes the wait below
             for cid, action in list(pending.items()):
                 states[cid] = self.rt.inspect_state(cid)
                 v = verdict(
@@ -253,20 +254,30 @@ class StackSwitch:
                     del pending[cid]
             if not pending:
                 return
-            if self.clock.monotonic() >= deadline:
+            now = self.clock.monotonic()
+            if now >= deadline:
                 cid, action = next(iter(pending.items()))
                 self._collect(stack, action, cid, states[cid])
                 raise ApplyError(
                     f"service {action.service} failed the health gate: "
                     f"{timeout_reason(last[cid], self.health.timeout_s)}"
                 )
-            now = self.clock.monotonic()
             if now - told >= PROGRESS_EVERY_S:
                 told = now
                 waiting = ", ".join(sorted(a.service for a in pending.values()))
                 log.info("%s: waiting for %s to turn healthy: %.0fs of %.0fs",
                          stack.name, waiting, now - began, self.health.timeout_s)
-            self.clock.sleep(POLL_S)
+            due = [deadline - now, told + PROGRESS_EVERY_S - now, WAIT_MAX_S]
+            due += [self._stable_in(states[cid], self.health.stable_for_s) for cid in pending]
+            self.rt.wait_for_change(tuple(pending), mark, max(min(due), 0.0))
+
+    @staticmethod
+    def _stable_in(state: ContainerState, stable_for_s: float) -> float:
+        """Seconds until a running container without a healthcheck has been up ``stable_for``
+        (no engine event marks that moment); infinity for the others."""
+        if state.health is None and state.status == "running":
+            return max(stable_for_s - state.running_for_s, 0.0) + 0.01
+        return float("inf")
 
     # -- COMMIT and ROLLBACK -----------------------------------------------------
     def commit(self, journal: Journal) -> None:
@@ -332,14 +343,19 @@ class StackSwitch:
         deadline = self.clock.monotonic() + self.health.timeout_s
         pending = set(ids)
         while pending:
+            mark = self.rt.event_mark()
+            states: dict[str, ContainerState] = {}
             for cid in list(pending):
-                state = self.rt.inspect_state(cid)
+                state = states[cid] = self.rt.inspect_state(cid)
                 v = verdict(state, stable_for_s=min(self.health.stable_for_s, 1.0))
                 if v.health is Health.OK:
                     pending.discard(cid)
                 elif v.health is Health.FAIL:
                     raise ApplyError(f"restored container {cid[:12]} is not healthy: {v.reason}")
-            if pending and self.clock.monotonic() >= deadline:
+            now = self.clock.monotonic()
+            if pending and now >= deadline:
                 raise ApplyError(f"restored containers not healthy after {self.health.timeout_s:.0f}s")
             if pending:
-                self.clock.sleep(POLL_S)
+                due = [deadline - now, WAIT_MAX_S]
+                due += [self._stable_in(states[cid], min(self.health.stable_for_s, 1.0)) for cid in pending]
+                self.rt.wait_for_change(tuple(pending), mark, max(min(due), 0.0))

@@ -330,16 +330,17 @@ class Reconciler:
 
     # -- FETCH, LOAD, SECURITY, VERIFY, PLAN: read only ---------------------------------
     def _fetch(self, p: _Pass) -> SyncResult | None:
+        asked: str | None = None
         if not p.dry and self.idle.armed(self.clock.monotonic()):
-            revision = self.source.remote_revision()  # one ls-remote; its failure is this sync's
+            revision = asked = self.source.remote_revision()  # one ls-remote; its failure is this sync's
             engine = self.runtime.fingerprint(self.idle.stacks)
             if self.idle.matches(revision, engine, held_digest(self.store)):
                 self.revision_seen = p.revision = revision
                 p.idle = True
                 p.result = SyncResult(self.idle.outcome, revision=revision, reason=self.idle.reason)
                 return p.result
-            self.idle.forget()  # something moved: the full sync, now
-        checkout = self.source.checkout(applied_revision=self._applied_revision())
+            self.idle.forget()  # something moved: the full sync, now (the remote's answer stands)
+        checkout = self.source.checkout(applied_revision=self._applied_revision(), revision=asked)
         self.revision_seen = p.revision = checkout.revision
         p.root = checkout.root
         return None

@@ -62,7 +62,8 @@ class Wiring:
             return None, exc
 
     def reconciler(self, store: StateStore, *, keep_runtime: bool = False) -> Reconciler:
-        """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one."""
+        """``keep_runtime``: the daemon's: reuse this wiring's engine client (else a new one), and
+        retire the containers a commit replaced in the background (``StackSwitch.settle``)."""
         from gitops_edge.adapters.files.desired_state import load_desired_state
         from gitops_edge.adapters.files.revision_tree import RevisionTrees, TreeRootSource
         from gitops_edge.adapters.git.source import GitRepoSource
@@ -103,6 +104,7 @@ class Wiring:
         registry = RegistrySizes(config.registries)  # layer sizes and platform manifests; requests on first use
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
                          after_sync=collect_trees, key_lines=key_lines, platforms=registry, sizes=registry)
+        rec.switch.retire_in_background = keep_runtime
         return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:

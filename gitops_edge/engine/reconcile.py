@@ -219,6 +219,7 @@ class Reconciler:
         p = _Pass(clock=self.clock, started_at=self.clock.now().timestamp())
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
+            self.switch.settle()  # the last commit's replaced containers, retired in the background
             if self.store.journal():  # a crash: its history row (if any) is marked interrupted, this one kept
                 self.idle.forget()
                 p.sync_id = self.store.start_sync(p.started_at)
@@ -326,6 +327,7 @@ class Reconciler:
 
     def recover(self) -> list[str]:
         """Finish or undo switches a crash interrupted (``engine.recovery``)."""
+        self.switch.settle()
         return recovery.recover(self.store, self.runtime, self.switch, lambda _step: None)
 
     # -- FETCH, LOAD, SECURITY, VERIFY, PLAN: read only ---------------------------------

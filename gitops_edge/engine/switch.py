@@ -13,8 +13,9 @@ stack to them. Every irreversible step is journaled first
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
 from gitops_edge.engine.faults import crash_point
@@ -66,6 +67,15 @@ class _Journaled:
         self.store.journal_clear(self.now.stack)
 
 
+@dataclass
+class _Retirement:
+    """The kept containers of a committed switch, being stopped and removed off the sync's path."""
+
+    journal: Journal
+    thread: threading.Thread | None = None
+    error: BaseException | None = field(default=None)
+
+
 class StackSwitch:
     def __init__(
         self,
@@ -73,11 +83,18 @@ class StackSwitch:
         store: JournalStore,
         health: HealthConfig,
         clock: Clock | None = None,
+        *,
+        retire_in_background: bool = False,
     ) -> None:
         self.rt = runtime
         self.store = store
         self.health = health
         self.clock: Clock = clock if clock is not None else SystemClock()
+        # The daemon's: once COMMITTING is journaled, the kept containers are stopped and removed by
+        # a thread and the sync reports at once; ``settle`` (the next sync, shutdown) joins it and
+        # clears the journal. A crash meanwhile leaves COMMITTING, which recovery finishes.
+        self.retire_in_background = retire_in_background
+        self._retiring: list[_Retirement] = []
         self.evidence: list[Evidence] = []  # why the last update's gate failed
         self._failed: str | None = None  # the container that failed it: kept stopped for `docker logs`
         self.done: list[str] = []  # the actions of the last update, done before it failed
@@ -94,6 +111,7 @@ class StackSwitch:
         told the step that failed again: that is where the update stopped; a
         rollback that fails leaves it at ROLLBACK.
         """
+        self.settle(stack.name)  # its last commit's retirement, if still going
         creating = tuple(a.service for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
         self.evidence, self._failed = [], None
         self._drop_failed(stack.name)
@@ -123,6 +141,8 @@ class StackSwitch:
                     done.append(action.describe())
                 enter(Step.GATE)
                 self._gate(stack, started)
+                if wave == waves[-1] and self.retire_in_background:
+                    break  # the commit's retirement stops them, off the sync's path
                 enter(Step.SWITCH)
                 self._stop_running_kept(t)  # start-first: the new ones proved themselves
         except EdgeError as exc:
@@ -284,10 +304,49 @@ class StackSwitch:
         t = _Journaled(self.store, journal)
         t.save(replace(journal, phase=Phase.COMMITTING))
         crash_point("committing")
+        if self.retire_in_background and journal.kept:
+            job = _Retirement(t.now)
+            job.thread = threading.Thread(target=self._retire, args=(job,), name=f"retire-{journal.stack}",
+                                          daemon=True)  # a stop mid-way leaves COMMITTING: recovery ends it
+            self._retiring.append(job)
+            job.thread.start()
+            return
+        self._retire_now(journal)
+        t.clear()
+
+    def _retire_now(self, journal: Journal) -> None:
+        """Stop (gracefully) the kept containers still serving, then remove every kept one."""
+        for k in journal.kept:
+            if k.running:
+                self._stop_kept(k.id)
         for k in journal.kept:
             self.rt.remove_container(k.id)
         crash_point("after-commit-remove")
-        t.clear()
+
+    def _retire(self, job: _Retirement) -> None:
+        try:
+            self._retire_now(job.journal)
+        except BaseException as exc:  # settle reports it; the journal stays for recovery
+            job.error = exc
+
+    def settle(self, stack: str | None = None) -> None:
+        """Wait for the background retirements (of ``stack``, else all) and clear their journals
+        (this thread owns the store). One that failed keeps its COMMITTING journal: the next
+        sync's recovery finishes it."""
+        jobs = [j for j in self._retiring if stack is None or j.journal.stack == stack]
+        self._retiring = [j for j in self._retiring if j not in jobs]
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join()
+            name = job.journal.stack
+            if job.error is not None:
+                log.warning("%s: removing the replaced containers failed (%s); the next sync finishes it",
+                            name, job.error)
+                continue
+            stored = self.store.journal().get(name)
+            ours = (job.journal.revision, Phase.COMMITTING.value, job.journal.to_data())
+            if stored is not None and tuple(stored) == ours:  # not another process's switch since
+                _Journaled(self.store, job.journal).clear()
 
     def rollback(self, journal: Journal, keep_failed: str | None = None) -> None:
         """Back to the kept containers; a failure here stops automation (raised).

@@ -102,3 +102,23 @@ def test_settle_never_clears_a_journal_another_switch_wrote(bench: Bench) -> Non
     held.release()
     rec.switch.settle()
     assert bench.store.journal()["s"][:2] == (REV3, Phase.SWITCHING.value)
+
+
+def test_a_manual_rollback_while_the_daemon_retires_finishes_that_commit_first(bench: Bench) -> None:
+    """``gitops-edge rollback`` (its own process, the sync lock free) finds the daemon's COMMITTING
+    journal: recovery finishes it before the rollback journals its own switch, so the replaced
+    containers are never left unjournaled."""
+    from gitops_edge.engine.manual_rollback import rollback_stack
+
+    rec = daemon(bench)
+    bench.commit(REV1, two_services("s", "app:v1"))
+    rec.sync()
+    held = Held(bench)
+    bench.commit(REV2, two_services("s", "app:v2"))
+    rec.sync()
+    assert "rolled back to" in rollback_stack(bench.agent(), "s")
+    bench.assert_converged(two_services("s", "app:v1"), REV1)
+    held.release()
+    rec.switch.settle()  # its stop and removal found the containers gone: nothing else happens
+    bench.assert_converged(two_services("s", "app:v1"), REV1)
+    assert len(bench.runtime.containers) == 2

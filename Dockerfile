@@ -1,7 +1,7 @@
 # gitops-edge as a container. Multi-stage: the builder makes a venv with the
 # project installed from its wheel; the runtime copies only that venv onto the
 # same base, plus git and ssh for the Git source. No architecture-specific
-# downloads: the same file builds for linux/amd64 and linux/arm64.
+# downloads: the same file builds for linux/amd64, linux/arm64 and linux/arm/v7.
 #
 #   docker build -t gitops-edge .                    # online: python:3.11-slim and PyPI
 #   scripts/build-image --offline -t gitops-edge     # no registry: local Debian base + host-built wheels

@@ -303,10 +303,10 @@ class Polls:
         original = GitRepoSource.checkout
         polls = self
 
-        def checkout(source: GitRepoSource, applied_revision: str | None = None) -> Any:
+        def checkout(source: GitRepoSource, applied_revision: str | None = None, revision: str | None = None) -> Any:
             started = time.monotonic()
             try:
-                out = original(source, applied_revision)
+                out = original(source, applied_revision, revision)
             except Exception:
                 with polls.lock:
                     polls.errors += 1

@@ -80,7 +80,8 @@ class Wiring:
 
     def reconciler(self, store: StateStore, *, keep_runtime: bool = False,
                    refresh_saved_memo: bool = True) -> Reconciler:
-        """``keep_runtime``: reuse this wiring's engine client (the daemon), else a new one.
+        """``keep_runtime``: the daemon's: reuse this wiring's engine client (else a new one), and
+        retire the containers a commit replaced in the background (``StackSwitch.settle``).
         ``refresh_saved_memo``: see ``Reconciler`` (False for the daemon: an idle daemon writes nothing)."""
         from gitops_edge.adapters.files.desired_state import load_desired_state
         from gitops_edge.adapters.files.device_key import device_key
@@ -124,6 +125,7 @@ class Wiring:
         rec = Reconciler(config, source, runtime, store, loader=loader, image_policy=self.image_policy(store),
                          after_sync=collect_trees, key_lines=key_lines, platforms=registry, sizes=registry,
                          device_key=lambda: device_key(config), refresh_saved_memo=refresh_saved_memo)
+        rec.switch.retire_in_background = keep_runtime
         return rec
 
     def image_policy(self, store: StateStore | None) -> ImagePolicy | None:

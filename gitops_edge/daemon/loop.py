@@ -129,6 +129,11 @@ class Agent:
         return self._store, self._rec
 
     def _drop(self) -> None:
+        if self._rec is not None:
+            try:
+                self._rec.switch.settle()
+            except Exception:  # the journal stays: the next start finishes the commit
+                log.warning("could not finish removing the replaced containers; the next sync does")
         if self._store is not None:
             try:
                 self._store.close()
@@ -291,6 +296,7 @@ class Agent:
             self.parked = None
             return False
         log.debug("ref still at %s, which cannot be applied; waiting for a new commit", self.parked[:12])
+        rec.switch.settle()  # no sync runs: finish the last commit's retirement here (a sync does it first)
         return True
 
     def _schedule(self, first: bool = False) -> None:

@@ -22,6 +22,8 @@ def rollback_stack(rec: Reconciler, stack: str) -> str:
     the running commit for no reason, so they are passed over.
     """
     store = rec.store
+    if store.journal():  # a switch in progress (a crash, or the daemon's commit still retiring
+        rec.recover()    # its replaced containers): finished or undone first, never written over
     applied = store.applied().get(stack)
     goods = store.good_revisions(stack)
     if applied is None and not goods:

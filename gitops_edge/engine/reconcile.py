@@ -227,6 +227,7 @@ class Reconciler:
         p = _Pass(clock=self.clock, started_at=self.clock.now().timestamp())
         result = SyncResult(Outcome.ERROR, reason="interrupted")
         try:
+            self.switch.settle()  # the last commit's replaced containers, retired in the background
             if not self._closed_interrupted:  # a process that died before its first journal write
                 if self.store.close_interrupted():
                     log.warning("history: a sync cut short by the agent stopping is marked interrupted")
@@ -340,20 +341,22 @@ class Reconciler:
 
     def recover(self) -> list[str]:
         """Finish or undo switches a crash interrupted (``engine.recovery``)."""
+        self.switch.settle()
         return recovery.recover(self.store, self.runtime, self.switch, lambda _step: None)
 
     # -- FETCH, LOAD, SECURITY, VERIFY, PLAN: read only ---------------------------------
     def _fetch(self, p: _Pass) -> SyncResult | None:
+        asked: str | None = None
         if not p.dry and self.idle.armed(self.clock.monotonic()):
-            revision = self.source.remote_revision()  # one ls-remote; its failure is this sync's
+            revision = asked = self.source.remote_revision()  # one ls-remote; its failure is this sync's
             engine = self.runtime.fingerprint(self.idle.stacks)
             if self.idle.matches(revision, engine, held_digest(self.store)):
                 self.revision_seen = p.revision = revision
                 p.idle = True
                 p.result = SyncResult(self.idle.outcome, revision=revision, reason=self.idle.reason)
                 return p.result
-            self.idle.forget()  # something moved: the full sync, now
-        checkout = self.source.checkout(applied_revision=self._applied_revision())
+            self.idle.forget()  # something moved: the full sync, now (the remote's answer stands)
+        checkout = self.source.checkout(applied_revision=self._applied_revision(), revision=asked)
         self.revision_seen = p.revision = checkout.revision
         p.root = checkout.root
         return None

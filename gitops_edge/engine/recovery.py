@@ -43,6 +43,8 @@ def recover(store: EngineStore, runtime: ContainerRuntime, switch: StackSwitch, 
             progress(Step.COMMIT)
             log.warning("recovering %s: finishing the commit of %s", stack, rev[:12])
             for k in j.kept:
+                if k.running:  # start-first, committed but not yet stopped: a graceful stop first
+                    _stop_if_present(runtime, k.id)
                 _remove_if_present(runtime, k.id)
             store.journal_clear(stack)
             notes.append(f"{stack}: finished interrupted commit of {rev[:12]}")
@@ -87,6 +89,13 @@ def adopt_unjournaled(j: Journal, observed: ObservedState) -> Journal:
         kept=tuple(k for k in j.kept if k.id in present),
         created=tuple(cid for cid in created if cid in present),
     )
+
+
+def _stop_if_present(runtime: ContainerRuntime, cid: str) -> None:
+    try:
+        runtime.stop_container(cid)
+    except EdgeError as exc:
+        log.info("kept container %s could not be stopped: %s", cid[:12], exc)
 
 
 def _remove_if_present(runtime: ContainerRuntime, cid: str) -> None:

@@ -13,8 +13,9 @@ stack to them. Every irreversible step is journaled first
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from gitops_edge.core.health import Health, Verdict, timeout_reason, verdict
 from gitops_edge.engine import hooks
@@ -32,7 +33,7 @@ from gitops_edge.ports.runtime import ContainerRuntime
 from gitops_edge.ports.store import JournalStore
 
 log = logging.getLogger("gitops_edge.engine.switch")
-POLL_S = 0.25
+WAIT_MAX_S = 1.0  # the gate re-inspects at least this often even if no engine event came
 PROGRESS_EVERY_S = 5.0  # a health wait says how long it has waited this often
 
 Progress = Callable[[Step], None]
@@ -67,6 +68,15 @@ class _Journaled:
         self.store.journal_clear(self.now.stack)
 
 
+@dataclass
+class _Retirement:
+    """The kept containers of a committed switch, being stopped and removed off the sync's path."""
+
+    journal: Journal
+    thread: threading.Thread | None = None
+    error: BaseException | None = field(default=None)
+
+
 class StackSwitch:
     def __init__(
         self,
@@ -74,11 +84,18 @@ class StackSwitch:
         store: JournalStore,
         health: HealthConfig,
         clock: Clock | None = None,
+        *,
+        retire_in_background: bool = False,
     ) -> None:
         self.rt = runtime
         self.store = store
         self.health = health
         self.clock: Clock = clock if clock is not None else SystemClock()
+        # The daemon's: once COMMITTING is journaled, the kept containers are stopped and removed by
+        # a thread and the sync reports at once; ``settle`` (the next sync, shutdown) joins it and
+        # clears the journal. A crash meanwhile leaves COMMITTING, which recovery finishes.
+        self.retire_in_background = retire_in_background
+        self._retiring: list[_Retirement] = []
         self.evidence: list[Evidence] = []  # why the last update's gate failed
         self._failed: str | None = None  # the container that failed it: kept stopped for `docker logs`
         self.done: list[str] = []  # the actions of the last update, done before it failed
@@ -95,6 +112,7 @@ class StackSwitch:
         told the step that failed again: that is where the update stopped; a
         rollback that fails leaves it at ROLLBACK.
         """
+        self.settle(stack.name)  # its last commit's retirement, if still going
         creating = tuple(f"{a.service}:{max(a.number, 1)}" for a in plan.actions
                          if a.kind in (ActionKind.CREATE, ActionKind.RECREATE))
         self.evidence, self._failed = [], None
@@ -125,6 +143,8 @@ class StackSwitch:
                     done.append(action.describe())
                 enter(Step.GATE)
                 self._gate(stack, started)
+                if wave == waves[-1] and self.retire_in_background:
+                    break  # the commit's retirement stops them, off the sync's path
                 enter(Step.SWITCH)
                 self._stop_running_kept(t)  # start-first: the new ones proved themselves
         except EdgeError as exc:
@@ -251,6 +271,7 @@ class StackSwitch:
         last: dict[str, Verdict] = {}
         states: dict[str, ContainerState] = {}
         while pending:
+            mark = self.rt.event_mark()  # before inspecting: a change after it wakes the wait below
             for cid, action in list(pending.items()):
                 states[cid] = self.rt.inspect_state(cid)
                 v = verdict(
@@ -268,30 +289,79 @@ class StackSwitch:
                     del pending[cid]
             if not pending:
                 return
-            if self.clock.monotonic() >= deadline:
+            now = self.clock.monotonic()
+            if now >= deadline:
                 cid, action = next(iter(pending.items()))
                 self._collect(stack, action, cid, states[cid])
                 raise ApplyError(
                     f"service {action.service} failed the health gate: "
                     f"{timeout_reason(last[cid], self.health.timeout_s)}"
                 )
-            now = self.clock.monotonic()
             if now - told >= PROGRESS_EVERY_S:
                 told = now
                 waiting = ", ".join(sorted(a.service for a in pending.values()))
                 log.info("%s: waiting for %s to turn healthy: %.0fs of %.0fs",
                          stack.name, waiting, now - began, self.health.timeout_s)
-            self.clock.sleep(POLL_S)
+            due = [deadline - now, told + PROGRESS_EVERY_S - now, WAIT_MAX_S]
+            due += [self._stable_in(states[cid], self.health.stable_for_s) for cid in pending]
+            self.rt.wait_for_change(tuple(pending), mark, max(min(due), 0.0))
+
+    @staticmethod
+    def _stable_in(state: ContainerState, stable_for_s: float) -> float:
+        """Seconds until a running container without a healthcheck has been up ``stable_for``
+        (no engine event marks that moment); infinity for the others."""
+        if state.health is None and state.status == "running":
+            return max(stable_for_s - state.running_for_s, 0.0) + 0.01
+        return float("inf")
 
     # -- COMMIT and ROLLBACK -----------------------------------------------------
     def commit(self, journal: Journal) -> None:
         t = _Journaled(self.store, journal)
         t.save(replace(journal, phase=Phase.COMMITTING))
         crash_point("committing")
+        if self.retire_in_background and journal.kept:
+            job = _Retirement(t.now)
+            job.thread = threading.Thread(target=self._retire, args=(job,), name=f"retire-{journal.stack}",
+                                          daemon=True)  # a stop mid-way leaves COMMITTING: recovery ends it
+            self._retiring.append(job)
+            job.thread.start()
+            return
+        self._retire_now(journal)
+        t.clear()
+
+    def _retire_now(self, journal: Journal) -> None:
+        """Stop (gracefully) the kept containers still serving, then remove every kept one."""
+        for k in journal.kept:
+            if k.running:
+                self._stop_kept(k.id)
         for k in journal.kept:
             self.rt.remove_container(k.id)
         crash_point("after-commit-remove")
-        t.clear()
+
+    def _retire(self, job: _Retirement) -> None:
+        try:
+            self._retire_now(job.journal)
+        except BaseException as exc:  # settle reports it; the journal stays for recovery
+            job.error = exc
+
+    def settle(self, stack: str | None = None) -> None:
+        """Wait for the background retirements (of ``stack``, else all) and clear their journals
+        (this thread owns the store). One that failed keeps its COMMITTING journal: the next
+        sync's recovery finishes it."""
+        jobs = [j for j in self._retiring if stack is None or j.journal.stack == stack]
+        self._retiring = [j for j in self._retiring if j not in jobs]
+        for job in jobs:
+            if job.thread is not None:
+                job.thread.join()
+            name = job.journal.stack
+            if job.error is not None:
+                log.warning("%s: removing the replaced containers failed (%s); the next sync finishes it",
+                            name, job.error)
+                continue
+            stored = self.store.journal().get(name)
+            ours = (job.journal.revision, Phase.COMMITTING.value, job.journal.to_data())
+            if stored is not None and tuple(stored) == ours:  # not another process's switch since
+                _Journaled(self.store, job.journal).clear()
 
     def rollback(self, journal: Journal, keep_failed: str | None = None) -> None:
         """Back to the kept containers; a failure here stops automation (raised).
@@ -348,14 +418,19 @@ class StackSwitch:
         deadline = self.clock.monotonic() + self.health.timeout_s
         pending = set(ids)
         while pending:
+            mark = self.rt.event_mark()
+            states: dict[str, ContainerState] = {}
             for cid in list(pending):
-                state = self.rt.inspect_state(cid)
+                state = states[cid] = self.rt.inspect_state(cid)
                 v = verdict(state, stable_for_s=min(self.health.stable_for_s, 1.0))
                 if v.health is Health.OK:
                     pending.discard(cid)
                 elif v.health is Health.FAIL:
                     raise ApplyError(f"restored container {cid[:12]} is not healthy: {v.reason}")
-            if pending and self.clock.monotonic() >= deadline:
+            now = self.clock.monotonic()
+            if pending and now >= deadline:
                 raise ApplyError(f"restored containers not healthy after {self.health.timeout_s:.0f}s")
             if pending:
-                self.clock.sleep(POLL_S)
+                due = [deadline - now, WAIT_MAX_S]
+                due += [self._stable_in(states[cid], min(self.health.stable_for_s, 1.0)) for cid in pending]
+                self.rt.wait_for_change(tuple(pending), mark, max(min(due), 0.0))

@@ -101,6 +101,8 @@ class Crash(BaseException):
     """The agent died here (SIGKILL): not an error, nothing of the engine may catch it."""
 
 
+FAKE_EVENT_STEP_S = 0.25  # how far fake time moves per wait: scripted changes raise no events
+
 Hook = Callable[[str, str], None]
 """Called with (operation, target) before every runtime operation; may raise."""
 
@@ -343,6 +345,14 @@ class FakeRuntime:
             pre_stop=c.pre_stop,
         )
 
+    def event_mark(self) -> float:
+        return self.clock.monotonic()
+
+    def wait_for_change(self, container_ids: Collection[str], since: float, timeout_s: float) -> bool:
+        """No event stream here: scripts change state as fake time passes, seen in poll steps."""
+        self.clock.sleep(min(timeout_s, FAKE_EVENT_STEP_S))
+        return False
+
     def logs(self, container_id: str, tail: int) -> list[str]:
         self._call("logs", container_id)
         c = self._get(container_id)
@@ -376,12 +386,13 @@ class FakeSource:
             raise self.error
         return self.revision
 
-    def checkout(self, applied_revision: str | None = None) -> Checkout:
+    def checkout(self, applied_revision: str | None = None, revision: str | None = None) -> Checkout:
         if self.error is not None:
             raise self.error
-        changed = self.revision != self.fetched
-        self.fetched = self.revision
-        return Checkout(self.revision, Path("/fake-checkout") / self.revision, changed)
+        target = revision if revision is not None else self.revision
+        changed = target != self.fetched
+        self.fetched = target
+        return Checkout(target, Path("/fake-checkout") / target, changed)
 
 
 # -- store -----------------------------------------------------------------------------------

@@ -97,6 +97,17 @@ class ContainerRuntime(Protocol):
 
     def inspect_state(self, container_id: str) -> ContainerState: ...
 
+    def event_mark(self) -> float:
+        """Now on the engine's event timeline; taken just before inspecting, so that
+        ``wait_for_change(since=mark)`` misses nothing that happened after the inspection."""
+        ...
+
+    def wait_for_change(self, container_ids: Collection[str], since: float, timeout_s: float) -> bool:
+        """Block until the engine reports a state change (health, start, exit, OOM, ...) of one
+        of ``container_ids`` at or after ``since`` (True) or ``timeout_s`` passes (False).
+        No polling loop: the health gate reacts as the container turns healthy."""
+        ...
+
     def logs(self, container_id: str, tail: int) -> list[str]:
         """The container's last ``tail`` log lines (stdout and stderr), for the evidence of a failure."""
         ...

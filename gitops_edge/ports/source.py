@@ -21,8 +21,11 @@ class GitSource(Protocol):
         """Ask the remote where the ref points (ls-remote); no fetch."""
         ...
 
-    def checkout(self, applied_revision: str | None = None) -> Checkout:
+    def checkout(self, applied_revision: str | None = None, revision: str | None = None) -> Checkout:
         """Fetch if the ref moved and check the exact commit out, clean.
+
+        ``revision``: what ``remote_revision()`` answered a moment ago in this sync, so the
+        remote is not asked again (None: ask it).
 
         Raises ``TrustError`` (nothing checked out) when ``source.verify`` is set
         and the commit is not signed by an allowed signer, or when, unless

@@ -16,6 +16,7 @@ from gitops_edge.errors import EdgeError
 from gitops_edge.model.condition import ServiceView, StackCondition, StackFacts
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.evidence import Evidence
+from gitops_edge.model.journal import Phase
 
 if TYPE_CHECKING:  # annotations only (ports.runtime would import the spec model)
     from gitops_edge.model.observed import ObservedState
@@ -197,7 +198,8 @@ def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list
     stopped = store.stopped()
     suspended = store.suspended()
     outcomes = store.stack_outcomes()
-    switching = set(store.journal())
+    # a committing switch has passed its gate (only its replaced containers are still being removed)
+    switching = {s for s, (_rev, phase, _data) in store.journal().items() if phase != Phase.COMMITTING.value}
     names = set(applied) | set(quarantined) | set(stopped) | set(suspended) | set(outcomes)
     out = []
     for name in sorted(names):

@@ -727,3 +727,33 @@ def test_events_window(
     seen = [(e.get("Action"), e.get("id")) for e in rt.events(since, time.time() + 1, flt)]
     for action in ("create", "start", "die", "stop"):
         assert (action, ids["worker"]) in seen, f"no {action} event for worker in {seen}"
+
+
+def test_wait_for_change_wakes_on_health_and_exit_but_not_on_probes(
+    tmp_path: Path, test_images: dict[str, str], rt: DockerRuntime, projects: tuple[str, str]
+) -> None:
+    """The health gate's wait: woken by the engine's health_status and die events of the given
+    containers (also when they came between the mark and the call), never by the exec events
+    of each probe (web is probed every second) nor by other containers."""
+    _, b = projects
+    root = project_of(tmp_path, b, RUNNING.format(**test_images))
+    stack = load_stack(root, root / b)
+    ids = apply(rt, stack, start=False)
+    mark = rt.event_mark()
+    rt.start_container(ids["web"])
+    wakes = 0
+    while rt.inspect_state(ids["web"]).health != "healthy":
+        assert wakes < 60, "web never turned healthy"
+        mark, woke = rt.event_mark(), rt.wait_for_change([ids["web"]], mark, 1.0)
+        wakes += woke
+    # the health_status event can be logged just after inspect shows it: let it pass once
+    rt.wait_for_change([ids["web"]], rt.event_mark(), 1.0)
+    # healthy now: its probes go on (exec events), but nothing about its state changes
+    assert rt.wait_for_change([ids["web"]], rt.event_mark(), 2.5) is False
+    rt.start_container(ids["worker"])
+    mark = rt.event_mark()
+    rt.stop_container(ids["worker"], timeout_s=2)  # before the wait: replayed from the mark
+    # both clients: the SDK's (a client handed in) and the SDK-free one on the Unix socket
+    for waiter in (rt, DockerRuntime(timeout=30)):
+        assert waiter.wait_for_change([ids["worker"]], mark, 30) is True
+        assert waiter.wait_for_change([ids["web"]], mark, 0.5) is False  # worker's events are not web's

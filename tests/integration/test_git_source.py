@@ -502,6 +502,26 @@ def test_no_change_poll_starts_ls_remote_and_one_local_git(
     assert git_calls.read_text().split() == ["ls-remote", "status"]
 
 
+def test_moved_ref_is_one_fetch_and_a_few_local_gits(git_repo: Path, cache: Path, git_calls: Path) -> None:
+    """A fast-forward (the common update): no `status` (the tree is cleaned anyway), one batch
+    lookup before and after the fetch, the descent check, clean, checkout, one ref deletion."""
+    commit_files(git_repo, {"stacks/a/compose.yaml": "services: {}\n"})
+    applied = make_source(f"file://{git_repo}", cache).checkout().revision
+    newer = commit_files(git_repo, {"stacks/a/compose.yaml": "services: {a: {image: x}}\n"})
+    root = cache / "repo"
+    (root / "stacks/a/compose.yaml").write_text("tampered")
+    (root / "junk").write_text("untracked")
+    git_calls.write_text("")
+    co = make_source(f"file://{git_repo}", cache).checkout(applied)
+    assert (co.revision, co.changed) == (newer, True)
+    calls = git_calls.read_text().split()
+    assert calls == ["ls-remote", "cat-file", "fetch", "cat-file", "merge-base", "clean", "-c", "update-ref"], calls
+    assert (co.root / "stacks/a/compose.yaml").read_text() == "services: {a: {image: x}}\n"
+    assert not (co.root / "junk").exists()
+    assert git(co.root, "status", "--porcelain", "--ignored") == ""
+    assert git(co.root, "for-each-ref", "refs/gitops-edge/") == ""  # nothing keeps old commits alive
+
+
 def test_no_change_poll_still_restores_an_edited_checkout(git_repo: Path, cache: Path) -> None:
     sha = commit_files(git_repo, {"stacks/a/compose.yaml": "services: {}\n"})
     src = make_source(git_repo, cache)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -137,3 +138,35 @@ class EngineHTTP:
 
     def info(self) -> dict[str, Any]:
         return dict(self.get("/info"))
+
+    # -- waiting ------------------------------------------------------------------------
+    def wait_event(self, filters: dict[str, list[str]], since: float, timeout_s: float) -> bool:
+        """True as soon as the engine logs an event matching ``filters`` at or after ``since``
+        (Unix time; events already logged since then are replayed, so none is missed between
+        an inspection and this call), False when ``timeout_s`` passes first.
+
+        One streaming GET on its own connection, closed on return: the socket read blocks
+        (no polling), and ``until`` bounds the stream on the engine's side too.
+        """
+        timeout_s = max(0.0, timeout_s)
+        params = {
+            "since": f"{since:.9f}",
+            "until": f"{time.time() + timeout_s + 1:.9f}",
+            "filters": json.dumps(filters),
+        }
+        conn = _UnixConnection(self.socket_path, self.timeout)
+        try:
+            conn.request("GET", "/events?" + urlencode(params))
+            resp = conn.getresponse()
+            if resp.status >= 400:
+                raise EngineHTTPError(resp.status, resp.read().decode(errors="replace").strip())
+            if conn.sock is not None:
+                conn.sock.settimeout(max(timeout_s, 0.001))
+            try:
+                return bool(resp.readline())  # an event is one JSON line; b"" is the stream's end
+            except TimeoutError:
+                return False
+        except http.client.HTTPException as exc:
+            raise OSError(f"bad answer from the engine: {exc}") from None
+        finally:
+            conn.close()

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gitops_edge.docker")
 
 DEFAULT_TIMEOUT_S = 60.0
+# the container events that can change a health verdict (exec_* of every probe are not among them)
+_STATE_EVENTS = ("health_status", "start", "restart", "die", "oom", "kill", "stop", "destroy", "pause", "unpause")
 
 
 def _status(exc: BaseException) -> tuple[int, str] | None:
@@ -226,6 +228,26 @@ class DockerRuntime:
     def inspect_state(self, container_id: str) -> ContainerState:
         with _engine(f"inspecting container {container_id[:12]}"):
             return docker_read.container_state(self._reads.inspect_container(container_id))
+
+    def event_mark(self) -> float:
+        """Now, on the engine's event timeline (Unix time: the socket is on this host)."""
+        return time.time()
+
+    def wait_for_change(self, container_ids: Collection[str], since: float, timeout_s: float) -> bool:
+        """Block until the engine logs a state event (health, start, die, OOM, ...) of one of
+        ``container_ids`` at or after ``since``: True; False when ``timeout_s`` passed first.
+        Through the SDK (a TCP host, a client handed in) the engine ends the stream at the
+        timeout (``until``)."""
+        flt = {"type": ["container"], "container": sorted(container_ids), "event": list(_STATE_EVENTS)}
+        with _engine("waiting for container events"):
+            if self._http is not None:
+                return self._http.wait_event(flt, since, timeout_s)
+            stream = self._api.events(since=f"{since:.9f}", until=f"{time.time() + max(timeout_s, 0.0):.9f}",
+                                      filters=flt, decode=True)
+            try:
+                return next(iter(stream), None) is not None
+            finally:
+                stream.close()
 
     def logs(self, container_id: str, tail: int) -> list[str]:
         with _engine(f"reading the log of container {container_id[:12]}"):

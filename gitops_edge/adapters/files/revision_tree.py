@@ -251,8 +251,8 @@ class TreeRootSource:
     def remote_revision(self) -> str:
         return self.source.remote_revision()
 
-    def checkout(self, applied_revision: str | None = None) -> Checkout:
-        co = self.source.checkout(applied_revision=applied_revision)
+    def checkout(self, applied_revision: str | None = None, revision: str | None = None) -> Checkout:
+        co = self.source.checkout(applied_revision=applied_revision, revision=revision)
         root = self.trees.revision_dir(co.revision)
         self._clones = {root: co.root}
         return replace(co, root=root)

@@ -110,14 +110,15 @@ class GitRepoSource:
             return target
         return self._healing(lambda: self._resolve_abbreviated(transport))
 
-    def checkout(self, applied_revision: str | None = None) -> Checkout:
+    def checkout(self, applied_revision: str | None = None, revision: str | None = None) -> Checkout:
         """Make the cache clone's work tree exactly the ref's commit, clean.
 
         ``applied_revision`` is the commit last applied on the device (None:
         nothing yet); unless ``allow_rewind``, the new commit must descend from it.
+        ``revision``: the ref's commit as ``remote_revision`` just answered (no second ls-remote).
         """
         transport = transport_for(self._config, self._url)
-        target = self._target(transport)
+        target = revision if revision is not None and _FULL_SHA.fullmatch(revision) else self._target(transport)
         previous = self._read_previous()
         revision = self._healing(lambda: self._sync_tree(transport, target, applied_revision))
         self._write_previous(revision)
@@ -213,10 +214,14 @@ class GitRepoSource:
             raise SourceError(f"git cache clone {self._repo_dir} unusable: {exc}") from None
 
     def _sync_tree(self, transport: Transport, target: str | None, applied: str | None) -> str:
-        head, clean = self._inspect()
-        if target is not None and head == target and clean:
-            self._vet(transport, target, applied)
-            return target
+        head_file = self._head_file()
+        if target is None or head_file is None or head_file == target:
+            head, clean = self._inspect()
+            if target is not None and head == target and clean:
+                self._vet(transport, target, applied)
+                return target
+        # else the ref moved off a detached HEAD: the switch below cleans the tree whatever its state,
+        # and a damaged clone fails one of its commands (then it heals), so no `git status` first
         if target is None:
             target = self._resolve_abbreviated(transport)
         if self._local_commit(target) != target:
@@ -314,12 +319,32 @@ class GitRepoSource:
         return head
 
     def _local_commit(self, name: str) -> str | None:
-        """The full sha of commit ``name`` if the clone has it."""
-        result = self._run_local(["rev-parse", "--verify", "-q", "--end-of-options", f"{name}^{{commit}}"])
-        if result.rc != 0:
+        """The full sha of commit ``name`` if the clone has it (and its tree)."""
+        return self._local_commits([name])[name]
+
+    def _local_commits(self, names: list[str]) -> dict[str, str | None]:
+        """Per name, the full sha of that commit if the clone has it and its tree: one
+        ``cat-file --batch-check`` process for them all (names are shas or our own refs)."""
+        lines = [line for n in names for line in (f"{n}^{{commit}}", f"{n}^{{tree}}")]
+        result = self._run_local(["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+                                 stdin="".join(f"{line}\n" for line in lines))
+        answers = result.out.splitlines() if result.rc == 0 else []
+        if len(answers) != len(lines):
+            return dict.fromkeys(names)
+        found: dict[str, str | None] = {}
+        for i, n in enumerate(names):
+            commit, tree = answers[2 * i].split(), answers[2 * i + 1].split()
+            ok = commit[-1:] == ["commit"] and tree[-1:] == ["tree"] and _FULL_SHA.fullmatch(commit[0])
+            found[n] = commit[0] if ok else None
+        return found
+
+    def _head_file(self) -> str | None:
+        """The commit ``.git/HEAD`` names when it is detached (a bare sha), read without git."""
+        try:
+            text = (self._git_dir / "HEAD").read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
             return None
-        sha = result.out.strip()
-        return sha if self._run_local(["cat-file", "-e", f"{sha}^{{tree}}"]).rc == 0 else None
+        return text if _FULL_SHA.fullmatch(text) else None
 
     def _inspect(self) -> tuple[str | None, bool]:
         """(the commit HEAD is detached at or None, work tree clean?), in one git process.
@@ -343,17 +368,32 @@ class GitRepoSource:
         return (oid if detached and _FULL_SHA.fullmatch(oid) else None), clean
 
     def _switch_to(self, sha: str) -> None:
-        """Detach at ``sha``; nothing untracked, ignored or edited survives."""
+        """Detach at ``sha``; nothing untracked, ignored or edited survives.
+
+        ``clean`` first leaves only tracked files; ``checkout -f`` then makes the index and
+        every tracked file exactly ``sha``'s (edits discarded, files gone from it deleted),
+        so nothing untracked can be left after it.
+        """
         self._local(["clean", "-ffdxq"])
         self._local(["-c", "advice.detachedHead=false", "checkout", "-q", "-f", "--detach", sha])
-        self._local(["reset", "-q", "--hard", sha])
-        self._local(["clean", "-ffdxq"])
         self._drop_fetch_refs()
 
     def _drop_fetch_refs(self) -> None:
-        refs = self._local(["for-each-ref", "--format=%(refname)", "refs/gitops-edge/"])
-        for ref in refs.split():
-            self._local(["update-ref", "-d", ref])
+        """Delete ``refs/gitops-edge/*`` (they only kept fetched commits alive) in one process."""
+        loose = self._git_dir / "refs" / "gitops-edge"
+        try:
+            names = {p.name for p in loose.iterdir()} if loose.is_dir() else set()
+            packed = (self._git_dir / "packed-refs").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            packed = ""
+        except OSError as exc:
+            raise _CorruptClone(f"cannot read the clone's refs: {exc.strerror}") from None
+        if names <= {"fetched", "fetched-ref"} and "refs/gitops-edge/" not in packed:
+            refs = [f"refs/gitops-edge/{n}" for n in sorted(names)]  # the usual: the one fetch's
+        else:
+            refs = self._local(["for-each-ref", "--format=%(refname)", "refs/gitops-edge/"]).split()
+        if refs:
+            self._local(["update-ref", "--stdin"], stdin="".join(f"delete {r}\n" for r in refs))
 
     def _mkdir(self, path: Path) -> None:
         try:
@@ -385,9 +425,10 @@ class GitRepoSource:
         for refspec in refspecs:
             result = self._run_fetch(transport, ["--depth", "1"] if shallow else [], [refspec])
             if result.rc == 0:
-                fetched = self._local_commit(_FETCHED)
+                have = self._local_commits([_FETCHED, target])
+                fetched = have[_FETCHED]
                 if fetched is not None:
-                    return target if self._local_commit(target) == target else fetched
+                    return target if have[target] == target else fetched
             else:
                 errors.append(result)
             if result.final:
@@ -441,15 +482,15 @@ class GitRepoSource:
 
     # -- running git ------------------------------------------------------------
 
-    def _local(self, args: list[str]) -> str:
+    def _local(self, args: list[str], stdin: str | None = None) -> str:
         """A local git command that must succeed; failure means a damaged clone."""
-        result = self._run_local(args)
+        result = self._run_local(args, stdin=stdin)
         if result.rc != 0:
             raise _CorruptClone(f"git {args[0]}: {_first_error(result.err)}")
         return result.out
 
-    def _run_local(self, args: list[str]) -> _Result:
-        return self._run(args, None, cwd=self._repo_dir, timeout=_LOCAL_TIMEOUT_S, in_repo=True)
+    def _run_local(self, args: list[str], stdin: str | None = None) -> _Result:
+        return self._run(args, None, cwd=self._repo_dir, timeout=_LOCAL_TIMEOUT_S, in_repo=True, stdin=stdin)
 
     def _run(
         self,
@@ -459,6 +500,7 @@ class GitRepoSource:
         cwd: Path,
         timeout: float,
         in_repo: bool,
+        stdin: str | None = None,
     ) -> _Result:
         env = dict(transport.env) if transport is not None else local_env(self._config, self._url)
         # Never pick up a repository above the cache (e.g. the agent's own checkout).
@@ -473,7 +515,7 @@ class GitRepoSource:
             env.update(trace_env(str(trace)))
         started = time.monotonic()
         try:
-            rc, out, err = _git(args, cwd, env, timeout)
+            rc, out, err = _git(args, cwd, env, timeout, stdin)
         except OSError as exc:
             raise SourceError(f"cannot run git: {type(exc).__name__}") from None
         finally:
@@ -539,16 +581,19 @@ class GitRepoSource:
             log.debug("%s", exc)
 
 
-def _git(args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+def _git(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float, stdin: str | None = None
+) -> tuple[int, str, str]:
     """Run git (plain subprocess: importing GitPython cost ~0.1 s per process start and RSS);
     (exit code, stdout, stderr). Past ``timeout`` its whole process group is killed
     (ssh, remote helpers), so a stuck server cannot hold the pipes open."""
     proc = subprocess.Popen(
         ["git", *args], cwd=cwd, env={**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **env},
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=timeout)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -7,7 +7,7 @@ urllib3 out of a process that changes nothing (the idle daemon's memory, a
 ``status`` or a no-change ``sync`` process's start-up), and ``http.client`` too,
 which would import ``ssl`` and the ``email`` package for nothing. An HTTP/1.0
 request gets an answer with no chunked encoding, ended by the engine closing the
-connection (the body's length is still checked against ``Content-Length``). Writes, pulls and event streams still
+connection (the body's length is still checked against ``Content-Length``). Writes and pulls still
 use the SDK (``runtime.py``), imported on first use. Only ``unix://`` hosts are
 served here; for others ``for_host`` returns None and the SDK does the reads too.
 """
@@ -154,19 +154,31 @@ class EngineHTTP:
             "until": f"{time.time() + timeout_s + 1:.9f}",
             "filters": json.dumps(filters),
         }
-        conn = _UnixConnection(self.socket_path, self.timeout)
+        target = "/events?" + urlencode(params)
+        request = f"GET {target} HTTP/1.0\r\nHost: docker\r\nUser-Agent: gitops-edge\r\n\r\n".encode()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
         try:
-            conn.request("GET", "/events?" + urlencode(params))
-            resp = conn.getresponse()
-            if resp.status >= 400:
-                raise EngineHTTPError(resp.status, resp.read().decode(errors="replace").strip())
-            if conn.sock is not None:
-                conn.sock.settimeout(max(timeout_s, 0.001))
+            sock.connect(self.socket_path)
+            sock.sendall(request)
+            raw = b""
+            while b"\r\n\r\n" not in raw:  # the engine sends the head at once, then events as they come
+                chunk = sock.recv(65536)
+                if not chunk or len(raw) > 65536:
+                    raise OSError("bad answer from the engine: cut short")
+                raw += chunk
+            head, _, body = raw.partition(b"\r\n\r\n")
+            status, _ = parse_answer(head + b"\r\n\r\n")
+            if status >= 400:
+                while chunk := sock.recv(65536):  # an error answer is short and ends with the connection
+                    body += chunk
+                raise EngineHTTPError(status, body.decode(errors="replace").strip())
+            if body:
+                return True  # an event is one JSON line, already here
+            sock.settimeout(max(timeout_s, 0.001))
             try:
-                return bool(resp.readline())  # an event is one JSON line; b"" is the stream's end
+                return bool(sock.recv(65536))  # b"": the stream ended at ``until`` with no event
             except TimeoutError:
                 return False
-        except http.client.HTTPException as exc:
-            raise OSError(f"bad answer from the engine: {exc}") from None
         finally:
-            conn.close()
+            sock.close()

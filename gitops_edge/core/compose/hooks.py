@@ -11,8 +11,6 @@ is refused here, where the error can still name its line.
 
 from __future__ import annotations
 
-import shlex
-
 from gitops_edge.core.compose.fields import (
     as_bool,
     as_dict_or_list,
@@ -23,6 +21,7 @@ from gitops_edge.core.compose.fields import (
     type_name,
 )
 from gitops_edge.core.compose.problems import KeyPath, Problems
+from gitops_edge.core.compose.shellwords import split_words
 from gitops_edge.model.spec import ServiceHook
 
 HOOK_KEYS = ("command", "user", "privileged", "working_dir", "environment")
@@ -70,7 +69,7 @@ def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | Non
     """A string is split as a shell would; a list is taken as is; empty is refused."""
     if isinstance(value, str):
         try:
-            words: tuple[str, ...] | None = tuple(shlex.split(value))
+            words: tuple[str, ...] | None = tuple(split_words(value))
         except ValueError as exc:
             p.add(path, f"cannot split command: {exc}")
             return None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from gitops_edge.core.compose.paths import PathEscapeError, repo_relative
 from gitops_edge.core.compose.ports import parse_ports
 from gitops_edge.core.compose.problems import KeyPath, Problems
 from gitops_edge.core.compose.relations import depends_on, implied_dependencies, networking, shared_namespaces
+from gitops_edge.core.compose.shellwords import split_words
 from gitops_edge.core.compose.tuning import TUNING_KEYS, apply_tuning
 from gitops_edge.core.compose.units import parse_duration
 from gitops_edge.errors import DesiredStateError, Location
@@ -229,7 +229,7 @@ def _command(p: Problems, path: KeyPath, value: object) -> tuple[str, ...] | Non
         return None
     if isinstance(value, str):
         try:
-            return tuple(shlex.split(value))
+            return tuple(split_words(value))
         except ValueError as exc:
             p.add(path, f"cannot split command: {exc}")
             return None

@@ -145,6 +145,8 @@ CASES = [
         "can't set container_name with 3 replicas", 5, "services.web.container_name", True),
     Bad("replicas-negative", "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: -1\n",
         "must be at least 0", 5, "services.web.deploy.replicas", True),
+    Bad("pull-refresh-after-type", "services:\n  web:\n    image: nginx\n    pull_refresh_after: 3\n",
+        "must be a string", 4, "services.web.pull_refresh_after", True),
 ]
 
 

@@ -53,7 +53,7 @@ SERVICE_KEYS = frozenset({
     "hostname", "extra_hosts", "ulimits", "sysctls", "init", "profiles", "pull_policy", "tty",
     "stdin_open", "build", "expose", "shm_size", "platform", "runtime", "volumes_from", "ipc", "pid",
     "pids_limit", "mem_reservation", "deploy", "configs", "secrets", "links", "label_file", "scale",
-    "external_links", "post_start", "pre_stop",
+    "external_links", "post_start", "pre_stop", "pull_refresh_after",
     "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_SERVICE_KEYS = frozenset({
@@ -134,6 +134,8 @@ def build_service(
     if svc.get("label_file") is not None:
         from_files = _label_files(p, at("label_file"), svc["label_file"], ctx)
         kw["labels"] = tuple(sorted({**from_files, **dict(kw.get("labels", ()))}.items()))
+    if svc.get("pull_refresh_after") is not None:  # in Compose 2.40's schema, dropped by its loader
+        as_str(p, at("pull_refresh_after"), svc["pull_refresh_after"])
     if svc.get("develop") is not None:
         as_mapping(p, at("develop"), svc["develop"])  # `docker compose watch` only: no effect on `up`
     for key in ("user", "working_dir", "stop_signal", "hostname"):

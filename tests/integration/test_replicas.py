@@ -156,3 +156,34 @@ def test_scale_up_fail_roll_back_then_scale_down(device: Device, stack_name: str
     assert out.returncode == 0, out.stderr
     assert replicas(device, s) == {k: v for k, v in three.items() if not k.endswith("-3")}
     assert not [n for n in device.containers(s) if n.endswith(FAILED_SUFFIX)]
+
+
+def test_sharing_a_scaled_service_joins_replica_1_as_compose_does(
+    device: Device, stack_name: str, tmp_path: Path, compose_bin: str, test_images: dict[str, str],
+    docker_client: docker.DockerClient,
+) -> None:
+    """``network_mode``/``pid: service:x`` and ``volumes_from: x`` with 3 replicas of x: Compose
+    takes the first of x's containers by name (``-x-1``); so must the agent (not the newest)."""
+    theirs = "o" + uuid.uuid4().hex[:10]
+    device.cleanup.extend([stack_name, theirs])  # type: ignore[attr-defined]
+    image = test_images["v1"]
+    text = (f"services:\n  x:\n    image: {image}\n    command: {IDLE}\n    scale: 3\n"
+            f"    volumes: [/shared]\n"
+            f"  sharer:\n    image: {image}\n    command: {IDLE}\n    network_mode: service:x\n"
+            f"    pid: service:x\n    volumes_from: [x]\n")
+    (tmp_path / "oracle").mkdir()
+    (tmp_path / "oracle" / "compose.yaml").write_text(text)
+    up = subprocess.run([compose_bin, "-p", theirs, "up", "-d"], cwd=tmp_path / "oracle",
+                        capture_output=True, text=True, timeout=180)
+    assert up.returncode == 0, up.stderr
+    device.commit({"README.md": "d1\n", f"{stack_name}/compose.yaml": text})
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+
+    def joined(project: str) -> list[str]:
+        host = docker_client.api.inspect_container(f"{project}-sharer-1")["HostConfig"]
+        ids = [host["NetworkMode"].removeprefix("container:"), host["PidMode"].removeprefix("container:"),
+               *host["VolumesFrom"]]
+        return [docker_client.api.inspect_container(i)["Name"].lstrip("/").replace(project, "P") for i in ids]
+
+    assert joined(theirs) == joined(stack_name) == ["P-x-1", "P-x-1", "P-x-1"]

@@ -428,12 +428,14 @@ class DockerRuntime:
     # -- containers --------------------------------------------------------
 
     def _service_container(self, stack: str, service: str) -> str:
-        """The id of a service's current container (``service:x`` modes, ``volumes_from``)."""
+        """The id of a service's current container (``service:x`` modes, ``volumes_from``): of a
+        scaled service, the first by name (replica 1), as Compose 2.40 picks it."""
         flt = {"label": [f"{t.PROJECT}={stack}", f"{t.SERVICE}={service}", f"{t.ONEOFF}=False"]}
         with _engine(f"looking up service {service} of {stack}"):
             found = self._api.containers(all=True, filters=flt)
         live = [c for c in found if not any(n.endswith((KEPT_SUFFIX, FAILED_SUFFIX)) for n in c.get("Names") or [])]
-        live.sort(key=lambda c: (c.get("State") != "running", -int(c.get("Created") or 0)))
+        # Compose takes the first container by name (replica 1 of a scaled service); a running one first.
+        live.sort(key=lambda c: (c.get("State") != "running", _canonical_name(c)))
         if not live:
             raise EngineNotFoundError(
                 f"service {service} of stack {stack} has no container (another service shares its "
@@ -566,3 +568,9 @@ class DockerRuntime:
                 yield from stream
             finally:
                 stream.close()
+
+
+def _canonical_name(summary: Mapping[str, Any]) -> str:
+    """A container's own name (not a link alias ``/other/alias``), as Compose sorts containers."""
+    names = [n for n in summary.get("Names") or [] if n.count("/") == 1]
+    return names[0].lstrip("/") if names else ""

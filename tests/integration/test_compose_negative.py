@@ -147,6 +147,22 @@ CASES = [
         "must be at least 0", 5, "services.web.deploy.replicas", True),
     Bad("pull-refresh-after-type", "services:\n  web:\n    image: nginx\n    pull_refresh_after: 3\n",
         "must be a string", 4, "services.web.pull_refresh_after", True),
+    # Compose 2.40 accepts these; gitops-edge refuses them by name, saying why
+    Bad("bind-recursive", "services:\n  web:\n    image: nginx\n    volumes:\n      - type: bind\n"
+        "        source: ./d\n        target: /d\n        bind:\n          recursive: readonly\n",
+        "'recursive' is not supported by gitops-edge: not implemented yet", 9,
+        "services.web.volumes[0].bind.recursive", False),
+    Bad("volume-labels", "services:\n  web:\n    image: nginx\n    volumes:\n      - type: volume\n"
+        "        target: /d\n        volume:\n          labels: {a: b}\n",
+        "'labels' is not supported by gitops-edge: not implemented yet", 8,
+        "services.web.volumes[0].volume.labels", False),
+    Bad("mount-type-image", "services:\n  web:\n    image: nginx\n    volumes:\n      - type: image\n"
+        "        source: alpine\n        target: /d\n",
+        "mount type 'image' is not supported by gitops-edge: an image mount needs", 5,
+        "services.web.volumes[0].type", False),
+    Bad("isolation", "services:\n  web:\n    image: nginx\n    isolation: default\n",
+        "'isolation' is not supported by gitops-edge: a Windows container setting", 4,
+        "services.web.isolation", False),
 ]
 
 

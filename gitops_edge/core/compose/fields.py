@@ -52,15 +52,18 @@ def check_keys(
     path: KeyPath,
     obj: Mapping[str, Any],
     allowed: Iterable[str],
-    unsupported: Iterable[str] = (),
+    unsupported: Iterable[str] | Mapping[str, str] = (),
 ) -> None:
-    """Report keys Compose does not know, and known ones gitops-edge refuses."""
-    allowed_set, unsupported_set = set(allowed), set(unsupported)
+    """Report keys Compose does not know, and known ones gitops-edge refuses (saying why, when
+    ``unsupported`` maps each key to its reason)."""
+    allowed_set = set(allowed)
+    reasons = dict(unsupported) if isinstance(unsupported, Mapping) else dict.fromkeys(unsupported, "")
     for key in obj:
         if key in allowed_set or key.startswith("x-"):
             continue
-        if key in unsupported_set:
-            p.add((*path, key), f"{key!r} is not supported by gitops-edge")
+        if key in reasons:
+            why = f": {reasons[key]}" if reasons[key] else ""
+            p.add((*path, key), f"{key!r} is not supported by gitops-edge{why}")
         else:
             p.add((*path, key), f"unknown key {key!r}")
 

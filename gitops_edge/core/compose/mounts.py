@@ -37,6 +37,11 @@ PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
 _WINDOWS_ABS = re.compile(r"^[A-Za-z]:[\\/]")
 _LONG_KEYS = ("type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency")
 _TYPES = ("volume", "bind", "tmpfs")
+_OTHER_TYPES = {  # in Compose 2.40's schema, refused here
+    "image": "an image mount needs Docker Engine 28 (API 1.48)",
+    "npipe": "a Windows named pipe",
+    "cluster": "a Swarm cluster volume",
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,9 @@ def _short(p: Problems, path: KeyPath, spec: str, ctx: MountContext) -> Mount | 
 def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -> Mount | None:
     check_keys(p, path, item, _LONG_KEYS)
     kind = item.get("type")
+    if isinstance(kind, str) and kind in _OTHER_TYPES:
+        p.add((*path, "type"), f"mount type {kind!r} is not supported by gitops-edge: {_OTHER_TYPES[kind]}")
+        return None
     if kind not in _TYPES:
         p.add((*path, "type"), f"mount type must be one of {', '.join(_TYPES)}, not {kind!r}")
         return None
@@ -157,7 +165,9 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
         propagation: str | None = None
         if "bind" in item:
             opts = as_mapping(p, (*path, "bind"), item["bind"]) or {}
-            check_keys(p, (*path, "bind"), opts, ("create_host_path", "selinux", "propagation"))
+            check_keys(p, (*path, "bind"), opts, ("create_host_path", "selinux", "propagation"),
+                       {"recursive": "not implemented yet (binds here are recursive; Compose's "
+                                     "'writable' and 'readonly' need Docker Engine 25)"})
             if opts.get("propagation") is not None:
                 propagation = as_str(p, (*path, "bind", "propagation"), opts["propagation"])
                 if propagation not in (None, *PROPAGATIONS):
@@ -176,7 +186,9 @@ def _long(p: Problems, path: KeyPath, item: dict[str, Any], ctx: MountContext) -
     nocopy = False
     if "volume" in item:
         opts = as_mapping(p, (*path, "volume"), item["volume"]) or {}
-        check_keys(p, (*path, "volume"), opts, ("nocopy",), ("subpath",))
+        check_keys(p, (*path, "volume"), opts, ("nocopy",),
+                   {"subpath": "it needs Docker Engine 26 (API 1.45)",
+                    "labels": "not implemented yet (label the volume under the top-level 'volumes')"})
         if opts.get("nocopy") is not None:
             nocopy = bool(as_bool(p, (*path, "volume", "nocopy"), opts["nocopy"]))
     if not source:

@@ -25,7 +25,7 @@ from gitops_edge.model.spec import Ipam, IpamPool, NetworkSpec, Pairs, VolumeSpe
 
 _NET_KEYS = ("driver", "driver_opts", "external", "name", "internal", "labels", "ipam", "attachable",
              "enable_ipv6")
-_NET_UNSUPPORTED = ("enable_ipv4",)  # needs Engine API 1.47
+_NET_UNSUPPORTED = {"enable_ipv4": "it needs Engine API 1.47"}
 _IPAM_KEYS = ("driver", "config", "options")
 _POOL_KEYS = ("subnet", "ip_range", "gateway", "aux_addresses")
 _VOL_KEYS = ("driver", "driver_opts", "external", "name", "labels")

@@ -56,10 +56,16 @@ SERVICE_KEYS = frozenset({
     "external_links", "post_start", "pre_stop", "pull_refresh_after",
     "develop", *TUNING_KEYS,
 })
-UNSUPPORTED_SERVICE_KEYS = frozenset({
-    "isolation", "credential_spec", "provider", "use_api_socket", "models",
-    "stop_grace_period_ns", "healthcheck_ns", "mem_limit_ns",
-})
+UNSUPPORTED_REASONS = {
+    "isolation": "a Windows container setting (on Linux the engine only knows 'default')",
+    "credential_spec": "Windows containers only",
+    "provider": "it runs a provider plugin on the device",
+    "use_api_socket": "it hands the container the Docker socket, which owns the device",
+    "models": "it needs Docker Model Runner",
+    "stop_grace_period_ns": "not a Compose key", "healthcheck_ns": "not a Compose key",
+    "mem_limit_ns": "not a Compose key",
+}
+UNSUPPORTED_SERVICE_KEYS = frozenset(UNSUPPORTED_REASONS)
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure(:\d+)?)$")
 _PULL = {"always": "always", "missing": "missing", "if_not_present": "missing", "never": "never"}
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -86,7 +92,7 @@ def build_service(
     svc = as_mapping(p, path, raw)
     if svc is None:
         return None
-    check_keys(p, path, svc, SERVICE_KEYS, UNSUPPORTED_SERVICE_KEYS)
+    check_keys(p, path, svc, SERVICE_KEYS, UNSUPPORTED_REASONS)
     kw: dict[str, Any] = {}
 
     def at(key: str) -> KeyPath:

@@ -30,7 +30,7 @@ from gitops_edge.core.compose.service import ReadText, ServiceContext, build_ser
 from gitops_edge.model.spec import NetworkSpec, ServiceSpec, StackSpec, VolumeSpec
 
 TOP_LEVEL_KEYS = ("version", "name", "services", "networks", "volumes", "include", "configs", "secrets")
-UNSUPPORTED_TOP_LEVEL_KEYS = ("models",)
+UNSUPPORTED_TOP_LEVEL_KEYS = {"models": "it needs Docker Model Runner"}
 _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 

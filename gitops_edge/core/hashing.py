@@ -22,8 +22,8 @@ from gitops_edge.core.serialize import canonical_json, to_data
 from gitops_edge.model.spec import Mount, ServiceSpec, StackSpec
 
 NOT_HASHED = frozenset({"depends_on", "profiles", "pull_policy", "image", "replicas"})
-HASHED_WHEN_SET = ("post_start", "pre_stop")
-"""Hashed only when not empty: a service without hooks keeps the hash it had before hooks existed."""
+HASHED_WHEN_SET = ("post_start", "pre_stop", "isolation")
+"""Hashed only when set: a service without them keeps the hash it had before they were supported."""
 
 
 def hashed_fields(spec: ServiceSpec) -> dict[str, object]:

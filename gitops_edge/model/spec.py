@@ -179,6 +179,7 @@ class ServiceSpec:
     pids_limit: int | None = None  # from pids_limit or deploy.resources.limits.pids
     mem_reservation: int | None = None  # bytes, from deploy.resources.reservations.memory
     uts: str | None = None  # "host"
+    isolation: str | None = None  # "default": the only isolation a Linux engine has
     userns_mode: str | None = None  # "host"
     cgroup: str | None = None  # cgroup namespace: "host" | "private"
     cgroup_parent: str | None = None

@@ -160,9 +160,8 @@ CASES = [
         "        source: alpine\n        target: /d\n",
         "mount type 'image' is not supported by gitops-edge: an image mount needs", 5,
         "services.web.volumes[0].type", False),
-    Bad("isolation", "services:\n  web:\n    image: nginx\n    isolation: default\n",
-        "'isolation' is not supported by gitops-edge: a Windows container setting", 4,
-        "services.web.isolation", False),
+    Bad("isolation", "services:\n  web:\n    image: nginx\n    isolation: process\n",
+        "isolation must be 'default', not 'process'", 4, "services.web.isolation", False),
 ]
 
 

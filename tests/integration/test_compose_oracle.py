@@ -80,10 +80,10 @@ COMPARED_SERVICE_KEYS = frozenset({
     "oom_kill_disable", "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period",
     "cpu_rt_runtime", "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config",
     "annotations", "attach", "gpus", "storage_opt", "configs", "secrets", "links", "scale",
-    "external_links", "post_start", "pre_stop",
+    "external_links", "post_start", "pre_stop", "isolation",
     "develop",  # `docker compose watch` only: nothing of it reaches a container
 })
-_PLAIN = ("uts", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
+_PLAIN = ("uts", "isolation", "userns_mode", "cgroup", "cgroup_parent", "domainname", "mac_address", "oom_score_adj",
           "cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpuset",
           "cpu_count", "cpu_percent")
 _LISTS = ("device_cgroup_rules", "dns", "dns_search", "dns_opt", "group_add")

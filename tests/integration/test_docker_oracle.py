@@ -217,6 +217,7 @@ services:
   tuned:
     image: {v1}
     uts: host
+    isolation: default
     userns_mode: host
     cgroup: private
     cgroup_parent: gitops-edge-test
@@ -265,7 +266,7 @@ _TUNING_KEYS = (
     "DnsOptions", "GroupAdd", "OomScoreAdj", "OomKillDisable", "MemorySwap", "MemorySwappiness", "CpuShares",
     "CpuQuota", "CpuPeriod", "CpusetCpus", "CpuRealtimeRuntime", "CpuRealtimePeriod", "BlkioWeight",
     "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-    "BlkioDeviceWriteIOps", "Annotations", "StorageOpt", "DeviceRequests",
+    "BlkioDeviceWriteIOps", "Annotations", "StorageOpt", "DeviceRequests", "Isolation",
 )
 
 
@@ -516,6 +517,7 @@ def test_kernel_and_resource_settings_equal_compose(
             assert ours[svc][key] == oracle[svc][key], f"{svc}: {key} differs from docker compose"
     tuned = oracle["tuned"]
     assert (tuned["UTSMode"], tuned["OomKillDisable"], tuned["MacAddress"]) == ("host", True, "02:42:ac:11:00:99")
+    assert (tuned["Isolation"], oracle["plain"]["Isolation"]) == ("default", "")
     assert len(tuned["DeviceRequests"]) == 3
 
 

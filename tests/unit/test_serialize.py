@@ -92,6 +92,7 @@ def full_service() -> ServiceSpec:
         pids_limit=100,
         mem_reservation=32 << 20,
         uts="host",
+        isolation="default",
         userns_mode="host",
         cgroup="private",
         cgroup_parent="edge.slice",

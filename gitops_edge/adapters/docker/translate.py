@@ -141,6 +141,7 @@ def _tuning(spec: ServiceSpec) -> dict[str, Any]:
 
     return {
         "UTSMode": spec.uts,
+        "Isolation": spec.isolation,
         "UsernsMode": spec.userns_mode,
         "CgroupnsMode": spec.cgroup,
         "CgroupParent": spec.cgroup_parent,

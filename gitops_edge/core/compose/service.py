@@ -57,7 +57,6 @@ SERVICE_KEYS = frozenset({
     "develop", *TUNING_KEYS,
 })
 UNSUPPORTED_REASONS = {
-    "isolation": "a Windows container setting (on Linux the engine only knows 'default')",
     "credential_spec": "Windows containers only",
     "provider": "it runs a provider plugin on the device",
     "use_api_socket": "it hands the container the Docker socket, which owns the device",

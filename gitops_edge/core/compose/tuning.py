@@ -33,9 +33,10 @@ TUNING_KEYS = frozenset({
     "dns_opt", "domainname", "mac_address", "group_add", "oom_score_adj", "oom_kill_disable",
     "memswap_limit", "mem_swappiness", "cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime",
     "cpu_rt_period", "cpuset", "cpu_count", "cpu_percent", "blkio_config", "annotations", "attach",
-    "gpus", "storage_opt",
+    "gpus", "storage_opt", "isolation",
 })  # fmt: skip
-_MODES = {"uts": ("host",), "userns_mode": ("host",), "cgroup": ("host", "private")}
+_MODES = {"uts": ("host",), "userns_mode": ("host",), "cgroup": ("host", "private"),
+          "isolation": ("default",)}  # process, hyperv: Windows engines only (Docker refuses them here)
 _INTS = ("cpu_shares", "cpu_quota", "cpu_period", "cpu_rt_runtime", "cpu_rt_period", "cpu_count",
          "cpu_percent")
 _THROTTLES = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")

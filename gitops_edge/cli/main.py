@@ -337,14 +337,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
     try:
         with wiring.sync_lock():
             store = wiring.open_store()
+            started = time.monotonic()
             # a fresh process's idle short-circuit (the daemon's lives in its reconciler)
             quick = None if args.full or getattr(args, "wiring", None) is not None else wiring.quick_sync(store)
             result = quick if quick is not None else wiring.reconciler(store).sync()
+            took = time.monotonic() - started
             wiring.report(store, result)
+            _push_metrics(wiring.config, store, result, took)
     finally:
         for handler in logging.getLogger().handlers:
             handler.removeFilter(quiet)
     return _print_sync(result)
+
+
+def _push_metrics(config: AgentConfig, store: StateStore, result: SyncResult, took_s: float) -> None:
+    """With ``metrics.pushgateway``, a one-shot sync pushes what the daemon would after the same
+    sync, to the same group (this device's id): a device run from cron or a systemd timer has no
+    daemon, and behind NAT the gateway is its only way to Prometheus. A failed push is a warning."""
+    gateway = config.metrics.pushgateway
+    if not gateway:
+        return
+    from gitops_edge.daemon.metrics import Metrics
+    from gitops_edge.daemon.pushgateway import push_metrics
+
+    metrics = Metrics()
+    metrics.observe(result, took_s, store)
+    push_metrics(metrics.registry, gateway, config.device.id, config.metrics.timeout_s)
 
 
 class _NoSummary(logging.Filter):

@@ -1,7 +1,8 @@
 """The daemon: sync on an interval with jitter, one at a time, backoff on errors.
 
 APScheduler drives the schedule; a failed sync reschedules the next one
-with exponential backoff (capped), a good one returns to the interval. A Git
+with exponential backoff (capped at 15 min; a longer interval is retried sooner,
+from 1 min up to the cap), a good one returns to the interval. A Git
 server that answers 429/503 with Retry-After is not polled sooner than it asked.
 The first poll after start is spread over the whole interval
 (``source.spread_start``) so a fleet restarted at once does not poll in lockstep;
@@ -56,6 +57,7 @@ log = logging.getLogger("gitops_edge.daemon.loop")
 ControlFactory = Callable[["Agent"], Handler]
 
 BACKOFF_CAP_S = 15 * 60.0
+LONG_INTERVAL_RETRY_S = 60.0  # first retry after a failure when the interval is longer than the cap
 RETRY_AFTER_CAP_S = 60 * 60.0  # a server's Retry-After is honoured up to an hour, never forever
 STOP_GRACE_S = 7.0  # SIGTERM to exit stays under 10 s, as systemd and docker expect
 
@@ -65,11 +67,20 @@ def next_delay(
 ) -> float:
     """Seconds until the next sync: the interval (or backoff, or the server's Retry-After) plus jitter.
 
+    Backoff doubles from the interval up to ``BACKOFF_CAP_S``. An interval longer than the cap
+    (a fleet woken by push hints polls hourly) would leave a device whose sync failed on the old
+    commit for that long, so there the retries start at ``LONG_INTERVAL_RETRY_S`` and double to the
+    cap instead: at most one retry per cap while a failure lasts.
+
     ``retry_after_s`` (from a 429/503) lengthens the wait to at least that, capped at
     ``RETRY_AFTER_CAP_S``; jitter is added on top so a fleet told the same does not return together.
     """
-    base = interval_s if failures == 0 else min(interval_s * (2 ** min(failures, 16)), BACKOFF_CAP_S)
-    base = max(base, interval_s)
+    if failures == 0:
+        base = interval_s
+    elif interval_s <= BACKOFF_CAP_S:  # doubles from the interval: a short interval is not hammered
+        base = min(interval_s * (2 ** min(failures, 16)), BACKOFF_CAP_S)
+    else:  # a long (push-driven) interval: a transient failure is retried sooner, backing off to the cap
+        base = min(LONG_INTERVAL_RETRY_S * (2 ** min(failures - 1, 16)), BACKOFF_CAP_S)
     if retry_after_s is not None:
         base = max(base, min(retry_after_s, RETRY_AFTER_CAP_S))
     return base + rng.uniform(0, jitter_s)

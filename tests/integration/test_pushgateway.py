@@ -64,6 +64,47 @@ def test_the_daemon_pushes_its_metrics_grouped_by_device(gateway: Pushgateway, g
             proc.kill()
 
 
+def test_a_one_shot_sync_pushes_too_and_replaces_the_devices_group(
+    gateway: Pushgateway, git_repo: Path, tmp_path: Path
+) -> None:
+    """No daemon (cron, a systemd timer): ``gitops-edge sync`` pushes after its sync, grouped as the
+    daemon's pushes are; each push replaces the group, so two one-shot syncs leave one sync counted."""
+    commit_files(git_repo, {"devices/pg/README": "no stacks: only the metrics are under test\n"})
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(
+        "device: {id: cron-box-3}\n"
+        f"source: {{url: '{git_repo}', ref: main, path: devices/pg}}\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"metrics: {{pushgateway: '{gateway.url}', timeout: 5s}}\n"
+    )
+    assert synced(gateway.metrics(), "cron-box-3") == 0
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-m", "gitops_edge", "--config", str(cfg), "sync"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "pushing metrics" not in out.stderr  # no failure warning
+        text = gateway.metrics()
+        assert synced(text, "cron-box-3") == 1, text
+        assert re.search(r'gitops_edge_source_reachable\{[^}]*instance="cron-box-3"[^}]*\} 1', text), text
+        assert re.search(r'push_time_seconds\{[^}]*instance="cron-box-3"[^}]*job="gitops-edge"', text), text
+
+
+def test_a_one_shot_sync_with_the_gateway_down_still_syncs(git_repo: Path, tmp_path: Path) -> None:
+    commit_files(git_repo, {"devices/pg/README": "no stacks\n"})
+    cfg = tmp_path / "agent.yaml"
+    url = f"http://127.0.0.1:{free_port()}"
+    cfg.write_text(
+        "device: {id: cron-box-4}\n"
+        f"source: {{url: '{git_repo}', ref: main, path: devices/pg}}\n"
+        f"state_dir: {tmp_path / 'state'}\n"
+        f"metrics: {{pushgateway: '{url}', timeout: 2s}}\n"
+    )
+    out = subprocess.run([sys.executable, "-m", "gitops_edge", "--config", str(cfg), "sync"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"pushing metrics to {url} failed" in out.stderr
+
+
 def test_an_unreachable_gateway_is_a_warning_not_an_error(caplog: pytest.LogCaptureFixture) -> None:
     registry = CollectorRegistry()
     Counter("gitops_edge_test_total", "a counter", registry=registry).inc()

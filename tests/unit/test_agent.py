@@ -37,10 +37,12 @@ def test_backoff_is_capped(failures: int) -> None:
     assert BACKOFF_CAP_S <= next_delay(60, 10, failures, rng) <= BACKOFF_CAP_S + 10
 
 
-def test_backoff_never_shortens_a_long_interval() -> None:
+def test_a_long_interval_retries_a_failure_sooner_backing_off_to_the_cap() -> None:
+    """A push-driven fleet polls hourly: a hinted sync that failed must not wait an hour."""
     rng = random.Random(9)
     assert next_delay(3600, 0, 0, rng) == 3600
-    assert next_delay(3600, 0, 3, rng) == 3600  # the cap is below the interval: the interval wins
+    assert [next_delay(3600, 0, f, rng) for f in (1, 2, 3, 4, 5, 6, 50)] == [60, 120, 240, 480, 900, 900, 900]
+    assert next_delay(3600, 0, 1, rng, retry_after_s=600) == 600  # the server's Retry-After still wins
 
 
 def test_backoff_resets_after_success() -> None:

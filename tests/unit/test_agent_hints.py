@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from gitops_edge.daemon.loop import Agent
+from gitops_edge.engine.idle import IdleMemo
 from gitops_edge.model.config import AgentConfig, DeviceConfig, SourceConfig
 from gitops_edge.model.result import SyncResult
 from gitops_edge.model.status import Outcome
@@ -39,6 +40,9 @@ class Store:
 
     def journal(self) -> list[Any]:
         return []
+
+    def image_usage(self) -> tuple[int, int, int]:
+        return 0, 0, 0
 
     def close(self) -> None:
         pass
@@ -63,6 +67,9 @@ class CountingDevice:
         device = self
 
         class Rec:
+            idle = IdleMemo()  # the daemon reads its unchanged-poll count for /metrics
+            last_idle = False
+
             def sync(self) -> SyncResult:
                 with device._lock:
                     device.running += 1
@@ -108,6 +115,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[Agent, CountingDevice]]:
     yield a, device
     a.stop_event.set()
     a.scheduler.shutdown(wait=False)
+    assert a.failures == 0, "a sync failed or crashed: the schedule these tests read is a backoff's"
 
 
 def next_in(a: Agent) -> float:

@@ -23,11 +23,10 @@ from gitops_edge.core.config_trust import (
     parse_security,
     parse_trust,
 )
-from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.labels import ID_KEY, scalar_text
 from gitops_edge.core.platform import parse_platform
 from gitops_edge.core.push import REFS_LEAF
-from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
@@ -181,6 +180,8 @@ def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
         if not isinstance(days, list) or any(str(d).lower()[:3] not in DAYS for d in days):
             raise ConfigError(f"days must be a list of {', '.join(DAYS)}", r.loc((*where, "days")))
         try:
+            from gitops_edge.core.windows import parse_clock  # datetime: only for a config with windows
+
             start, end = parse_clock(str(w.get("start", "00:00"))), parse_clock(str(w.get("end", "24:00")))
         except ValueError as exc:
             raise ConfigError(str(exc), r.loc(where)) from None

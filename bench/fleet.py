@@ -281,6 +281,9 @@ class NoEngine:
 
         return ObservedState()
 
+    def observe_containers(self) -> Any:
+        return self.observe()
+
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a simulated device has no engine: {name} called (fleet.yaml selected a stack?)")
 

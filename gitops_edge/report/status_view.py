@@ -119,7 +119,7 @@ def device_status(
     engine_error = None
     if runtime is not None:
         try:
-            observed = runtime.observe()
+            observed = runtime.observe_containers()  # status shows no networks or volumes
         except EdgeError as exc:
             engine_error = str(exc)
     applied = store.applied()

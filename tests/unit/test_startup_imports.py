@@ -29,8 +29,7 @@ def test_status_and_history_import_nothing_heavy(tmp_path: Path, command: list[s
     assert "yaml" in first  # the config was parsed, and its parse kept (adapters/files/config_cache.py)
     second = _run(tmp_path, config, command)
     assert "gitops_edge.adapters.store.sqlite" in second  # it did read the store
-    assert heavy(second) == []
-    assert not {"yaml", "gitops_edge.adapters.files.yaml_reader"} & second  # the same config: no PyYAML
+    assert heavy(second) == []  # the same config: no PyYAML either
 
 
 def _run(tmp_path: Path, config: Path, command: list[str]) -> set[str]:

@@ -26,7 +26,6 @@ from gitops_edge.core.config_trust import (
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
 from gitops_edge.core.labels import ID_KEY, scalar_text
 from gitops_edge.core.platform import parse_platform
-from gitops_edge.core.push import REFS_LEAF
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
@@ -254,6 +253,8 @@ def _mqtt(r: ConfigReader, data: Mapping[str, Any], device: DeviceConfig) -> Mqt
     heartbeat = r.duration(data["mqtt"], ("mqtt", "heartbeat"), MqttConfig.heartbeat_s)
     if heartbeat < 10:
         raise ConfigError("must be at least 10s", r.loc(("mqtt", "heartbeat")))
+    from gitops_edge.core.push import REFS_LEAF  # with mqtt only: a config without it need not import push
+
     if device.id == REFS_LEAF:
         reason = f"device.id {REFS_LEAF!r} is reserved with mqtt: <prefix>/{REFS_LEAF}/ carries the push hints"
         raise ConfigError(reason, r.loc(("device", "id")))

@@ -12,7 +12,7 @@ HEAVY = (
     # an unchanged agent config comes from its cached parse (adapters/files/config_cache.py): no PyYAML;
     # a config without trust rules, fleet files or update windows needs neither their models nor datetime's users
     "yaml", "gitops_edge.adapters.files.yaml_reader", "gitops_edge.model.trust", "gitops_edge.core.fleet",
-    "gitops_edge.core.windows",
+    "gitops_edge.core.windows", "gitops_edge.model.journal",
 )
 CAPTURE = (
     "import json, sys; from gitops_edge.cli.main import main; rc = main(sys.argv[2:]); "

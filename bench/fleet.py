@@ -300,6 +300,9 @@ class NoEngine:
     def platform(self) -> str:
         return "linux/amd64"
 
+    def observe_containers(self) -> Any:
+        return self.observe()
+
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a simulated device has no engine: {name} called (fleet.yaml selected a stack?)")
 

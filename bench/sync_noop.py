@@ -35,6 +35,12 @@ The package's modules are byte-compiled first, as an installed package's are
 (``pip install`` writes them): with ``PYTHONDONTWRITEBYTECODE`` set, as in some
 shells here, every process would otherwise compile them from source again.
 
+The processes are ``python -m gitops_edge`` run from the checkout with this
+interpreter (so ``--baseline`` can run another checkout the same way): with the
+repository's editable venv, whose ``.pth`` finder ``site`` imports at every
+start. A wheel install (a device) starts bare Python ~10 ms faster; whole
+commands differ by a few ms (docs/benchmarks.md, "Start-up, second round").
+
 Usage: ``.venv/bin/python -m bench.sync_noop [--reps N]``; prints a markdown table.
 """
 

@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime
 
 _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+(:[^/@\s]*)?@", re.IGNORECASE)
 _BEARER = re.compile(r"(authorization:\s*(?:basic|bearer)\s+)\S+", re.IGNORECASE)
@@ -34,6 +33,8 @@ QUIET = ("apscheduler", "urllib3", "docker", "git")
 
 def rfc3339(ts: float, *, ms: bool = False) -> str:
     """Local time with its zone: ``2026-11-28T09:14:03+01:00`` (unambiguous for a log search)."""
+    from datetime import datetime  # on the first record: a quiet one-shot command never needs it
+
     return datetime.fromtimestamp(ts).astimezone().isoformat(timespec="milliseconds" if ms else "seconds")
 
 

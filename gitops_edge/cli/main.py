@@ -314,9 +314,13 @@ def daemon_commands(agent: Agent) -> Handler:
 
 
 def _config(args: argparse.Namespace) -> AgentConfig:
-    from gitops_edge.adapters.files.config_file import config_path, load_config
+    """The agent config, read once per command (asking the daemon and working standalone share it)."""
+    loaded = getattr(args, "loaded_config", None)
+    if loaded is None:
+        from gitops_edge.adapters.files.config_file import config_path, load_config
 
-    return load_config(config_path(args.config))
+        loaded = args.loaded_config = load_config(config_path(args.config))
+    return cast("AgentConfig", loaded)
 
 
 def _wiring(args: argparse.Namespace) -> Wiring:

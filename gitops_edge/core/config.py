@@ -23,11 +23,9 @@ from gitops_edge.core.config_trust import (
     parse_security,
     parse_trust,
 )
-from gitops_edge.core.fleet import ID_KEY, scalar_text
 from gitops_edge.core.identity import IDENTITY_VAR, expand_identity
+from gitops_edge.core.labels import ID_KEY, scalar_text
 from gitops_edge.core.platform import parse_platform
-from gitops_edge.core.push import REFS_LEAF
-from gitops_edge.core.windows import parse_clock
 from gitops_edge.errors import ConfigError, Location
 from gitops_edge.model.config import (
     DAYS,
@@ -181,6 +179,8 @@ def _windows(r: ConfigReader, data: object) -> tuple[UpdateWindow, ...]:
         if not isinstance(days, list) or any(str(d).lower()[:3] not in DAYS for d in days):
             raise ConfigError(f"days must be a list of {', '.join(DAYS)}", r.loc((*where, "days")))
         try:
+            from gitops_edge.core.windows import parse_clock  # datetime: only for a config with windows
+
             start, end = parse_clock(str(w.get("start", "00:00"))), parse_clock(str(w.get("end", "24:00")))
         except ValueError as exc:
             raise ConfigError(str(exc), r.loc(where)) from None
@@ -253,6 +253,8 @@ def _mqtt(r: ConfigReader, data: Mapping[str, Any], device: DeviceConfig) -> Mqt
     heartbeat = r.duration(data["mqtt"], ("mqtt", "heartbeat"), MqttConfig.heartbeat_s)
     if heartbeat < 10:
         raise ConfigError("must be at least 10s", r.loc(("mqtt", "heartbeat")))
+    from gitops_edge.core.push import REFS_LEAF  # with mqtt only: a config without it need not import push
+
     if device.id == REFS_LEAF:
         reason = f"device.id {REFS_LEAF!r} is reserved with mqtt: <prefix>/{REFS_LEAF}/ carries the push hints"
         raise ConfigError(reason, r.loc(("device", "id")))

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_edge.core.compose.problems import KeyPath
 from gitops_edge.core.config_location import Locator
 from gitops_edge.errors import ConfigError
-from gitops_edge.model.trust import (
-    CommitVerification,
-    KeylessIdentity,
-    RegistriesConfig,
-    SecurityPolicy,
-    SignedIdentity,
-    TrustPolicy,
-    TrustRule,
-)
+from gitops_edge.model.policy import CommitVerification, RegistriesConfig, SecurityPolicy
+
+if TYPE_CHECKING:  # the trust model is imported by parse_trust, for a config with a trust section
+    from gitops_edge.model.trust import SignedIdentity, TrustPolicy, TrustRule
 
 Path_ = KeyPath
 
@@ -81,6 +76,8 @@ class _Fields:
 def parse_trust(reader: Locator, data: object) -> TrustPolicy | None:
     if data is None:
         return None
+    from gitops_edge.model.trust import TrustPolicy
+
     f = _Fields(reader, data, ("trust",), {"default", "images"})
     default = f.data.get("default", TrustPolicy.default)
     if default not in ("deny", "allow"):
@@ -93,6 +90,8 @@ def parse_trust(reader: Locator, data: object) -> TrustPolicy | None:
 
 
 def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
+    from gitops_edge.model.trust import KeylessIdentity, TrustRule
+
     f = _Fields(reader, data, path, RULE_KEYS)
     match = f.str_("match", required=True)
     assert match is not None
@@ -134,6 +133,8 @@ def _rule(reader: Locator, data: object, path: KeyPath) -> TrustRule:
 
 
 def _signed_identity(reader: Locator, data: object, path: Path_) -> SignedIdentity:
+    from gitops_edge.model.trust import SignedIdentity
+
     """``repository`` (default) | ``exact`` | ``{prefix: MIRROR, signed_prefix: SIGNED}`` (a remap)."""
     if data is None:
         return SignedIdentity()

@@ -8,7 +8,6 @@ the files and hands over plain data with its line map.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any
 
 from gitops_edge.core.compose import StackErrors
 from gitops_edge.core.compose.problems import KeyPath, LineMap, Problems
+from gitops_edge.core.labels import ID_KEY as ID_KEY
+from gitops_edge.core.labels import scalar_text as scalar_text
 from gitops_edge.errors import DesiredStateError
 from gitops_edge.model.config import DeviceConfig
 
@@ -27,7 +28,6 @@ DEVICES_DIR = "devices"
 DOTENV_FILE = ".env"
 VALUES_FILE = "values.yaml"
 OVERRIDE_FILES = (DOTENV_FILE, VALUES_FILE)
-ID_KEY = "id"  # in a selector: the device id, not a label
 
 Selector = tuple[tuple[str, tuple[str, ...]], ...]
 """Key -> glob patterns; every key must match (AND), any pattern of a key (OR)."""
@@ -65,21 +65,6 @@ class Selection:
     stack: str
     stack_dir: str  # repo-relative, e.g. stacks/web
     layers: tuple[str, ...]  # repo-relative, e.g. (groups/gpu/web, devices/sensor-7/web)
-
-
-def scalar_text(value: object) -> str | None:
-    """A YAML scalar as label/value text (``true`` -> ``"true"``); None for anything else.
-
-    Booleans are spelled as written in YAML, not as Python's ``True``, so a
-    label ``debug: true`` matches a selector ``debug: "true"``.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
 
 
 def parse_fleet(data: Mapping[str, Any], lines: LineMap, file: str = FLEET_FILE) -> Fleet:

@@ -9,10 +9,15 @@ README to the same values. Keys and examples: README.md and ``config/*.example.y
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gitops_edge.model.trust import CommitVerification, RegistriesConfig, SecurityPolicy, TrustPolicy
+from gitops_edge.model.policy import CommitVerification, RegistriesConfig, SecurityPolicy
+
+if TYPE_CHECKING:  # annotations only: a process that reads no update window or trust rule imports neither
+    from datetime import time
+
+    from gitops_edge.model.trust import TrustPolicy
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,9 @@ class FakeRuntime:
         projects = tuple(sorted((n, self.network_projects.get(n, "")) for n in self.networks))
         return ObservedState(tuple(out), tuple(sorted(self.networks)), tuple(sorted(self.volumes)), projects)
 
+    def observe_containers(self) -> ObservedState:
+        return ObservedState(self.observe().containers)
+
     def fingerprint(self, stacks: Collection[str]) -> str:
         self._call("fingerprint", "")
         rows = []

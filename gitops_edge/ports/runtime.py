@@ -14,6 +14,10 @@ class ContainerRuntime(Protocol):
         """Every container carrying Compose project labels, plus networks and volumes."""
         ...
 
+    def observe_containers(self) -> ObservedState:
+        """``observe`` without networks and volumes (left empty): what a status shows, from one call."""
+        ...
+
     def fingerprint(self, stacks: Collection[str]) -> str:
         """A digest of the containers of ``stacks`` (Compose projects) from one cheap call: it
         changes when any of them is added, removed, replaced, stopped, started or turns unhealthy."""

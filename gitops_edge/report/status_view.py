@@ -16,7 +16,6 @@ from gitops_edge.errors import EdgeError
 from gitops_edge.model.condition import ServiceView, StackCondition, StackFacts
 from gitops_edge.model.config import AgentConfig
 from gitops_edge.model.evidence import Evidence
-from gitops_edge.model.journal import Phase
 
 if TYPE_CHECKING:  # annotations only (ports.runtime would import the spec model)
     from gitops_edge.model.observed import ObservedState
@@ -119,7 +118,7 @@ def device_status(
     engine_error = None
     if runtime is not None:
         try:
-            observed = runtime.observe()
+            observed = runtime.observe_containers()  # status shows no networks or volumes
         except EdgeError as exc:
             engine_error = str(exc)
     applied = store.applied()
@@ -199,7 +198,12 @@ def stack_conditions(store: EngineStore, observed: ObservedState | None) -> list
     suspended = store.suspended()
     outcomes = store.stack_outcomes()
     # a committing switch has passed its gate (only its replaced containers are still being removed)
-    switching = {s for s, (_rev, phase, _data) in store.journal().items() if phase != Phase.COMMITTING.value}
+    journal = store.journal()
+    switching: set[str] = set()
+    if journal:  # the journal model only when a switch is under way (a steady device's status needs none)
+        from gitops_edge.model.journal import Phase
+
+        switching = {s for s, (_rev, phase, _data) in journal.items() if phase != Phase.COMMITTING.value}
     names = set(applied) | set(quarantined) | set(stopped) | set(suspended) | set(outcomes)
     out = []
     for name in sorted(names):

@@ -174,8 +174,8 @@ class DockerRuntime:
 
     # -- observe -----------------------------------------------------------
 
-    def observe(self) -> ObservedState:
-        """Compose-labelled containers, networks and volumes: three list calls in all.
+    def observe_containers(self) -> ObservedState:
+        """Compose-labelled containers only (no networks or volumes): one list call.
 
         Health comes from the summary's status text; the restart count is read
         (by inspect) only for containers that are restarting right now, so a
@@ -196,12 +196,18 @@ class DockerRuntime:
             oc = docker_read.observed_container(s, restart_count=restarts)
             if oc is not None:
                 containers.append(oc)
+        return ObservedState(containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))))
+
+    def observe(self) -> ObservedState:
+        """Compose-labelled containers, networks and volumes: three list calls in all."""
+        containers = self.observe_containers().containers
+        flt = {"label": [t.PROJECT]}
         with _engine("listing networks"):
             networks = self._reads.networks(filters=flt)
         with _engine("listing volumes"):
             volumes = (self._reads.volumes(filters=flt) or {}).get("Volumes") or []
         return ObservedState(
-            containers=tuple(sorted(containers, key=lambda c: (c.stack, c.service, c.name))),
+            containers=containers,
             networks=tuple(sorted(n["Name"] for n in networks)),
             network_projects=tuple(sorted((n["Name"], (n.get("Labels") or {}).get(t.PROJECT, "")) for n in networks)),
             volumes=tuple(sorted(v["Name"] for v in volumes)),

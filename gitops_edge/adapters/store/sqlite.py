@@ -21,12 +21,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_edge.errors import StateStoreError
-from gitops_edge.model.condition import StackOutcome
 from gitops_edge.model.evidence import Evidence
 from gitops_edge.model.status import AppliedStack, Outcome, SyncRecord
 from gitops_edge.model.step import Step, step_or_none
+
+if TYPE_CHECKING:  # read back by stack_outcomes only (status): a quick sync need not create these classes
+    from gitops_edge.model.condition import StackOutcome
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS syncs (
@@ -337,6 +340,8 @@ class StateStore:
 
     def stack_outcomes(self) -> dict[str, StackOutcome]:
         rows = self._query("SELECT value FROM kv WHERE key LIKE 'outcome:%'")
+        from gitops_edge.model.condition import StackOutcome
+
         found = (StackOutcome.from_data(json.loads(str(v))) for (v,) in rows)
         return {o.stack: o for o in found if o is not None}
 

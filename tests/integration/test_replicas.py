@@ -59,6 +59,18 @@ def by_name(client: docker.DockerClient, project: str, projects: tuple[str, str]
     return out
 
 
+def both_up(device: Device, ours: str, theirs: str, text: str, tmp_path: Path, compose_bin: str) -> None:
+    """The same file run by Compose (project ``theirs``) and synced by the agent (stack ``ours``)."""
+    (tmp_path / "oracle").mkdir()
+    (tmp_path / "oracle" / "compose.yaml").write_text(text)
+    up = subprocess.run([compose_bin, "-p", theirs, "up", "-d"], cwd=tmp_path / "oracle",
+                        capture_output=True, text=True, timeout=180)
+    assert up.returncode == 0, up.stderr
+    device.commit({"README.md": "d1\n", f"{ours}/compose.yaml": text})
+    out = device.cli("sync")
+    assert out.returncode == 0, out.stderr
+
+
 def test_replicas_and_scale_create_what_compose_creates(
     device: Device, stack_name: str, tmp_path: Path, compose_bin: str, test_images: dict[str, str],
     docker_client: docker.DockerClient,
@@ -66,14 +78,7 @@ def test_replicas_and_scale_create_what_compose_creates(
     theirs = "o" + uuid.uuid4().hex[:10]
     device.cleanup.extend([stack_name, theirs])  # type: ignore[attr-defined]
     text = oracle_file(test_images["v1"])
-    (tmp_path / "oracle").mkdir()
-    (tmp_path / "oracle" / "compose.yaml").write_text(text)
-    up = subprocess.run([compose_bin, "-p", theirs, "up", "-d"], cwd=tmp_path / "oracle",
-                        capture_output=True, text=True, timeout=180)
-    assert up.returncode == 0, up.stderr
-    device.commit({"README.md": "d1\n", f"{stack_name}/compose.yaml": text})
-    out = device.cli("sync")
-    assert out.returncode == 0, out.stderr
+    both_up(device, stack_name, theirs, text, tmp_path, compose_bin)
 
     projects = (theirs, stack_name)
     oracle, ours = by_name(docker_client, theirs, projects), by_name(docker_client, stack_name, projects)
@@ -171,14 +176,7 @@ def test_sharing_a_scaled_service_joins_replica_1_as_compose_does(
             f"    volumes: [/shared]\n"
             f"  sharer:\n    image: {image}\n    command: {IDLE}\n    network_mode: service:x\n"
             f"    pid: service:x\n    volumes_from: [x]\n")
-    (tmp_path / "oracle").mkdir()
-    (tmp_path / "oracle" / "compose.yaml").write_text(text)
-    up = subprocess.run([compose_bin, "-p", theirs, "up", "-d"], cwd=tmp_path / "oracle",
-                        capture_output=True, text=True, timeout=180)
-    assert up.returncode == 0, up.stderr
-    device.commit({"README.md": "d1\n", f"{stack_name}/compose.yaml": text})
-    out = device.cli("sync")
-    assert out.returncode == 0, out.stderr
+    both_up(device, stack_name, theirs, text, tmp_path, compose_bin)
 
     def joined(project: str) -> list[str]:
         host = docker_client.api.inspect_container(f"{project}-sharer-1")["HostConfig"]

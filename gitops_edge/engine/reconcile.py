@@ -296,8 +296,9 @@ class Reconciler:
         )
 
     def _record_outcomes(self, p: _Pass) -> None:
-        """Each stack this sync decided something about; nothing when that is what is stored already."""
-        if p.dry or not p.revision:
+        """Each stack this sync decided something about; nothing when that is what is stored already
+        (an idle poll decided nothing: the full sync that armed it recorded its outcomes)."""
+        if p.dry or p.idle or not p.revision:
             return
         now = self.clock.now().timestamp()
         stored = self.store.stack_outcomes()

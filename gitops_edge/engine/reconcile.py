@@ -376,8 +376,8 @@ class Reconciler:
         if not p.dry and self.idle.armed(self.clock.monotonic()):
             listing = _Beside(lambda: self.runtime.fingerprint(self.idle.stacks))  # the engine answers while git runs
             revision = asked = self.source.remote_revision()  # one ls-remote; its failure is this sync's
-            engine = listing.result()
-            if self.idle.matches(revision, engine, held_digest(self.store)):
+            held = held_digest(self.store)  # (the store stays on this thread) while the list may still run
+            if self.idle.matches(revision, listing.result(), held):
                 self.revision_seen = p.revision = revision
                 p.idle = True
                 p.result = SyncResult(self.idle.outcome, revision=revision, reason=self.idle.reason)

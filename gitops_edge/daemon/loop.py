@@ -279,7 +279,8 @@ class Agent:
                     self.parked = result.revision if outcome.is_permanent(result) else None
                     if result.revision:
                         self.seen = frozenset({result.revision})
-                    self.metrics.observe(result, time.monotonic() - started, store, self.unchanged_polls())
+                    self.metrics.observe(result, time.monotonic() - started, store, self.unchanged_polls(),
+                                         idle=rec.last_idle)
                     if not rec.last_idle:  # an idle poll repeats what was reported already
                         self.wiring.report(store, result, self.reporter)
             if result is not None:

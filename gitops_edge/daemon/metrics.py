@@ -76,8 +76,12 @@ class Metrics:
         )
 
     def observe(
-        self, result: SyncResult, duration_s: float, store: StateStore, unchanged: tuple[int, float | None] = (0, None)
+        self, result: SyncResult, duration_s: float, store: StateStore, unchanged: tuple[int, float | None] = (0, None),
+        idle: bool = False,
     ) -> None:
+        """After each sync. ``idle``: it stopped at the idle short-circuit, whose basis includes the
+        stacks' applied revisions and quarantine (``engine.idle.held_digest``): their series, set by
+        the full sync that armed it, stand, and are not rebuilt on every poll."""
         outcome = result.outcome
         self.sync_duration.labels(outcome=outcome.value).observe(duration_s)
         if outcome is Outcome.ROLLED_BACK:
@@ -92,12 +96,13 @@ class Metrics:
                 self.stack_refusals.labels(stack=stack).inc()
         self.source_up.set(1 if source_reached(result) else 0)
         self.last_sync.set(time.time())
-        self.revision.clear()
-        self.applied_at.clear()
-        for stack, a in store.applied().items():
-            self.revision.labels(stack=stack, revision=a.revision).set(1)
-            self.applied_at.labels(stack=stack).set(a.applied_at)
-        self.quarantined.set(len(store.quarantined()))
+        if not idle:
+            self.revision.clear()
+            self.applied_at.clear()
+            for stack, a in store.applied().items():
+                self.revision.labels(stack=stack, revision=a.revision).set(1)
+                self.applied_at.labels(stack=stack).set(a.applied_at)
+            self.quarantined.set(len(store.quarantined()))
         _count, used, freed = store.image_usage()
         self.image_bytes.set(used)
         self.image_freed.set(freed)

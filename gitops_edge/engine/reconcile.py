@@ -20,6 +20,7 @@ stacks' held state are as they were, FETCH ends the sync after one ls-remote.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,30 @@ def _reason_for(exc: EdgeError) -> Reason:
 
 _CHANGING = frozenset({Step.STAGE, Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
 _PER_STACK = frozenset({Step.SWITCH, Step.GATE, Step.COMMIT, Step.ROLLBACK})
+
+
+class _Beside:
+    """One call run on its own thread, beside the caller's own wait (the idle poll lists the
+    containers while ``ls-remote`` runs: the two round trips overlap instead of adding up)."""
+
+    def __init__(self, call: Callable[[], str]) -> None:
+        self._call = call
+        self._value = ""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="idle-listing", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # handed to the caller, raised there
+            self._error = exc
+
+    def result(self) -> str:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 @dataclass
@@ -296,8 +321,9 @@ class Reconciler:
         )
 
     def _record_outcomes(self, p: _Pass) -> None:
-        """Each stack this sync decided something about; nothing when that is what is stored already."""
-        if p.dry or not p.revision:
+        """Each stack this sync decided something about; nothing when that is what is stored already
+        (an idle poll decided nothing: the full sync that armed it recorded its outcomes)."""
+        if p.dry or p.idle or not p.revision:
             return
         now = self.clock.now().timestamp()
         stored = self.store.stack_outcomes()
@@ -348,9 +374,10 @@ class Reconciler:
     def _fetch(self, p: _Pass) -> SyncResult | None:
         asked: str | None = None
         if not p.dry and self.idle.armed(self.clock.monotonic()):
+            listing = _Beside(lambda: self.runtime.fingerprint(self.idle.stacks))  # the engine answers while git runs
             revision = asked = self.source.remote_revision()  # one ls-remote; its failure is this sync's
-            engine = self.runtime.fingerprint(self.idle.stacks)
-            if self.idle.matches(revision, engine, held_digest(self.store)):
+            held = held_digest(self.store)  # (the store stays on this thread) while the list may still run
+            if self.idle.matches(revision, listing.result(), held):
                 self.revision_seen = p.revision = revision
                 p.idle = True
                 p.result = SyncResult(self.idle.outcome, revision=revision, reason=self.idle.reason)

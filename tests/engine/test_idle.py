@@ -3,6 +3,7 @@ and stops at FETCH, writing nothing; any drift or new commit runs the full sync 
 
 from __future__ import annotations
 
+from gitops_edge.errors import EngineUnavailableError, SourceError
 from gitops_edge.model.status import Outcome
 from gitops_edge.model.step import Step
 from tests.engine.conftest import REV1, REV2, Bench, two_services
@@ -63,3 +64,22 @@ def test_an_operator_command_or_the_safety_interval_runs_the_full_sync(bench: Be
     calls = len(bench.runtime.calls)
     assert agent.sync().step is Step.PLAN
     assert "observe" in _ops_since(bench, calls)
+
+
+def test_an_idle_poll_reports_the_sources_failure_first_and_then_the_engines(bench: Bench) -> None:
+    """The container list runs beside the ls-remote: either failure is still the poll's own."""
+    bench.commit(REV1, two_services("s", "app:v1"))
+    agent = bench.agent()
+    agent.sync()
+    assert agent.sync().step is Step.PLAN  # armed
+    bench.source.error = SourceError("cannot reach fake://repo")
+    bench.runtime.fail("fingerprint", EngineUnavailableError("engine gone"))
+    both = agent.sync()
+    assert (both.outcome, both.reason) == (Outcome.ERROR, "cannot reach fake://repo")
+    bench.source.error = None
+    agent.sync()
+    assert agent.sync().step is Step.FETCH  # armed again
+    bench.runtime.fail("fingerprint", EngineUnavailableError("engine gone"))
+    engine = agent.sync()
+    assert (engine.outcome, engine.reason, engine.step) == (Outcome.ERROR, "engine gone", Step.FETCH)
+    assert agent.sync().step is Step.PLAN  # the memo was not trusted after the failed poll

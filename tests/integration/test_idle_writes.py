@@ -62,6 +62,8 @@ def test_idle_polls_write_nothing_and_drift_is_still_repaired(
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert any(line.startswith("gitops_edge_unchanged_polls ") and float(line.split()[1]) >= POLLS
                    for line in metrics.splitlines()), metrics
+        # the per-stack series the deploy set stand through idle polls (they are not rebuilt per poll)
+        assert f'gitops_edge_applied_revision_info{{revision="{rev}",stack="{s}"}} 1.0' in metrics, metrics
 
         # drift: the web container removed by hand comes back within an interval or two
         web = device.containers(s)[f"{s}-web-1"]

@@ -125,3 +125,23 @@ def test_is_pinned() -> None:
     assert image_ref.is_pinned("a/b@sha256:00")
     assert image_ref.is_pinned("sha256:0123")
     assert not image_ref.is_pinned("a/b:v1")
+
+
+def test_containers_digest_sees_what_can_change_under_an_id_and_ignores_uptime() -> None:
+    def listed(**over: object) -> dict[str, object]:
+        return {"Id": "c1", "State": "running", "Status": "Up 3 minutes (healthy)", "Names": ["/demo-web-1"],
+                "ImageID": "sha256:aa", "Labels": {"com.docker.compose.project": "demo"}, **over}
+
+    other = listed(Id="c2", Names=["/demo-db-1"])
+    base = docker_read.containers_digest([listed(), other])
+    assert docker_read.containers_digest([other, listed()]) == base  # list order does not count
+    assert docker_read.containers_digest([listed(Status="Up 4 hours (healthy)"), other]) == base
+    changed = [
+        [other],  # removed
+        [listed(), other, {**other, "Id": "c3"}],  # added
+        [listed(Id="c9"), other],  # replaced (a new image or new labels is a new container)
+        [listed(State="exited", Status="Exited (0) 1 second ago"), other],  # stopped
+        [listed(Status="Up 3 minutes (unhealthy)"), other],  # turned unhealthy
+        [listed(Names=["/renamed"]), other],  # renamed by hand
+    ]
+    assert len({base, *(docker_read.containers_digest(c) for c in changed)}) == len(changed) + 1

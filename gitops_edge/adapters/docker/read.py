@@ -9,7 +9,6 @@ The list API has no restart count; only ``inspect`` has it.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -48,20 +47,20 @@ def _int(text: str | None, default: int = 0) -> int:
 
 
 def containers_digest(summaries: list[dict[str, Any]]) -> str:
-    """One digest of the listed containers: any container added, removed, replaced, stopped,
-    started, turning unhealthy or relabelled changes it; uptime text does not."""
+    """One digest of the listed containers: any container added, removed, replaced, renamed,
+    stopped, started or turning unhealthy changes it; uptime text does not.
+
+    Only what can change while the container keeps its id goes in beside the id: its state,
+    health and names. A container's image and labels are fixed when it is created (``docker
+    update`` changes neither), so a container changed there by hand is a new id. That keeps
+    the idle poll's digest a few string joins however many labels a service has.
+    """
     rows = sorted(
-        (
-            str(s.get("Id")),
-            str(s.get("State")),
-            health_from_status(str(s.get("Status") or "")) or "",
-            str(s.get("ImageID")),
-            sorted(s.get("Names") or []),
-            sorted((s.get("Labels") or {}).items()),
-        )
+        f"{s.get('Id')}\t{s.get('State')}\t{health_from_status(str(s.get('Status') or '')) or ''}"
+        f"\t{','.join(sorted(s.get('Names') or ()))}"
         for s in summaries
     )
-    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
 def observed_container(summary: dict[str, Any], restart_count: int = 0) -> ObservedContainer | None:
